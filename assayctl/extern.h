@@ -1,0 +1,22 @@
+/*
+ * Internals of assayctl, the administration command line. Each command
+ * is a function in the command table (main.c) and lives in a file named
+ * after it. Commands talk to PostgreSQL only through libpq parameters.
+ */
+#ifndef ASSAYCTL_EXTERN_H
+#define ASSAYCTL_EXTERN_H
+
+#include <libpq-fe.h>
+
+struct ctl {
+	const char *database_url;
+	const char *sql_dir;
+};
+
+/* Connect or print why not; NULL on failure. */
+PGconn *ctl_connect(const struct ctl *);
+
+/* migrate.c: `assayctl migrate [--status]`. Returns the exit status. */
+int cmd_migrate(const struct ctl *, int argc, char *argv[]);
+
+#endif

@@ -1,0 +1,100 @@
+/*
+ * assayctl: administration of an Assay installation from the shell.
+ * Global options, then one command from the table. Exit status 0 on
+ * success, 1 on failure, 2 on a usage error; errors go to stderr.
+ */
+#include "config.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "extern.h"
+
+static const struct {
+	const char *name;
+	int (*run)(const struct ctl *, int, char *[]);
+	const char *usage;
+} commands[] = {
+	{"migrate", cmd_migrate, "migrate [--status]   apply pending sql/ migrations"},
+};
+
+static void
+usage(FILE *out)
+{
+	size_t i;
+
+	fprintf(out, "usage: assayctl [--database-url URL] [--sql-dir DIR] COMMAND ...\n"
+	             "  DATABASE_URL and ASSAY_SQL_DIR set the same as the options.\n"
+	             "commands:\n");
+	for (i = 0; i < sizeof commands / sizeof commands[0]; i++)
+		fprintf(out, "  %s\n", commands[i].usage);
+}
+
+PGconn *
+ctl_connect(const struct ctl *ctl)
+{
+	PGconn *conn = PQconnectdb(ctl->database_url);
+
+	if (PQstatus(conn) != CONNECTION_OK) {
+		fprintf(stderr, "assayctl: cannot connect to the database: %s",
+		        PQerrorMessage(conn));
+		PQfinish(conn);
+		return NULL;
+	}
+	return conn;
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option opts[] = {
+		{"database-url", required_argument, NULL, 'd'},
+		{"sql-dir", required_argument, NULL, 's'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	struct ctl ctl;
+	size_t i;
+	int c;
+
+	ctl.database_url = getenv("DATABASE_URL") ? getenv("DATABASE_URL") : "dbname=assay";
+	ctl.sql_dir = getenv("ASSAY_SQL_DIR") ? getenv("ASSAY_SQL_DIR") : SQLDIR;
+	/* "+": stop at the command; its options are its own. */
+	while ((c = getopt_long(argc, argv, "+hV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			ctl.database_url = optarg;
+			break;
+		case 's':
+			ctl.sql_dir = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			printf("assayctl %s\n", PACKAGE_VERSION);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return 2;
+	}
+	for (i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+		if (strcmp(argv[optind], commands[i].name) == 0) {
+			argv += optind;
+			argc -= optind;
+			optind = 1; /* reset getopt for the command's own options */
+			return commands[i].run(&ctl, argc, argv);
+		}
+	}
+	fprintf(stderr, "assayctl: unknown command '%s'\n", argv[optind]);
+	usage(stderr);
+	return 2;
+}

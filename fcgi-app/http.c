@@ -1,0 +1,134 @@
+/*
+ * HTTP responses over FastCGI: status line, common headers, JSON bodies
+ * and RFC 9457 problem details. Every response goes through http_send,
+ * which adds X-Request-ID and records the status for the access log.
+ * Nothing here reads the request body or talks to storage.
+ */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "extern.h"
+#include "util.h"
+
+static const struct {
+	int status;
+	const char *reason;
+} reasons[] = {
+	{200, "OK"},
+	{201, "Created"},
+	{202, "Accepted"},
+	{204, "No Content"},
+	{400, "Bad Request"},
+	{401, "Unauthorized"},
+	{403, "Forbidden"},
+	{404, "Not Found"},
+	{405, "Method Not Allowed"},
+	{409, "Conflict"},
+	{413, "Content Too Large"},
+	{415, "Unsupported Media Type"},
+	{422, "Unprocessable Content"},
+	{429, "Too Many Requests"},
+	{500, "Internal Server Error"},
+	{503, "Service Unavailable"},
+};
+
+const char *
+http_reason(int status)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof reasons / sizeof reasons[0]; i++)
+		if (reasons[i].status == status)
+			return reasons[i].reason;
+	return "Unknown";
+}
+
+const char *
+http_param(const struct req *r, const char *name)
+{
+	return FCGX_GetParam(name, r->fcgi->envp);
+}
+
+void
+http_request_id(const char *given, char id[65])
+{
+	size_t n;
+
+	if (given != NULL) {
+		n = strspn(given, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		                  "0123456789._-");
+		if (n > 0 && n <= 64 && given[n] == '\0') {
+			memcpy(id, given, n + 1);
+			return;
+		}
+	}
+	if (!util_random_hex(id, 16))
+		snprintf(id, 65, "%016llx", (unsigned long long)util_now_us());
+}
+
+void
+http_send(struct req *r, int status, const char *ctype, const char *headers,
+          const char *body, size_t len)
+{
+	char head[1024];
+	int n;
+
+	r->status = status;
+	/* libfcgi's own printf lacks %zu: format here, write raw. */
+	n = snprintf(head, sizeof head,
+	             "Status: %d %s\r\n"
+	             "Content-Type: %s\r\n"
+	             "Content-Length: %zu\r\n"
+	             "X-Request-ID: %s\r\n"
+	             "Cache-Control: no-store\r\n"
+	             "%s\r\n",
+	             status, http_reason(status), ctype, len, r->request_id,
+	             headers ? headers : "");
+	if (n < 0 || (size_t)n >= sizeof head)
+		abort(); /* callers pass short, fixed headers */
+	FCGX_PutStr(head, n, r->fcgi->out);
+	if (len > 0 && strcmp(r->method, "HEAD") != 0)
+		FCGX_PutStr(body, (int)len, r->fcgi->out);
+}
+
+void
+http_json(struct req *r, int status, const char *ctype, struct json_object *obj)
+{
+	size_t len;
+	const char *body = json_object_to_json_string_length(
+	    obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+
+	http_send(r, status, ctype, NULL, body, len);
+	json_object_put(obj);
+}
+
+void
+http_problem(struct req *r, int status, const char *code, const char *headers,
+             const char *fmt, ...)
+{
+	struct json_object *p = json_object_new_object();
+	char detail[1024];
+	const char *body;
+	size_t len;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof detail, fmt, ap);
+	va_end(ap);
+	json_object_object_add(p, "type", json_object_new_string("about:blank"));
+	json_object_object_add(p, "title", json_object_new_string(http_reason(status)));
+	json_object_object_add(p, "status", json_object_new_int(status));
+	json_object_object_add(p, "detail", json_object_new_string(detail));
+	json_object_object_add(p, "code", json_object_new_string(code));
+	json_object_object_add(p, "request_id", json_object_new_string(r->request_id));
+	body = json_object_to_json_string_length(
+	    p, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	http_send(r, status, "application/problem+json", headers, body, len);
+	json_object_put(p);
+}

@@ -1,0 +1,172 @@
+/*
+ * A prefork worker: accept one FastCGI request at a time, route it, answer
+ * it, log one access line. SIGTERM lets the request in hand finish, then
+ * the worker exits. A worker never outlives its master (PDEATHSIG). All
+ * per-process state (database connection, memcached handle) lives here.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "cfg.h"
+#include "db.h"
+#include "extern.h"
+#include "log.h"
+#include "mc.h"
+#include "util.h"
+
+static volatile sig_atomic_t worker_stopping;
+static int worker_listen_fd = -1;
+
+/*
+ * Stop accepting. Closing the listening descriptor closes the window
+ * between libfcgi's shutdown check and its accept(2): an accept that
+ * starts after this fails at once instead of waiting for a client.
+ */
+static void
+worker_on_term(int sig)
+{
+	(void)sig;
+	worker_stopping = 1;
+	FCGX_ShutdownPending();
+	if (worker_listen_fd >= 0)
+		close(worker_listen_fd);
+	worker_listen_fd = -1;
+}
+
+static void
+worker_signals(void)
+{
+	struct sigaction sa;
+	sigset_t none;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = worker_on_term; /* no SA_RESTART: accept() must return */
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGHUP, &sa, NULL); /* the master replaces workers on reload */
+	sigaction(SIGPIPE, &sa, NULL);
+	sa.sa_handler = SIG_DFL;
+	sigaction(SIGCHLD, &sa, NULL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/* The request path without query string, with /api/ as an alias of /api/v1/. */
+static void
+req_path(struct req *r)
+{
+	const char *uri = http_param(r, "REQUEST_URI");
+	size_t n;
+
+	if (uri == NULL)
+		uri = http_param(r, "SCRIPT_NAME");
+	if (uri == NULL)
+		uri = "/";
+	n = strcspn(uri, "?");
+	if (n >= sizeof r->path)
+		n = sizeof r->path - 1;
+	if (strncmp(uri, "/api/", 5) == 0 && strncmp(uri, "/api/v1/", 8) != 0 && n + 3 < sizeof r->path) {
+		memcpy(r->path, "/api/v1/", 8);
+		memcpy(r->path + 8, uri + 5, n - 5);
+		r->path[n + 3] = '\0';
+	} else {
+		memcpy(r->path, uri, n);
+		r->path[n] = '\0';
+	}
+}
+
+static void
+access_log(const struct req *r)
+{
+	struct json_object *f;
+
+	if (!log_enabled(LOG_INFO))
+		return;
+	f = json_object_new_object();
+	json_object_object_add(f, "method", json_object_new_string(r->method));
+	json_object_object_add(f, "route", json_object_new_string(
+	                                        r->match.route ? r->match.route->pattern : "-"));
+	json_object_object_add(f, "status", json_object_new_int(r->status));
+	json_object_object_add(f, "duration_ms",
+	                       json_object_new_double((double)(util_now_us() - r->start_us) / 1000.0));
+	json_object_object_add(f, "request_id", json_object_new_string(r->request_id));
+	log_kv(LOG_INFO, "request", f);
+}
+
+static void
+worker_serve(struct app *app, FCGX_Request *fr)
+{
+	struct req r;
+	char allow[128], headers[160];
+
+	memset(&r, 0, sizeof r);
+	r.start_us = util_now_us();
+	r.fcgi = fr;
+	r.app = app;
+	r.method = http_param(&r, "REQUEST_METHOD");
+	if (r.method == NULL)
+		r.method = "GET";
+	http_request_id(http_param(&r, "HTTP_X_REQUEST_ID"), r.request_id);
+	req_path(&r);
+
+	switch (route_match(api_routes, api_nroutes, r.method, r.path, &r.match)) {
+	case ROUTE_OK:
+		r.match.route->handler(&r);
+		break;
+	case ROUTE_BAD_METHOD:
+		route_allow(r.match.allow, allow, sizeof allow);
+		snprintf(headers, sizeof headers, "Allow: %s\r\n", allow);
+		http_problem(&r, 405, "METHOD_NOT_ALLOWED", headers,
+		             "%s is not allowed on %s; allowed: %s", r.method, r.path, allow);
+		break;
+	case ROUTE_NOT_FOUND:
+		http_problem(&r, 404, "NOT_FOUND", NULL, "no resource at %s", r.path);
+		break;
+	}
+	access_log(&r);
+}
+
+void
+worker_run(const struct cfg *cfg, int listen_fd)
+{
+	struct app app = {cfg, NULL, NULL};
+	FCGX_Request fr;
+
+	worker_listen_fd = listen_fd;
+	worker_signals();
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() == 1)
+		exit(0); /* the master died before we got here */
+	app.db = db_new(cfg_str(cfg, API_DATABASE_URL));
+	app.mc = mc_new(cfg_str(cfg, API_MEMCACHED_SERVERS));
+	if (app.mc == NULL)
+		log_msg(LOG_WARN, "memcached_servers '%s' cannot be parsed; running without cache",
+		        cfg_str(cfg, API_MEMCACHED_SERVERS));
+
+	if (FCGX_Init() != 0 || FCGX_InitRequest(&fr, listen_fd, FCGI_FAIL_ACCEPT_ON_INTR) != 0) {
+		log_msg(LOG_ERROR, "cannot initialise libfcgi");
+		exit(1);
+	}
+	while (!worker_stopping) {
+		if (FCGX_Accept_r(&fr) < 0) {
+			if (worker_stopping || errno == EINTR)
+				continue;
+			log_msg(LOG_ERROR, "accept failed: %s", strerror(errno));
+			exit(1);
+		}
+		worker_serve(&app, &fr);
+		FCGX_Finish_r(&fr);
+	}
+	db_free(app.db);
+	mc_free(app.mc);
+	exit(0);
+}

@@ -1,0 +1,63 @@
+/*
+ * Configuration: INI files described by one key table per program. The
+ * table drives parsing, environment overrides, the `-t` check, the sample
+ * file in etc/ and the reference in doc/, so they cannot drift apart.
+ * This module never exits or logs: it reports every problem to the caller
+ * as "file:line: message" text.
+ */
+#ifndef ASSAY_CFG_H
+#define ASSAY_CFG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+enum cfg_type {
+	CFG_STRING,
+	CFG_INT,  /* decimal, within [min, max] */
+	CFG_BOOL, /* true/false, yes/no, on/off, 1/0 */
+	CFG_ENUM, /* one of choices; the value is its index */
+	CFG_MODE, /* octal file mode such as 0660 */
+};
+
+#define CFG_RELOADABLE 0x1 /* takes effect on SIGHUP */
+#define CFG_SECRET     0x2 /* password part is masked when printed */
+
+struct cfg_key {
+	const char *section;
+	const char *name;
+	enum cfg_type type;
+	const char *def;            /* default, spelled as in the file */
+	const char *env;            /* overriding environment variable, or NULL */
+	long min, max;              /* CFG_INT bounds */
+	const char *const *choices; /* CFG_ENUM names, NULL-terminated */
+	unsigned flags;
+	const char *doc; /* one sentence for the sample file and the reference */
+};
+
+struct cfg;
+
+/*
+ * Load defaults, then path (if not NULL), then the environment. A missing
+ * file is an error only if required. On failure returns NULL and sets
+ * *errors to a newly allocated list of "where: what" lines (caller frees).
+ */
+struct cfg *cfg_load(const struct cfg_key *keys, size_t nkeys, const char *path,
+                     bool required, char **errors);
+void cfg_free(struct cfg *);
+
+const char *cfg_str(const struct cfg *, size_t key);
+long cfg_int(const struct cfg *, size_t key); /* INT, BOOL, ENUM and MODE values */
+const char *cfg_path(const struct cfg *);     /* file read, or NULL */
+/* The value as text, with any password replaced by "***". Caller frees. */
+char *cfg_text(const struct cfg *, size_t key);
+/* Whether key has different values in the two configurations. */
+bool cfg_differs(const struct cfg *, const struct cfg *, size_t key);
+
+/* Effective configuration, for -t. Secrets masked. */
+void cfg_print(const struct cfg *, FILE *);
+/* The sample file and the Markdown reference, generated from the table. */
+void cfg_write_sample(const struct cfg_key *, size_t, const char *file, FILE *);
+void cfg_write_doc(const struct cfg_key *, size_t, const char *file, FILE *);
+
+#endif

@@ -1,0 +1,113 @@
+/*
+ * Lazily connected, self-healing PostgreSQL connection: see db.h. Logs a
+ * state change (up to down, down to up) once, not on every request.
+ */
+#include "config.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "log.h"
+#include "xalloc.h"
+
+struct db {
+	char *conninfo;
+	PGconn *conn;
+	bool down_logged;
+};
+
+struct db *
+db_new(const char *conninfo)
+{
+	struct db *db = xcalloc(1, sizeof *db);
+
+	db->conninfo = xstrdup(conninfo);
+	return db;
+}
+
+void
+db_free(struct db *db)
+{
+	if (db == NULL)
+		return;
+	if (db->conn != NULL)
+		PQfinish(db->conn);
+	free(db->conninfo);
+	free(db);
+}
+
+const char *
+db_strerror(enum db_rc rc)
+{
+	switch (rc) {
+	case DB_OK:
+		return "ok";
+	case DB_DOWN:
+		return "database unavailable";
+	case DB_ERROR:
+		return "database error";
+	}
+	return "unknown";
+}
+
+static void
+db_drop(struct db *db)
+{
+	if (db->conn != NULL)
+		PQfinish(db->conn);
+	db->conn = NULL;
+}
+
+PGconn *
+db_conn(struct db *db)
+{
+	/* The conninfo's own connect_timeout, if any, wins: it comes later. */
+	static const char *const kw[] = {"connect_timeout", "application_name", "dbname", NULL};
+	const char *val[] = {"3", "assay", db->conninfo, NULL};
+
+	if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK)
+		return db->conn;
+	db_drop(db);
+	db->conn = PQconnectdbParams(kw, val, 1);
+	if (PQstatus(db->conn) != CONNECTION_OK) {
+		if (!db->down_logged)
+			log_msg(LOG_ERROR, "database connection failed: %s",
+			        strtok(PQerrorMessage(db->conn), "\n"));
+		db->down_logged = true;
+		db_drop(db);
+		return NULL;
+	}
+	if (db->down_logged)
+		log_msg(LOG_INFO, "database connection restored");
+	db->down_logged = false;
+	return db->conn;
+}
+
+enum db_rc
+db_query(struct db *db, PGresult **res, const char *sql, int n, const char *const *params)
+{
+	ExecStatusType st;
+	PGconn *conn;
+	int attempt;
+
+	*res = NULL;
+	for (attempt = 0; attempt < 2; attempt++) {
+		conn = db_conn(db);
+		if (conn == NULL)
+			return DB_DOWN;
+		*res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+		st = PQresultStatus(*res);
+		if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+			return DB_OK;
+		PQclear(*res);
+		*res = NULL;
+		if (PQstatus(conn) == CONNECTION_OK) {
+			log_msg(LOG_ERROR, "query failed: %s", strtok(PQerrorMessage(conn), "\n"));
+			return DB_ERROR;
+		}
+		db_drop(db); /* broken: reconnect and try once more */
+	}
+	return DB_DOWN;
+}

@@ -1,0 +1,33 @@
+/*
+ * One PostgreSQL connection per process, connected lazily and replaced
+ * after failures. Every query goes through db_query with parameters only.
+ * A worker whose database is down gets DB_DOWN quickly and answers 503;
+ * it never blocks longer than the connect timeout and never crashes.
+ */
+#ifndef ASSAY_DB_H
+#define ASSAY_DB_H
+
+#include <libpq-fe.h>
+
+enum db_rc {
+	DB_OK = 0, /* *res holds tuples or a command status; caller PQclears */
+	DB_DOWN,   /* no connection could be made or it broke; *res is NULL */
+	DB_ERROR,  /* the server rejected the statement; logged; *res is NULL */
+};
+
+struct db;
+
+struct db *db_new(const char *conninfo);
+void db_free(struct db *);
+const char *db_strerror(enum db_rc);
+/*
+ * Run sql with n text parameters. If the connection turns out to be
+ * broken, it is re-established and the statement sent once more, so sql
+ * must be safe to repeat when used outside an explicit transaction.
+ */
+enum db_rc db_query(struct db *, PGresult **res, const char *sql, int n,
+                    const char *const *params);
+/* The connection, connecting first if needed; NULL when down. */
+PGconn *db_conn(struct db *);
+
+#endif
