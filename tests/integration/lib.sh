@@ -1,0 +1,64 @@
+# Helpers for integration tests. A test sources this, talks to the stack
+# named by ASSAY_URL / ASSAY_STACK_DIR like a real client, and ends with
+# `finish`. Checks never stop the test: every failure is reported.
+set -u
+fails=0
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+srcdir=$(cd "$here/../.." && pwd)
+
+ok() { printf 'ok   %s\n' "$*"; }
+fail() { printf 'FAIL %s\n' "$*"; fails=$((fails + 1)); }
+finish() { [ "$fails" -eq 0 ]; exit; }
+
+# check DESCRIPTION ACTUAL EXPECTED
+check() { if [ "$2" = "$3" ]; then ok "$1"; else fail "$1: expected '$3', got '$2'"; fi; }
+# check_match DESCRIPTION TEXT REGEX
+check_match() {
+  if printf '%s' "$2" | grep -Eq -- "$3"; then ok "$1"; else fail "$1: '$2' !~ /$3/"; fi
+}
+
+# http METHOD PATH [curl options]: sets status, body, headers.
+http() {
+  local method=$1 path=$2 h b
+  shift 2
+  h=$(mktemp) b=$(mktemp)
+  if [ "$method" = HEAD ]; then
+    status=$(curl -s -I -o "$h" -w '%{http_code}' "$@" "$ASSAY_URL$path")
+    : >"$b"
+  else
+    status=$(curl -s -o "$b" -D "$h" -w '%{http_code}' -X "$method" "$@" "$ASSAY_URL$path")
+  fi
+  body=$(cat "$b")
+  headers=$(tr -d '\r' <"$h")
+  rm -f "$h" "$b"
+}
+header() { printf '%s\n' "$headers" | grep -i "^$1:" | head -n 1 | cut -d' ' -f2-; }
+json() { printf '%s' "$body" | jq -r "$1" 2>/dev/null; }
+
+# Wait up to $2 tenths of a second for the command to succeed.
+eventually() {
+  local what=$1 tries=$2 i
+  shift 2
+  for i in $(seq 1 "$tries"); do
+    "$@" >/dev/null 2>&1 && { ok "$what"; return 0; }
+    sleep 0.1
+  done
+  fail "$what (gave up)"
+  return 1
+}
+
+api_log="$ASSAY_STACK_DIR/log/assay-api.log"
+# Lines the api logged since the mark: log_mark; ...; log_since | grep ...
+log_mark() { mark=$(wc -l <"$api_log"); }
+log_since() { tail -n +"$((mark + 1))" "$api_log"; }
+
+# Is the process running? A zombie (exited, not yet reaped) is not.
+running() { [ -r "/proc/$1/stat" ] && [ "$(cut -d' ' -f3 "/proc/$1/stat")" != Z ]; }
+
+as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+pg_ctl() { as_pg /usr/lib/postgresql/15/bin/pg_ctl -D "$(cat "$ASSAY_STACK_DIR/pgdata")" "$@"; }
+# Bring every stopped part of the stack back.
+stack_up() {
+  "$srcdir/tools/stack" up --no-build --server "$ASSAY_SERVER" --dir "$ASSAY_STACK_DIR" 2>&1 |
+    grep -v '^stack: up'
+}

@@ -1,0 +1,120 @@
+/*
+ * Unit tests for fcgi-app/route.c: literal and parameter segments, 404
+ * versus 405 with the methods to allow, HEAD implied by GET.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <stdlib.h>
+
+#include "extern.h"
+
+static void
+h_dummy(struct req *r)
+{
+	(void)r;
+}
+
+static const struct route table[] = {
+	{M_GET, "/health", h_dummy},
+	{M_GET, "/api/v1/runs", h_dummy},
+	{M_POST, "/api/v1/runs", h_dummy},
+	{M_GET, "/api/v1/runs/{id}", h_dummy},
+	{M_POST, "/api/v1/runs/{id}/cancel", h_dummy},
+	{M_GET | M_DELETE, "/api/v1/analyses/{id}/versions/{version}", h_dummy},
+};
+#define N (sizeof table / sizeof table[0])
+
+START_TEST(literal_and_method)
+{
+	struct route_match m;
+
+	ck_assert_int_eq(route_match(table, N, "GET", "/health", &m), ROUTE_OK);
+	ck_assert_ptr_eq(m.route, &table[0]);
+	ck_assert_int_eq(route_match(table, N, "POST", "/api/v1/runs", &m), ROUTE_OK);
+	ck_assert_ptr_eq(m.route, &table[2]);
+	ck_assert_int_eq(route_match(table, N, "HEAD", "/api/v1/runs", &m), ROUTE_OK);
+	ck_assert_ptr_eq(m.route, &table[1]);
+}
+END_TEST
+
+START_TEST(parameters)
+{
+	struct route_match m;
+
+	ck_assert_int_eq(route_match(table, N, "POST", "/api/v1/runs/abc/cancel", &m), ROUTE_OK);
+	ck_assert_ptr_eq(m.route, &table[4]);
+	ck_assert_int_eq(m.nparams, 1);
+	ck_assert_str_eq(m.params[0], "abc");
+	ck_assert_int_eq(route_match(table, N, "DELETE", "/api/v1/analyses/a1/versions/3", &m),
+	                 ROUTE_OK);
+	ck_assert_int_eq(m.nparams, 2);
+	ck_assert_str_eq(m.params[0], "a1");
+	ck_assert_str_eq(m.params[1], "3");
+}
+END_TEST
+
+START_TEST(not_found)
+{
+	struct route_match m;
+
+	ck_assert_int_eq(route_match(table, N, "GET", "/healthz", &m), ROUTE_NOT_FOUND);
+	ck_assert_int_eq(route_match(table, N, "GET", "/health/", &m), ROUTE_NOT_FOUND);
+	ck_assert_int_eq(route_match(table, N, "GET", "/api/v1/runs//cancel", &m), ROUTE_NOT_FOUND);
+	ck_assert_int_eq(route_match(table, N, "GET", "/api/v1/runs/a/b", &m), ROUTE_NOT_FOUND);
+	ck_assert_int_eq(route_match(table, N, "GET", "", &m), ROUTE_NOT_FOUND);
+	ck_assert_int_eq(m.nparams, 0);
+}
+END_TEST
+
+START_TEST(method_not_allowed)
+{
+	struct route_match m;
+	char allow[64];
+
+	ck_assert_int_eq(route_match(table, N, "DELETE", "/api/v1/runs", &m), ROUTE_BAD_METHOD);
+	route_allow(m.allow, allow, sizeof allow);
+	ck_assert_str_eq(allow, "GET, HEAD, POST");
+	ck_assert_int_eq(route_match(table, N, "BREW", "/health", &m), ROUTE_BAD_METHOD);
+	route_allow(m.allow, allow, sizeof allow);
+	ck_assert_str_eq(allow, "GET, HEAD");
+	ck_assert_int_eq(route_match(table, N, "GET", "/api/v1/runs/x/cancel", &m),
+	                 ROUTE_BAD_METHOD);
+	route_allow(m.allow, allow, sizeof allow);
+	ck_assert_str_eq(allow, "POST");
+}
+END_TEST
+
+START_TEST(overlong_parameter)
+{
+	struct route_match m;
+	char path[400] = "/api/v1/runs/";
+	size_t i;
+
+	for (i = 13; i < sizeof path - 1; i++)
+		path[i] = 'a';
+	path[sizeof path - 1] = '\0';
+	ck_assert_int_eq(route_match(table, N, "GET", path, &m), ROUTE_NOT_FOUND);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("route");
+	TCase *tc = tcase_create("route");
+	SRunner *sr;
+	int failed;
+
+	tcase_add_test(tc, literal_and_method);
+	tcase_add_test(tc, parameters);
+	tcase_add_test(tc, not_found);
+	tcase_add_test(tc, method_not_allowed);
+	tcase_add_test(tc, overlong_parameter);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
