@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 
@@ -55,6 +56,9 @@ http_param(const struct req *r, const char *name)
 	return FCGX_GetParam(name, r->fcgi->envp);
 }
 
+static char id_prefix[17];
+static uint64_t id_counter;
+
 void
 http_request_id(const char *given, char id[65])
 {
@@ -68,8 +72,14 @@ http_request_id(const char *given, char id[65])
 			return;
 		}
 	}
-	if (!util_random_hex(id, 16))
-		snprintf(id, 65, "%016llx", (unsigned long long)util_now_us());
+	/*
+	 * Generated: 16 random hex digits drawn once per worker (the master
+	 * never serves, so each forked worker draws its own), then a counter.
+	 */
+	if (id_prefix[0] == '\0' && !util_random_hex(id_prefix, 8))
+		snprintf(id_prefix, sizeof id_prefix, "%08x%08x", (unsigned)getpid(),
+		         (unsigned)util_now_us());
+	snprintf(id, 65, "%s%016llx", id_prefix, (unsigned long long)++id_counter);
 }
 
 void

@@ -13,8 +13,6 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
-#include <json-c/json.h>
-
 #include "cfg.h"
 #include "db.h"
 #include "extern.h"
@@ -87,19 +85,17 @@ req_path(struct req *r)
 static void
 access_log(const struct req *r)
 {
-	struct json_object *f;
+	char members[512], method[64];
 
 	if (!log_enabled(LOG_INFO))
 		return;
-	f = json_object_new_object();
-	json_object_object_add(f, "method", json_object_new_string(r->method));
-	json_object_object_add(f, "route", json_object_new_string(
-	                                        r->match.route ? r->match.route->pattern : "-"));
-	json_object_object_add(f, "status", json_object_new_int(r->status));
-	json_object_object_add(f, "duration_ms",
-	                       json_object_new_double((double)(util_now_us() - r->start_us) / 1000.0));
-	json_object_object_add(f, "request_id", json_object_new_string(r->request_id));
-	log_kv(LOG_INFO, "request", f);
+	log_json_escape(r->method, method, sizeof method);
+	snprintf(members, sizeof members,
+	         "\"method\":\"%s\",\"route\":\"%s\",\"status\":%d,\"duration_ms\":%.3f,"
+	         "\"request_id\":\"%s\"",
+	         method, r->match.route ? r->match.route->pattern : "-", r->status,
+	         (double)(util_now_us() - r->start_us) / 1000.0, r->request_id);
+	log_line(LOG_INFO, "request", members);
 }
 
 static void

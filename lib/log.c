@@ -1,8 +1,8 @@
 /*
  * JSON-lines logger on stderr. A line is written with one write(2) so
- * lines from prefork workers sharing stderr never interleave. It must not
- * allocate through the x* wrappers' abort path in a way that loops: on
- * failure it drops the line.
+ * lines from prefork workers sharing stderr never interleave. Lines are
+ * assembled on the stack; a line that does not fit is replaced by a short
+ * notice rather than cut mid-JSON. Never aborts.
  */
 #include "config.h"
 
@@ -43,44 +43,80 @@ log_enabled(enum log_level level)
 	return level >= log_min;
 }
 
+size_t
+log_json_escape(const char *in, char *out, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+	unsigned char c;
+
+	for (; *in != '\0' && o + 7 < len; in++) {
+		c = (unsigned char)*in;
+		if (c == '"' || c == '\\') {
+			out[o++] = '\\';
+			out[o++] = (char)c;
+		} else if (c < 0x20) {
+			memcpy(out + o, "\\u00", 4);
+			out[o + 4] = hex[c >> 4];
+			out[o + 5] = hex[c & 0xf];
+			o += 6;
+		} else {
+			out[o++] = (char)c;
+		}
+	}
+	out[o] = '\0';
+	return o;
+}
+
+void
+log_line(enum log_level level, const char *msg, const char *members)
+{
+	char buf[8192], now[40], esc[2048];
+	int n;
+
+	if (!log_enabled(level))
+		return;
+	util_rfc3339_now(now, sizeof now, true);
+	log_json_escape(msg, esc, sizeof esc);
+	n = snprintf(buf, sizeof buf,
+	             "{\"time\":\"%s\",\"level\":\"%s\",\"program\":\"%s\",\"pid\":%d,"
+	             "\"msg\":\"%s\"%s%s}\n",
+	             now, log_level_names[level], log_program, (int)getpid(), esc,
+	             members && *members ? "," : "", members ? members : "");
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof buf) { /* cut, but keep it one valid JSON line */
+		n = snprintf(buf, sizeof buf,
+		             "{\"time\":\"%s\",\"level\":\"%s\",\"program\":\"%s\",\"pid\":%d,"
+		             "\"msg\":\"(line too long)\"}\n",
+		             now, log_level_names[level], log_program, (int)getpid());
+	}
+	if (write(STDERR_FILENO, buf, (size_t)n) < 0) {
+		/* Nowhere left to report it. */
+	}
+}
+
 void
 log_kv(enum log_level level, const char *msg, struct json_object *fields)
 {
-	struct json_object *line;
-	char now[40];
 	const char *text;
 	size_t len;
-	char *buf;
 
-	if (!log_enabled(level)) {
+	if (!log_enabled(level) || fields == NULL) {
+		log_line(level, msg, NULL);
 		json_object_put(fields);
 		return;
 	}
-	util_rfc3339_now(now, sizeof now, true);
-	line = json_object_new_object();
-	json_object_object_add(line, "time", json_object_new_string(now));
-	json_object_object_add(line, "level", json_object_new_string(log_level_names[level]));
-	json_object_object_add(line, "program", json_object_new_string(log_program));
-	json_object_object_add(line, "pid", json_object_new_int((int)getpid()));
-	json_object_object_add(line, "msg", json_object_new_string(msg));
-	if (fields != NULL) {
-		json_object_object_foreach(fields, key, val)
-			json_object_object_add(line, key, json_object_get(val));
-		json_object_put(fields);
+	/* "{...}" without its braces is the list of members to append. */
+	text = json_object_to_json_string_length(
+	    fields, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	if (len >= 2) {
+		char *members = strndup(text + 1, len - 2);
+
+		log_line(level, msg, members);
+		free(members);
 	}
-	text = json_object_to_json_string_ext(line, JSON_C_TO_STRING_PLAIN |
-	                                                JSON_C_TO_STRING_NOSLASHESCAPE);
-	len = strlen(text);
-	buf = malloc(len + 1);
-	if (buf != NULL) {
-		memcpy(buf, text, len);
-		buf[len] = '\n';
-		if (write(STDERR_FILENO, buf, len + 1) < 0) {
-			/* Nowhere left to report it. */
-		}
-		free(buf);
-	}
-	json_object_put(line);
+	json_object_put(fields);
 }
 
 void

@@ -8,6 +8,7 @@
 #define ASSAY_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct json_object;
 
@@ -25,5 +26,12 @@ void log_msg(enum log_level, const char *fmt, ...) __attribute__((format(printf,
  * the line. Takes ownership of fields.
  */
 void log_kv(enum log_level, const char *msg, struct json_object *fields);
+/*
+ * Log msg with members, preformatted JSON object members without braces
+ * ("\"status\":200,\"route\":\"/live\""), or NULL. For hot paths.
+ */
+void log_line(enum log_level, const char *msg, const char *members);
+/* Escape in as the inside of a JSON string into out; returns its length. */
+size_t log_json_escape(const char *in, char *out, size_t len);
 
 #endif
