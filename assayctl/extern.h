@@ -18,5 +18,9 @@ PGconn *ctl_connect(const struct ctl *);
 
 /* migrate.c: `assayctl migrate [--status]`. Returns the exit status. */
 int cmd_migrate(const struct ctl *, int argc, char *argv[]);
+/* tenant.c: `assayctl tenant create NAME [--tier T]`. */
+int cmd_tenant(const struct ctl *, int argc, char *argv[]);
+/* key.c: `assayctl key create --tenant NAME`, `assayctl key revoke PREFIX`. */
+int cmd_key(const struct ctl *, int argc, char *argv[]);
 
 #endif

@@ -17,7 +17,10 @@ static const struct {
 	int (*run)(const struct ctl *, int, char *[]);
 	const char *usage;
 } commands[] = {
-	{"migrate", cmd_migrate, "migrate [--status]   apply pending sql/ migrations"},
+	{"migrate", cmd_migrate, "migrate [--status]            apply pending sql/ migrations"},
+	{"tenant", cmd_tenant, "tenant create NAME [--tier T] add a tenant (free, pro, enterprise)"},
+	{"key", cmd_key, "key create --tenant NAME      print a new API key for the tenant"},
+	{"key", cmd_key, "key revoke PREFIX             revoke a key at once"},
 };
 
 static void
@@ -90,7 +93,7 @@ main(int argc, char *argv[])
 		if (strcmp(argv[optind], commands[i].name) == 0) {
 			argv += optind;
 			argc -= optind;
-			optind = 1; /* reset getopt for the command's own options */
+			optind = 0; /* glibc: reinitialise getopt for the command's options */
 			return commands[i].run(&ctl, argc, argv);
 		}
 	}

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include <fcgiapp.h>
+#include <libpq-fe.h>
 
 #include "cfg.h"
 
@@ -27,6 +28,10 @@ enum api_key {
 	API_DATABASE_URL,
 	API_MEMCACHED_SERVERS,
 	API_LOG_LEVEL,
+	API_BODY_LIMIT,
+	API_INPUT_STRING_MAX,
+	API_SCRIPT_MAX,
+	API_IDEMP_TTL_MS,
 	API__MAX
 };
 extern const struct cfg_key api_cfg_keys[API__MAX];
@@ -49,6 +54,7 @@ struct route {
 	unsigned methods;   /* M_* bits; HEAD is implied by GET */
 	const char *pattern; /* "/api/v1/runs/{id}": {name} matches one segment */
 	route_handler *handler;
+	bool auth;           /* needs an API key; sets req.tenant */
 };
 
 #define ROUTE_MAX_PARAMS 4
@@ -79,10 +85,19 @@ struct app {
 	struct mc *mc;
 };
 
+/* The caller, once authenticated (auth.c). */
+struct tenant {
+	char id[24];
+	char name[72];
+	char tier[16];
+	char project_id[24]; /* the tenant's default project */
+};
+
 /* One request being served; lives on the worker's stack. */
 struct req {
 	FCGX_Request *fcgi;
 	struct app *app;
+	const struct tenant *tenant; /* NULL unless the route needs auth */
 	const char *method;
 	char path[2048];
 	char request_id[65];
@@ -102,8 +117,71 @@ void http_problem(struct req *, int status, const char *code, const char *header
 const char *http_reason(int status);
 /* Copy given to id when it is a well-formed request id, else make a new one. */
 void http_request_id(const char *given, char id[65]);
+/* Same, with extra members merged into the problem object (owned by callee). */
+void http_problem_with(struct req *, int status, const char *code, const char *headers,
+                       struct json_object *extra, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
 /* A CGI parameter of the request, or NULL. */
 const char *http_param(const struct req *, const char *name);
+/* Query parameter name, percent-decoded into buf; false if absent or too long. */
+bool http_query(const struct req *, const char *name, char *buf, size_t len);
+/* 200/201/202 with {"success":true, <member>: <json text>} and more members. */
+void http_success(struct req *, int status, const char *headers, const char *members);
+/* Answer 503 for a database failure (DB_DOWN or DB_ERROR). */
+void http_db_failure(struct req *, int rc);
+
+/* valid.c: request bodies checked against a table of fields. */
+enum vkind {
+	V_TEXT,  /* string of min..max characters */
+	V_INT,   /* integer in min..max */
+	V_BOOL,
+	V_UUID,
+	V_ENUM,  /* one of choices */
+	V_URL,   /* http or https URL of at most max bytes */
+	V_TAGS,  /* at most max strings of 1..64 characters */
+	V_INPUT, /* string of at most max bytes, or object of at most 128 KiB */
+	V_TOKEN, /* min..max characters of [A-Za-z0-9_-] */
+};
+
+struct vfield {
+	const char *name;
+	enum vkind kind;
+	bool required;
+	long min, max;
+	const char *const *choices;
+	const char *def; /* text of the default when absent, or NULL */
+};
+
+struct vvalue {
+	bool present;    /* given, or defaulted */
+	const char *str; /* SQL parameter text: strings as is, JSON for input/tags */
+	long num;
+	char buf[24];
+};
+
+/*
+ * Check body against the table: fill values and append one
+ * {"pointer", "detail"} to errors per violation, unknown members included.
+ * partial: nothing required, no defaults (PATCH). Values borrow from body.
+ */
+size_t valid_check(struct json_object *body, const struct vfield *, size_t n, bool partial,
+                   struct vvalue *values, struct json_object *errors);
+void valid_error(struct json_object *errors, const char *pointer, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+bool valid_uuid(const char *);
+/* body.c: the request body as a JSON object, or NULL after answering 4xx. */
+struct json_object *body_json(struct req *);
+/* 422 with every violation; releases errors. */
+void body_invalid(struct req *, struct json_object *errors);
+
+/* runs.c: keyset pages. list_page parses ?limit= (as limit + 1) and ?cursor=,
+ * answering 400 when bad; list_send answers with column 0 of at most limit
+ * rows and the cursor (column 1) of the last one when there are more. */
+bool list_page(struct req *, char limit[8], char cursor[128]);
+void list_send(struct req *, const char *name, PGresult *, long limit);
+
+/* auth.c: authenticate the caller; false after answering 401 or 503. */
+bool auth_request(struct req *, struct tenant *);
 
 /* master.c: block the signals the master takes synchronously (before forking),
  * then supervise workers on listen_fd until SIGTERM. master_run owns cfg;
@@ -116,5 +194,10 @@ void worker_run(const struct cfg *, int listen_fd); /* never returns */
 
 /* health.c */
 route_handler health_live, health_ready, health_summary, health_detailed;
+/* runs.c */
+route_handler runs_create, runs_list, runs_get, runs_start, runs_cancel, runs_result;
+/* analyses.c */
+route_handler analyses_create, analyses_list, analyses_get, analyses_update, analyses_delete,
+    analyses_versions;
 
 #endif

@@ -15,7 +15,9 @@
 #include <json-c/json.h>
 
 #include "extern.h"
+#include "db.h"
 #include "util.h"
+#include "xalloc.h"
 
 static const struct {
 	int status;
@@ -118,27 +120,109 @@ http_json(struct req *r, int status, const char *ctype, struct json_object *obj)
 	json_object_put(obj);
 }
 
-void
-http_problem(struct req *r, int status, const char *code, const char *headers,
-             const char *fmt, ...)
+static void
+http_problem_v(struct req *r, int status, const char *code, const char *headers,
+               struct json_object *extra, const char *fmt, va_list ap)
 {
 	struct json_object *p = json_object_new_object();
 	char detail[1024];
 	const char *body;
 	size_t len;
-	va_list ap;
 
-	va_start(ap, fmt);
 	vsnprintf(detail, sizeof detail, fmt, ap);
-	va_end(ap);
 	json_object_object_add(p, "type", json_object_new_string("about:blank"));
 	json_object_object_add(p, "title", json_object_new_string(http_reason(status)));
 	json_object_object_add(p, "status", json_object_new_int(status));
 	json_object_object_add(p, "detail", json_object_new_string(detail));
 	json_object_object_add(p, "code", json_object_new_string(code));
 	json_object_object_add(p, "request_id", json_object_new_string(r->request_id));
+	if (extra != NULL) {
+		json_object_object_foreach(extra, key, val)
+			json_object_object_add(p, key, json_object_get(val));
+		json_object_put(extra);
+	}
 	body = json_object_to_json_string_length(
 	    p, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
 	http_send(r, status, "application/problem+json", headers, body, len);
 	json_object_put(p);
+}
+
+void
+http_problem(struct req *r, int status, const char *code, const char *headers,
+             const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	http_problem_v(r, status, code, headers, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void
+http_problem_with(struct req *r, int status, const char *code, const char *headers,
+                  struct json_object *extra, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	http_problem_v(r, status, code, headers, extra, fmt, ap);
+	va_end(ap);
+}
+
+void
+http_db_failure(struct req *r, int rc)
+{
+	http_problem(r, 503, "DATABASE_UNAVAILABLE", "Retry-After: 1\r\n",
+	             "%s; try again shortly", db_strerror((enum db_rc)rc));
+}
+
+void
+http_success(struct req *r, int status, const char *headers, const char *members)
+{
+	char *body = xasprintf("{\"success\":true,%s}", members);
+
+	http_send(r, status, "application/json", headers, body, strlen(body));
+	free(body);
+}
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+bool
+http_query(const struct req *r, const char *name, char *buf, size_t len)
+{
+	const char *q = http_param(r, "QUERY_STRING"), *p, *end;
+	size_t nlen = strlen(name), o;
+	int hi, lo;
+
+	for (p = q; p != NULL && *p != '\0'; p = *end ? end + 1 : end) {
+		end = p + strcspn(p, "&");
+		if (strncmp(p, name, nlen) != 0 || p[nlen] != '=')
+			continue;
+		for (p += nlen + 1, o = 0; p < end; p++) {
+			if (o + 1 >= len)
+				return false;
+			if (*p == '+') {
+				buf[o++] = ' ';
+			} else if (*p == '%' && end - p >= 3 && (hi = hexval(p[1])) >= 0 &&
+			           (lo = hexval(p[2])) >= 0) {
+				buf[o++] = (char)(hi << 4 | lo);
+				p += 2;
+			} else {
+				buf[o++] = *p;
+			}
+		}
+		buf[o] = '\0';
+		return strlen(buf) == o; /* an encoded NUL is not a value */
+	}
+	return false;
 }

@@ -92,15 +92,17 @@ access_log(const struct req *r)
 	log_json_escape(r->method, method, sizeof method);
 	snprintf(members, sizeof members,
 	         "\"method\":\"%s\",\"route\":\"%s\",\"status\":%d,\"duration_ms\":%.3f,"
-	         "\"request_id\":\"%s\"",
+	         "\"request_id\":\"%s\",\"tenant\":%s%s%s",
 	         method, r->match.route ? r->match.route->pattern : "-", r->status,
-	         (double)(util_now_us() - r->start_us) / 1000.0, r->request_id);
+	         (double)(util_now_us() - r->start_us) / 1000.0, r->request_id,
+	         r->tenant ? "\"" : "", r->tenant ? r->tenant->name : "null", r->tenant ? "\"" : "");
 	log_line(LOG_INFO, "request", members);
 }
 
 static void
 worker_serve(struct app *app, FCGX_Request *fr)
 {
+	struct tenant tenant;
 	struct req r;
 	char allow[128], headers[160];
 
@@ -116,7 +118,8 @@ worker_serve(struct app *app, FCGX_Request *fr)
 
 	switch (route_match(api_routes, api_nroutes, r.method, r.path, &r.match)) {
 	case ROUTE_OK:
-		r.match.route->handler(&r);
+		if (!r.match.route->auth || auth_request(&r, &tenant))
+			r.match.route->handler(&r);
 		break;
 	case ROUTE_BAD_METHOD:
 		route_allow(r.match.allow, allow, sizeof allow);

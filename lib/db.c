@@ -16,6 +16,7 @@ struct db {
 	char *conninfo;
 	PGconn *conn;
 	bool down_logged;
+	bool in_tx;
 };
 
 struct db *
@@ -58,6 +59,7 @@ db_drop(struct db *db)
 	if (db->conn != NULL)
 		PQfinish(db->conn);
 	db->conn = NULL;
+	db->in_tx = false;
 }
 
 PGconn *
@@ -93,7 +95,7 @@ db_query(struct db *db, PGresult **res, const char *sql, int n, const char *cons
 	int attempt;
 
 	*res = NULL;
-	for (attempt = 0; attempt < 2; attempt++) {
+	for (attempt = 0; attempt < (db->in_tx ? 1 : 2); attempt++) {
 		conn = db_conn(db);
 		if (conn == NULL)
 			return DB_DOWN;
@@ -110,4 +112,40 @@ db_query(struct db *db, PGresult **res, const char *sql, int n, const char *cons
 		db_drop(db); /* broken: reconnect and try once more */
 	}
 	return DB_DOWN;
+}
+
+static enum db_rc
+db_simple(struct db *db, const char *sql)
+{
+	PGresult *res;
+	enum db_rc rc = db_query(db, &res, sql, 0, NULL);
+
+	PQclear(res);
+	return rc;
+}
+
+enum db_rc
+db_begin(struct db *db)
+{
+	enum db_rc rc = db_simple(db, "BEGIN");
+
+	db->in_tx = rc == DB_OK;
+	return rc;
+}
+
+enum db_rc
+db_commit(struct db *db)
+{
+	enum db_rc rc = db_simple(db, "COMMIT");
+
+	db->in_tx = false;
+	return rc;
+}
+
+void
+db_rollback(struct db *db)
+{
+	if (db->in_tx && db->conn != NULL)
+		PQclear(PQexec(db->conn, "ROLLBACK"));
+	db->in_tx = false;
 }

@@ -22,11 +22,19 @@ void db_free(struct db *);
 const char *db_strerror(enum db_rc);
 /*
  * Run sql with n text parameters. If the connection turns out to be
- * broken, it is re-established and the statement sent once more, so sql
- * must be safe to repeat when used outside an explicit transaction.
+ * broken outside a transaction, it is re-established and the statement
+ * sent once more, so such statements must be safe to repeat.
  */
 enum db_rc db_query(struct db *, PGresult **res, const char *sql, int n,
                     const char *const *params);
+/*
+ * Explicit transactions. Inside one, a broken connection is never retried:
+ * db_query returns DB_DOWN and the transaction is gone. After any failure
+ * call db_rollback (harmless when nothing is open).
+ */
+enum db_rc db_begin(struct db *);
+enum db_rc db_commit(struct db *);
+void db_rollback(struct db *);
 /* The connection, connecting first if needed; NULL when down. */
 PGconn *db_conn(struct db *);
 

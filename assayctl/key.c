@@ -1,0 +1,100 @@
+/*
+ * `assayctl key create --tenant NAME`: a new API key, printed once, alone
+ * on stdout; only its SHA-256 is stored. `assayctl key revoke PREFIX`:
+ * the key stops working at once.
+ */
+#include "config.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "apikey.h"
+#include "extern.h"
+
+static int
+key_create(PGconn *conn, const char *tenant)
+{
+	char key[APIKEY_LEN + 1], prefix[APIKEY_PREFIX_LEN + 1], digest[65];
+	const char *params[3] = {tenant, prefix, digest};
+	PGresult *res;
+	int rc = 1;
+
+	if (!apikey_generate(key, prefix)) {
+		fprintf(stderr, "assayctl: no randomness available\n");
+		return 1;
+	}
+	apikey_sha256_hex(key, strlen(key), digest);
+	res = PQexecParams(conn,
+	                   "INSERT INTO api_keys (tenant_id, prefix, hash)"
+	                   " SELECT id, $2, decode($3, 'hex') FROM tenants WHERE name = $1",
+	                   3, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		fprintf(stderr, "assayctl: %s", PQresultErrorMessage(res));
+	else if (strcmp(PQcmdTuples(res), "1") != 0)
+		fprintf(stderr, "assayctl: no tenant %s\n", tenant);
+	else {
+		printf("%s\n", key);
+		fprintf(stderr, "key %s created for tenant %s; it is shown only this once\n", prefix,
+		        tenant);
+		rc = 0;
+	}
+	PQclear(res);
+	return rc;
+}
+
+static int
+key_revoke(PGconn *conn, const char *prefix)
+{
+	const char *params[1] = {prefix};
+	PGresult *res;
+	int rc = 1;
+
+	res = PQexecParams(conn,
+	                   "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())"
+	                   " WHERE prefix = $1",
+	                   1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		fprintf(stderr, "assayctl: %s", PQresultErrorMessage(res));
+	else if (strcmp(PQcmdTuples(res), "1") != 0)
+		fprintf(stderr, "assayctl: no key %s\n", prefix);
+	else {
+		printf("key %s revoked\n", prefix);
+		rc = 0;
+	}
+	PQclear(res);
+	return rc;
+}
+
+int
+cmd_key(const struct ctl *ctl, int argc, char *argv[])
+{
+	static const struct option opts[] = {{"tenant", required_argument, NULL, 't'},
+	                                     {NULL, 0, NULL, 0}};
+	const char *tenant = NULL;
+	PGconn *conn;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c != 't')
+			goto usage;
+		tenant = optarg;
+	}
+	if (argc - optind == 1 && strcmp(argv[optind], "create") == 0 && tenant != NULL) {
+		if ((conn = ctl_connect(ctl)) == NULL)
+			return 1;
+		rc = key_create(conn, tenant);
+	} else if (argc - optind == 2 && strcmp(argv[optind], "revoke") == 0 && tenant == NULL) {
+		if ((conn = ctl_connect(ctl)) == NULL)
+			return 1;
+		rc = key_revoke(conn, argv[optind + 1]);
+	} else {
+		goto usage;
+	}
+	PQfinish(conn);
+	return rc;
+usage:
+	fprintf(stderr, "usage: assayctl key create --tenant NAME\n"
+	                "       assayctl key revoke PREFIX\n");
+	return 2;
+}

@@ -1,0 +1,257 @@
+/*
+ * The analyses API: create, get, list, update (a changed script makes a
+ * new version, kept in analysis_versions), soft delete, list versions.
+ * Scoped to the caller's project like every query. Analyses are rendered
+ * by the database (assay_analysis_json).
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "cfg.h"
+#include "db.h"
+#include "extern.h"
+#include "xalloc.h"
+
+enum { AF_TITLE, AF_SCRIPT, AF_RUNTIME, AF_DESCRIPTION, AF_TIMEOUT, AF_MEMORY, AF_ATTEMPTS,
+       AF__MAX };
+
+static const char *const runtimes[] = {"js", "node", NULL};
+
+/* The script limit comes from the configuration: see analysis_body(). */
+static struct vfield analysis_fields[AF__MAX] = {
+	[AF_TITLE] = {"title", V_TEXT, true, 1, 200, NULL, NULL},
+	[AF_SCRIPT] = {"script", V_TEXT, true, 1, 131072, NULL, NULL},
+	[AF_RUNTIME] = {"runtime", V_ENUM, false, 0, 0, runtimes, "js"},
+	[AF_DESCRIPTION] = {"description", V_TEXT, false, 0, 2000, NULL, ""},
+	[AF_TIMEOUT] = {"timeout_ms", V_INT, false, 100, 3600000, NULL, "30000"},
+	[AF_MEMORY] = {"memory_limit_mb", V_INT, false, 16, 4096, NULL, "64"},
+	[AF_ATTEMPTS] = {"max_attempts", V_INT, false, 1, 10, NULL, "3"},
+};
+
+static void
+analysis_not_found(struct req *r)
+{
+	http_problem(r, 404, "ANALYSIS_NOT_FOUND", NULL, "no analysis %s", r->match.params[0]);
+}
+
+/* Parse and validate; NULL after answering. values[] borrow from the result. */
+static struct json_object *
+analysis_body(struct req *r, bool partial, struct vvalue *v)
+{
+	struct json_object *body = body_json(r), *errors;
+
+	if (body == NULL)
+		return NULL;
+	/* Scripts are counted in characters by V_TEXT; the limit is bytes, and a
+	 * character is at least one byte, so this bound is never looser. */
+	analysis_fields[AF_SCRIPT].max = cfg_int(r->app->cfg, API_SCRIPT_MAX);
+	errors = json_object_new_array();
+	valid_check(body, analysis_fields, AF__MAX, partial, v, errors);
+	if (v[AF_SCRIPT].present && (long)strlen(v[AF_SCRIPT].str) > analysis_fields[AF_SCRIPT].max) {
+		valid_error(errors, "/script", "must be at most %ld bytes",
+		            analysis_fields[AF_SCRIPT].max);
+		v[AF_SCRIPT].present = false;
+	}
+	if (json_object_array_length(errors) > 0) {
+		body_invalid(r, errors);
+		json_object_put(body);
+		return NULL;
+	}
+	json_object_put(errors);
+	return body;
+}
+
+/* One-row query answered as {"analysis": ...} with ok_status, or 404. */
+static void
+analysis_answer(struct req *r, int ok_status, const char *sql, int n, const char *const *params)
+{
+	PGresult *res;
+	enum db_rc rc = db_query(r->app->db, &res, sql, n, params);
+	char *members;
+
+	if (rc != DB_OK) {
+		http_db_failure(r, rc);
+		return;
+	}
+	if (PQntuples(res) == 1) {
+		members = xasprintf("\"analysis\":%s", PQgetvalue(res, 0, 0));
+		http_success(r, ok_status, NULL, members);
+		free(members);
+	} else {
+		analysis_not_found(r);
+	}
+	PQclear(res);
+}
+
+void
+analyses_create(struct req *r)
+{
+	struct vvalue v[AF__MAX];
+	struct json_object *body = analysis_body(r, false, v);
+	const char *params[AF__MAX + 1];
+	size_t i;
+
+	if (body == NULL)
+		return;
+	params[0] = r->tenant->project_id;
+	for (i = 0; i < AF__MAX; i++)
+		params[i + 1] = v[i].str;
+	analysis_answer(r, 201,
+	                "WITH a AS (INSERT INTO analyses (project_id, title, script_content, runtime,"
+	                "  description, timeout_ms, memory_limit_mb, max_attempts)"
+	                "  VALUES ($1, $2, $3, $4, $5, $6::int, $7::int, $8::int) RETURNING *),"
+	                " v AS (INSERT INTO analysis_versions (analysis_id, version, script_content)"
+	                "  SELECT id, version, script_content FROM a)"
+	                " SELECT assay_analysis_json(a) FROM a",
+	                AF__MAX + 1, params);
+	json_object_put(body);
+}
+
+void
+analyses_get(struct req *r)
+{
+	const char *params[2] = {r->match.params[0], r->tenant->project_id};
+
+	if (!valid_uuid(params[0])) {
+		analysis_not_found(r);
+		return;
+	}
+	analysis_answer(r, 200,
+	                "SELECT assay_analysis_json(a) FROM analyses a"
+	                " WHERE a.id = $1 AND a.project_id = $2 AND a.is_active",
+	                2, params);
+}
+
+void
+analyses_update(struct req *r)
+{
+	struct vvalue v[AF__MAX];
+	struct json_object *body;
+	const char *params[AF__MAX + 2];
+	size_t i;
+
+	if (!valid_uuid(r->match.params[0])) {
+		analysis_not_found(r);
+		return;
+	}
+	if ((body = analysis_body(r, true, v)) == NULL)
+		return;
+	params[0] = r->match.params[0];
+	params[1] = r->tenant->project_id;
+	for (i = 0; i < AF__MAX; i++)
+		params[i + 2] = v[i].present ? v[i].str : NULL;
+	analysis_answer(r, 200,
+	                "WITH cur AS (SELECT id, version, script_content FROM analyses"
+	                "  WHERE id = $1 AND project_id = $2 AND is_active FOR UPDATE),"
+	                " upd AS (UPDATE analyses a SET"
+	                "  title = coalesce($3, a.title),"
+	                "  script_content = coalesce($4, a.script_content),"
+	                "  version = a.version + (coalesce($4, cur.script_content)"
+	                "    <> cur.script_content)::int,"
+	                "  runtime = coalesce($5, a.runtime),"
+	                "  description = coalesce($6, a.description),"
+	                "  timeout_ms = coalesce($7::int, a.timeout_ms),"
+	                "  memory_limit_mb = coalesce($8::int, a.memory_limit_mb),"
+	                "  max_attempts = coalesce($9::int, a.max_attempts),"
+	                "  updated_at = now()"
+	                "  FROM cur WHERE a.id = cur.id"
+	                "  RETURNING a, a.version <> cur.version AS bumped),"
+	                " v AS (INSERT INTO analysis_versions (analysis_id, version, script_content)"
+	                "  SELECT (a).id, (a).version, (a).script_content FROM upd WHERE bumped)"
+	                " SELECT assay_analysis_json(a) FROM upd",
+	                AF__MAX + 2, params);
+	json_object_put(body);
+}
+
+void
+analyses_delete(struct req *r)
+{
+	const char *params[2] = {r->match.params[0], r->tenant->project_id};
+	PGresult *res;
+	enum db_rc rc;
+
+	if (!valid_uuid(params[0])) {
+		analysis_not_found(r);
+		return;
+	}
+	rc = db_query(r->app->db, &res,
+	              "UPDATE analyses SET is_active = false, updated_at = now()"
+	              " WHERE id = $1 AND project_id = $2 AND is_active",
+	              2, params);
+	if (rc != DB_OK) {
+		http_db_failure(r, rc);
+		return;
+	}
+	if (strcmp(PQcmdTuples(res), "1") == 0)
+		http_send(r, 204, "application/json", NULL, "", 0);
+	else
+		analysis_not_found(r);
+	PQclear(res);
+}
+
+void
+analyses_list(struct req *r)
+{
+	char limit[8], cursor[128];
+	const char *params[3];
+	PGresult *res;
+	enum db_rc rc;
+
+	if (!list_page(r, limit, cursor))
+		return;
+	params[0] = r->tenant->project_id;
+	params[1] = cursor[0] ? cursor : NULL;
+	params[2] = limit;
+	rc = db_query(r->app->db, &res,
+	              "SELECT assay_analysis_json(a), assay_cursor(a.created_at, a.id)"
+	              " FROM analyses a WHERE a.project_id = $1 AND a.is_active"
+	              " AND ($2::text IS NULL OR (a.created_at, a.id) <"
+	              "      (assay_cursor_time($2), split_part($2, '_', 2)::uuid))"
+	              " ORDER BY a.created_at DESC, a.id DESC LIMIT $3::int",
+	              3, params);
+	if (rc != DB_OK) {
+		http_db_failure(r, rc);
+		return;
+	}
+	list_send(r, "analyses", res, atol(limit) - 1);
+	PQclear(res);
+}
+
+void
+analyses_versions(struct req *r)
+{
+	const char *params[2] = {r->match.params[0], r->tenant->project_id};
+	PGresult *res;
+	enum db_rc rc;
+	char *members;
+
+	if (!valid_uuid(params[0])) {
+		analysis_not_found(r);
+		return;
+	}
+	rc = db_query(r->app->db, &res,
+	              "SELECT coalesce(jsonb_agg(jsonb_build_object('version', v.version,"
+	              "  'script', v.script_content, 'created_at', assay_ts(v.created_at))"
+	              "  ORDER BY v.version DESC), '[]')"
+	              " FROM analyses a JOIN analysis_versions v ON v.analysis_id = a.id"
+	              " WHERE a.id = $1 AND a.project_id = $2 AND a.is_active"
+	              " HAVING count(*) > 0",
+	              2, params);
+	if (rc != DB_OK) {
+		http_db_failure(r, rc);
+		return;
+	}
+	if (PQntuples(res) == 1) {
+		members = xasprintf("\"versions\":%s", PQgetvalue(res, 0, 0));
+		http_success(r, 200, NULL, members);
+		free(members);
+	} else {
+		analysis_not_found(r);
+	}
+	PQclear(res);
+}

@@ -1,0 +1,92 @@
+/*
+ * Authentication of API callers: the key comes as "Authorization: Bearer
+ * KEY" or "X-API-Key: KEY", is found by its prefix and accepted when the
+ * SHA-256 of what was sent equals the stored digest, compared in constant
+ * time. The key itself is never logged, stored or echoed.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "apikey.h"
+#include "db.h"
+#include "extern.h"
+
+#define CHALLENGE "WWW-Authenticate: Bearer realm=\"assay\""
+
+static const char *
+presented_key(const struct req *r)
+{
+	const char *h = http_param(r, "HTTP_AUTHORIZATION");
+
+	if (h != NULL && strncasecmp(h, "Bearer ", 7) == 0) {
+		for (h += 7; *h == ' '; h++)
+			;
+		return h;
+	}
+	return http_param(r, "HTTP_X_API_KEY");
+}
+
+static void
+touch_key(struct req *r, const char *prefix)
+{
+	const char *params[1] = {prefix};
+	PGresult *res;
+
+	/* Best effort, at most once a minute per key: a failure changes nothing. */
+	if (db_query(r->app->db, &res, "UPDATE api_keys SET last_used_at = now() WHERE prefix = $1",
+	             1, params) == DB_OK)
+		PQclear(res);
+}
+
+bool
+auth_request(struct req *r, struct tenant *t)
+{
+	const char *key = presented_key(r), *params[1];
+	char prefix[APIKEY_PREFIX_LEN + 1], digest[65];
+	PGresult *res;
+	enum db_rc rc;
+	bool ok;
+
+	if (key == NULL || *key == '\0') {
+		http_problem(r, 401, "UNAUTHENTICATED", CHALLENGE "\r\n",
+		             "an API key is required: send Authorization: Bearer <key> or X-API-Key");
+		return false;
+	}
+	if (!apikey_prefix(key, prefix)) {
+		http_problem(r, 401, "INVALID_API_KEY", CHALLENGE ", error=\"invalid_token\"\r\n",
+		             "the API key is not valid");
+		return false;
+	}
+	params[0] = prefix;
+	rc = db_query(r->app->db, &res,
+	              "SELECT encode(k.hash, 'hex'), k.revoked_at IS NOT NULL, t.id, t.name, t.tier,"
+	              " p.id, coalesce(k.last_used_at < now() - interval '1 minute', true)"
+	              " FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"
+	              " JOIN projects p ON p.tenant_id = t.id AND p.name = 'default'"
+	              " WHERE k.prefix = $1",
+	              1, params);
+	if (rc != DB_OK) {
+		http_db_failure(r, rc);
+		return false;
+	}
+	apikey_sha256_hex(key, strlen(key), digest);
+	ok = PQntuples(res) == 1 && apikey_equal(PQgetvalue(res, 0, 0), digest, 64);
+	if (!ok || strcmp(PQgetvalue(res, 0, 1), "t") == 0) {
+		http_problem(r, 401, "INVALID_API_KEY", CHALLENGE ", error=\"invalid_token\"\r\n",
+		             ok ? "the API key has been revoked" : "the API key is not valid");
+		PQclear(res);
+		return false;
+	}
+	snprintf(t->id, sizeof t->id, "%s", PQgetvalue(res, 0, 2));
+	snprintf(t->name, sizeof t->name, "%s", PQgetvalue(res, 0, 3));
+	snprintf(t->tier, sizeof t->tier, "%s", PQgetvalue(res, 0, 4));
+	snprintf(t->project_id, sizeof t->project_id, "%s", PQgetvalue(res, 0, 5));
+	if (strcmp(PQgetvalue(res, 0, 6), "t") == 0)
+		touch_key(r, prefix);
+	PQclear(res);
+	r->tenant = t;
+	return true;
+}

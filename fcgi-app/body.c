@@ -1,0 +1,106 @@
+/*
+ * Request bodies: the media type, the announced length against the limit
+ * (decided before reading a byte), the read itself, and JSON parsing with
+ * the position of the first error. Every refusal is answered here as
+ * problem+json; handlers only see a parsed JSON object.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <json-c/json.h>
+
+#include "cfg.h"
+#include "extern.h"
+#include "xalloc.h"
+
+static bool
+is_json_media_type(const char *ct)
+{
+	size_t n = strcspn(ct, "; \t");
+
+	if (n == 16 && strncasecmp(ct, "application/json", 16) == 0)
+		return true;
+	return n > 5 && strncasecmp(ct, "application/", 12) == 0 &&
+	       strncasecmp(ct + n - 5, "+json", 5) == 0;
+}
+
+void
+body_invalid(struct req *r, struct json_object *errors)
+{
+	struct json_object *extra = json_object_new_object();
+	size_t n = json_object_array_length(errors);
+
+	json_object_object_add(extra, "errors", errors);
+	http_problem_with(r, 422, "VALIDATION_FAILED", NULL, extra,
+	                  "the request has %zu invalid field%s; see errors", n, n == 1 ? "" : "s");
+}
+
+struct json_object *
+body_json(struct req *r)
+{
+	const char *ct = http_param(r, "CONTENT_TYPE"), *cl = http_param(r, "CONTENT_LENGTH");
+	long limit = cfg_int(r->app->cfg, API_BODY_LIMIT);
+	struct json_tokener *tok;
+	struct json_object *obj, *errors;
+	char *buf, *end;
+	long len;
+	int got;
+
+	if (ct == NULL || !is_json_media_type(ct)) {
+		http_problem(r, 415, "UNSUPPORTED_MEDIA_TYPE", NULL,
+		             "send the body as application/json, not %s", ct && *ct ? ct : "nothing");
+		return NULL;
+	}
+	len = cl && *cl ? strtol(cl, &end, 10) : 0;
+	if (len > limit) {
+		http_problem(r, 413, "BODY_TOO_LARGE", NULL,
+		             "the body is %ld bytes; the limit is %ld", len, limit);
+		return NULL;
+	}
+	if (len <= 0) {
+		http_problem(r, 400, "INVALID_JSON", NULL, "the request has no body; send a JSON object");
+		return NULL;
+	}
+	buf = xmalloc((size_t)len + 1);
+	got = FCGX_GetStr(buf, (int)len, r->fcgi->in);
+	if (got != len) {
+		free(buf);
+		http_problem(r, 400, "INVALID_JSON", NULL,
+		             "the body ended after %d of %ld bytes", got < 0 ? 0 : got, len);
+		return NULL;
+	}
+	buf[len] = '\0';
+	tok = json_tokener_new();
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	obj = json_tokener_parse_ex(tok, buf, (int)len);
+	if (obj == NULL || buf[json_tokener_get_parse_end(tok) +
+	                       strspn(buf + json_tokener_get_parse_end(tok), " \t\r\n")] != '\0') {
+		enum json_tokener_error e = json_tokener_get_error(tok);
+		size_t at = json_tokener_get_parse_end(tok);
+
+		if (obj != NULL)
+			http_problem(r, 400, "INVALID_JSON", NULL,
+			             "invalid JSON at byte %zu: unexpected data after the value", at);
+		else
+			http_problem(r, 400, "INVALID_JSON", NULL, "invalid JSON at byte %zu: %s", at,
+			             e == json_tokener_continue ? "the document is incomplete"
+			                                        : json_tokener_error_desc(e));
+		json_object_put(obj);
+		json_tokener_free(tok);
+		free(buf);
+		return NULL;
+	}
+	json_tokener_free(tok);
+	free(buf);
+	if (!json_object_is_type(obj, json_type_object)) {
+		errors = json_object_new_array();
+		valid_error(errors, "", "the body must be a JSON object");
+		body_invalid(r, errors);
+		json_object_put(obj);
+		return NULL;
+	}
+	return obj;
+}

@@ -1,0 +1,469 @@
+/*
+ * The runs API: create (validated, idempotent), get, list (keyset pages),
+ * start, cancel, result. Every query is scoped to the caller's project,
+ * so another tenant's run is simply not found (404). Runs are rendered by
+ * the database (assay_run_json) and events are written by its triggers;
+ * these handlers never touch job_events themselves.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "apikey.h"
+#include "cfg.h"
+#include "db.h"
+#include "extern.h"
+#include "xalloc.h"
+
+enum { RF_NAME, RF_ANALYSIS, RF_INPUT, RF_TOKEN, RF_TAGS, RF_PRIORITY, RF_CALLBACK, RF_START,
+       RF__MAX };
+
+static const char *const statuses[] = {"created", "pending", "running", "completed",
+                                       "failed", "canceled", NULL};
+
+/* The input limit comes from the configuration: see runs_fields(). */
+static struct vfield run_fields[RF__MAX] = {
+	[RF_NAME] = {"name", V_TEXT, true, 1, 128, NULL, NULL},
+	[RF_ANALYSIS] = {"analysis_id", V_UUID, true, 0, 0, NULL, NULL},
+	[RF_INPUT] = {"input", V_INPUT, false, 0, 65536, NULL, NULL},
+	[RF_TOKEN] = {"client_token", V_TOKEN, false, 8, 128, NULL, NULL},
+	[RF_TAGS] = {"tags", V_TAGS, false, 0, 16, NULL, "[]"},
+	[RF_PRIORITY] = {"priority", V_INT, false, -1000, 1000, NULL, "0"},
+	[RF_CALLBACK] = {"callback_url", V_URL, false, 0, 2048, NULL, NULL},
+	[RF_START] = {"start", V_BOOL, false, 0, 0, NULL, "true"},
+};
+
+/* Run one query; on failure answer 503 and return NULL. */
+static PGresult *
+run_query(struct req *r, const char *sql, int n, const char *const *params)
+{
+	PGresult *res;
+	enum db_rc rc = db_query(r->app->db, &res, sql, n, params);
+
+	if (rc != DB_OK) {
+		db_rollback(r->app->db);
+		http_db_failure(r, rc);
+		return NULL;
+	}
+	return res;
+}
+
+static void
+send_run(struct req *r, int status, const char *headers, const char *run_json, bool replay)
+{
+	char *members = xasprintf("%s\"run\":%s", replay ? "\"idempotent\":true," : "", run_json);
+
+	http_success(r, status, headers, members);
+	free(members);
+}
+
+/* The idempotency key: the Idempotency-Key header or client_token, which must agree. */
+static const char *
+idempotency_key(struct req *r, const struct vvalue *v, struct json_object *errors)
+{
+	const char *h = http_param(r, "HTTP_IDEMPOTENCY_KEY");
+	struct json_object *obj;
+	struct vvalue hv;
+	size_t n;
+
+	if (h == NULL)
+		return v[RF_TOKEN].present ? v[RF_TOKEN].str : NULL;
+	obj = json_object_new_object();
+	json_object_object_add(obj, "client_token", json_object_new_string(h));
+	n = valid_check(obj, &run_fields[RF_TOKEN], 1, true, &hv, errors);
+	json_object_put(obj);
+	if (n > 0) {
+		valid_error(errors, "/client_token", "(the Idempotency-Key header) is not valid");
+		return NULL;
+	}
+	if (v[RF_TOKEN].present && strcmp(v[RF_TOKEN].str, h) != 0) {
+		valid_error(errors, "/client_token", "differs from the Idempotency-Key header");
+		return NULL;
+	}
+	return h;
+}
+
+/* SHA-256 of the request as validated, members in table order. */
+static void
+request_hash(const struct vvalue *v, char hex[65])
+{
+	struct json_object *o = json_object_new_object();
+	const char *text;
+	size_t i;
+
+	for (i = 0; i < RF__MAX; i++)
+		if (i != RF_TOKEN && v[i].present)
+			json_object_object_add(o, run_fields[i].name, json_object_new_string(v[i].str));
+	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+	apikey_sha256_hex(text, strlen(text), hex);
+	json_object_put(o);
+}
+
+/* Does the caller's project have this active analysis? -1 after answering 503. */
+static int
+analysis_visible(struct req *r, const char *id)
+{
+	const char *params[2] = {id, r->tenant->project_id};
+	PGresult *res = run_query(r, "SELECT 1 FROM analyses WHERE id = $1 AND project_id = $2 "
+	                             "AND is_active", 2, params);
+	int found;
+
+	if (res == NULL)
+		return -1;
+	found = PQntuples(res) == 1;
+	PQclear(res);
+	return found;
+}
+
+/*
+ * Within the open transaction: replay or refuse a known key. Returns true
+ * when the request was answered (replayed, 409 or 422).
+ */
+static bool
+idempotent_replay(struct req *r, const char *key, const char *hash)
+{
+	const char *params[2] = {r->tenant->id, key};
+	PGresult *res;
+
+	res = run_query(r, "SELECT pg_try_advisory_xact_lock($1::int, hashtext($2))", 2, params);
+	if (res == NULL)
+		return true;
+	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+		PQclear(res);
+		db_rollback(r->app->db);
+		http_problem(r, 409, "IDEMPOTENCY_IN_PROGRESS", "Retry-After: 1\r\n",
+		             "a request with this idempotency key is still being processed; retry");
+		return true;
+	}
+	PQclear(res);
+	res = run_query(r, "SELECT encode(k.request_hash, 'hex'), assay_run_json(j) "
+	                   "FROM idempotency_keys k JOIN analysis_jobs j ON j.id = k.job_id "
+	                   "WHERE k.tenant_id = $1 AND k.key = $2 AND k.expires_at > now()",
+	                2, params);
+	if (res == NULL)
+		return true;
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		return false;
+	}
+	db_rollback(r->app->db);
+	if (strcmp(PQgetvalue(res, 0, 0), hash) == 0) {
+		send_run(r, 200, NULL, PQgetvalue(res, 0, 1), true);
+	} else {
+		struct json_object *extra = json_object_new_object(), *errors = json_object_new_array();
+
+		valid_error(errors, "/client_token",
+		            "was already used with a different request; use a new key");
+		json_object_object_add(extra, "errors", errors);
+		http_problem_with(r, 422, "IDEMPOTENCY_KEY_REUSED", NULL, extra,
+		                  "this idempotency key was already used with a different request");
+	}
+	PQclear(res);
+	return true;
+}
+
+void
+runs_create(struct req *r)
+{
+	struct json_object *body, *errors;
+	struct vvalue v[RF__MAX];
+	const char *key, *params[11];
+	char hash[65], ttl[24], *location;
+	PGresult *res;
+	int visible;
+
+	if ((body = body_json(r)) == NULL)
+		return;
+	run_fields[RF_INPUT].max = cfg_int(r->app->cfg, API_INPUT_STRING_MAX);
+	errors = json_object_new_array();
+	valid_check(body, run_fields, RF__MAX, false, v, errors);
+	key = idempotency_key(r, v, errors);
+	if (v[RF_ANALYSIS].present) {
+		if ((visible = analysis_visible(r, v[RF_ANALYSIS].str)) < 0)
+			goto out;
+		if (!visible)
+			valid_error(errors, "/analysis_id", "no such analysis");
+	}
+	if (json_object_array_length(errors) > 0) {
+		body_invalid(r, errors);
+		errors = NULL;
+		goto out;
+	}
+	request_hash(v, hash);
+	if (db_begin(r->app->db) != DB_OK) {
+		http_db_failure(r, DB_DOWN);
+		goto out;
+	}
+	if (key != NULL && idempotent_replay(r, key, hash))
+		goto out;
+
+	params[0] = r->tenant->project_id;
+	params[1] = v[RF_ANALYSIS].str;
+	params[2] = v[RF_NAME].str;
+	params[3] = v[RF_INPUT].present ? v[RF_INPUT].str : NULL;
+	params[4] = v[RF_TAGS].str;
+	params[5] = key;
+	params[6] = v[RF_START].str;
+	params[7] = v[RF_PRIORITY].str;
+	params[8] = v[RF_CALLBACK].present ? v[RF_CALLBACK].str : NULL;
+	res = run_query(r,
+	                "INSERT INTO analysis_jobs (project_id, analysis_id, analysis_version, name,"
+	                " input, tags, client_token, status, priority, max_attempts, callback_url)"
+	                " SELECT $1, a.id, a.version, $3, $4::jsonb,"
+	                " ARRAY(SELECT jsonb_array_elements_text($5::jsonb)), $6,"
+	                " CASE WHEN $7::bool THEN 'pending' ELSE 'created' END, $8::int,"
+	                " a.max_attempts, $9"
+	                " FROM analyses a WHERE a.id = $2 AND a.project_id = $1 AND a.is_active"
+	                " RETURNING id, assay_run_json(analysis_jobs)",
+	                9, params);
+	if (res == NULL)
+		goto out;
+	if (PQntuples(res) == 0) { /* deleted since we looked */
+		PQclear(res);
+		db_rollback(r->app->db);
+		errors = json_object_new_array();
+		valid_error(errors, "/analysis_id", "no such analysis");
+		body_invalid(r, errors);
+		errors = NULL;
+		goto out;
+	}
+	if (key != NULL) {
+		PGresult *ires;
+		const char *ip[5] = {r->tenant->id, key, hash, PQgetvalue(res, 0, 0), ttl};
+
+		snprintf(ttl, sizeof ttl, "%ld", cfg_int(r->app->cfg, API_IDEMP_TTL_MS));
+		ires = run_query(r,
+		                 "INSERT INTO idempotency_keys (tenant_id, key, request_hash, job_id,"
+		                 " expires_at) VALUES ($1, $2, decode($3, 'hex'), $4,"
+		                 " now() + $5::bigint * interval '1 millisecond')"
+		                 " ON CONFLICT (tenant_id, key) DO UPDATE SET"
+		                 " request_hash = EXCLUDED.request_hash, job_id = EXCLUDED.job_id,"
+		                 " created_at = now(), expires_at = EXCLUDED.expires_at",
+		                 5, ip);
+		if (ires == NULL) {
+			PQclear(res);
+			goto out;
+		}
+		PQclear(ires);
+	}
+	if (db_commit(r->app->db) != DB_OK) {
+		http_db_failure(r, DB_DOWN);
+		PQclear(res);
+		goto out;
+	}
+	location = xasprintf("Location: /api/v1/runs/%s\r\n", PQgetvalue(res, 0, 0));
+	send_run(r, 201, location, PQgetvalue(res, 0, 1), false);
+	free(location);
+	PQclear(res);
+out:
+	json_object_put(errors);
+	json_object_put(body);
+}
+
+static void
+run_not_found(struct req *r)
+{
+	http_problem(r, 404, "RUN_NOT_FOUND", NULL, "no run %s", r->match.params[0]);
+}
+
+void
+runs_get(struct req *r)
+{
+	const char *params[2] = {r->match.params[0], r->tenant->project_id};
+	PGresult *res;
+
+	if (!valid_uuid(params[0])) {
+		run_not_found(r);
+		return;
+	}
+	res = run_query(r, "SELECT assay_run_json(j) FROM analysis_jobs j "
+	                   "WHERE j.id = $1 AND j.project_id = $2", 2, params);
+	if (res == NULL)
+		return;
+	if (PQntuples(res) == 1)
+		send_run(r, 200, NULL, PQgetvalue(res, 0, 0), false);
+	else
+		run_not_found(r);
+	PQclear(res);
+}
+
+/*
+ * A state change on one run: sql takes $1 run id and $2 project id and
+ * returns (status before, run json or NULL when the change did not apply).
+ */
+static void
+run_transition(struct req *r, const char *sql, int ok_status, const char *refused)
+{
+	const char *params[2] = {r->match.params[0], r->tenant->project_id};
+	PGresult *res;
+
+	if (!valid_uuid(params[0])) {
+		run_not_found(r);
+		return;
+	}
+	if ((res = run_query(r, sql, 2, params)) == NULL)
+		return;
+	if (PQntuples(res) == 0)
+		run_not_found(r);
+	else if (PQgetisnull(res, 0, 1))
+		http_problem(r, 409, "RUN_STATE_CONFLICT", NULL, "the run is %s; %s",
+		             PQgetvalue(res, 0, 0), refused);
+	else
+		send_run(r, ok_status, NULL, PQgetvalue(res, 0, 1), false);
+	PQclear(res);
+}
+
+void
+runs_start(struct req *r)
+{
+	run_transition(r,
+	               "WITH cur AS (SELECT id, status FROM analysis_jobs"
+	               "  WHERE id = $1 AND project_id = $2 FOR UPDATE),"
+	               " upd AS (UPDATE analysis_jobs j SET status = 'pending', run_after = now()"
+	               "  FROM cur WHERE j.id = cur.id AND cur.status = 'created'"
+	               "  RETURNING assay_run_json(j) AS run)"
+	               " SELECT cur.status, (SELECT run FROM upd) FROM cur",
+	               200, "only a created run can be started");
+}
+
+void
+runs_cancel(struct req *r)
+{
+	/* Not yet running: canceled at once. Running: the executor is told (trigger). */
+	run_transition(r,
+	               "WITH cur AS (SELECT id, status, status IN ('created', 'pending') AS idle"
+	               "  FROM analysis_jobs WHERE id = $1 AND project_id = $2 FOR UPDATE),"
+	               " upd AS (UPDATE analysis_jobs j SET"
+	               "  status = CASE WHEN cur.idle THEN 'canceled' ELSE j.status END,"
+	               "  cancel_requested_at = coalesce(j.cancel_requested_at, now()),"
+	               "  finished_at = CASE WHEN cur.idle THEN now() ELSE j.finished_at END,"
+	               "  error_message = CASE WHEN cur.idle THEN 'canceled' ELSE j.error_message END"
+	               "  FROM cur WHERE j.id = cur.id AND cur.status IN ('created', 'pending', 'running')"
+	               "  RETURNING assay_run_json(j) AS run)"
+	               " SELECT cur.status, (SELECT run FROM upd) FROM cur",
+	               202, "a finished run cannot be canceled");
+}
+
+void
+runs_result(struct req *r)
+{
+	const char *params[2] = {r->match.params[0], r->tenant->project_id};
+	PGresult *res;
+	char *members;
+
+	if (!valid_uuid(params[0])) {
+		run_not_found(r);
+		return;
+	}
+	res = run_query(r, "SELECT status, status IN ('completed', 'failed', 'canceled'),"
+	                   " jsonb_build_object('run_id', id, 'status', status, 'result', result,"
+	                   " 'error_message', error_message, 'finished_at', assay_ts(finished_at))"
+	                   " FROM analysis_jobs WHERE id = $1 AND project_id = $2",
+	                2, params);
+	if (res == NULL)
+		return;
+	if (PQntuples(res) == 0) {
+		run_not_found(r);
+	} else if (strcmp(PQgetvalue(res, 0, 1), "t") != 0) {
+		http_problem(r, 409, "RUN_NOT_FINISHED", NULL, "the run is %s; it has no result yet",
+		             PQgetvalue(res, 0, 0));
+	} else {
+		members = xasprintf("\"result\":%s", PQgetvalue(res, 0, 2));
+		http_success(r, 200, NULL, members);
+		free(members);
+	}
+	PQclear(res);
+}
+
+/* Parse ?limit= and ?cursor= for keyset listings; false after answering 400. */
+bool
+list_page(struct req *r, char limit[8], char cursor[128])
+{
+	char *end;
+	long n = 20;
+
+	if (http_query(r, "limit", limit, 8)) {
+		n = strtol(limit, &end, 10);
+		if (*end != '\0' || n < 1 || n > 100) {
+			http_problem(r, 400, "INVALID_PARAMETER", NULL, "limit must be 1 to 100");
+			return false;
+		}
+	}
+	snprintf(limit, 8, "%ld", n + 1); /* one more tells whether a next page exists */
+	if (!http_query(r, "cursor", cursor, 128)) {
+		cursor[0] = '\0';
+	} else if (strspn(cursor, "0123456789") == 0 || cursor[strspn(cursor, "0123456789")] != '_' ||
+	           !valid_uuid(cursor + strspn(cursor, "0123456789") + 1)) {
+		http_problem(r, 400, "INVALID_PARAMETER", NULL, "cursor is not one this API returned");
+		return false;
+	}
+	return true;
+}
+
+/* Send {"success":true,"<name>":[rows' column 0],"next_cursor":...}; column 1 is the cursor. */
+void
+list_send(struct req *r, const char *name, PGresult *res, long limit)
+{
+	int n = PQntuples(res), i, shown = n > limit ? (int)limit : n;
+	size_t len = 0;
+	char *buf = NULL;
+	FILE *f = open_memstream(&buf, &len);
+
+	fprintf(f, "\"%s\":[", name);
+	for (i = 0; i < shown; i++)
+		fprintf(f, "%s%s", i ? "," : "", PQgetvalue(res, i, 0));
+	if (n > limit)
+		fprintf(f, "],\"next_cursor\":\"%s\"", PQgetvalue(res, shown - 1, 1));
+	else
+		fprintf(f, "],\"next_cursor\":null");
+	fclose(f);
+	http_success(r, 200, NULL, buf);
+	free(buf);
+}
+
+void
+runs_list(struct req *r)
+{
+	char limit[8], cursor[128], status[16], tag[80], analysis[40];
+	const char *params[6];
+	PGresult *res;
+	size_t i;
+
+	if (!list_page(r, limit, cursor))
+		return;
+	params[0] = r->tenant->project_id;
+	params[1] = http_query(r, "status", status, sizeof status) ? status : NULL;
+	params[2] = http_query(r, "tag", tag, sizeof tag) ? tag : NULL;
+	params[3] = http_query(r, "analysis_id", analysis, sizeof analysis) ? analysis : NULL;
+	params[4] = cursor[0] ? cursor : NULL;
+	params[5] = limit;
+	for (i = 0; params[1] != NULL && statuses[i] != NULL && strcmp(statuses[i], status); i++)
+		;
+	if (params[1] != NULL && statuses[i] == NULL) {
+		http_problem(r, 400, "INVALID_PARAMETER", NULL,
+		             "status must be created, pending, running, completed, failed or canceled");
+		return;
+	}
+	if (params[3] != NULL && !valid_uuid(analysis)) {
+		http_problem(r, 400, "INVALID_PARAMETER", NULL, "analysis_id must be a UUID");
+		return;
+	}
+	res = run_query(r,
+	                "SELECT assay_run_json(j), assay_cursor(j.created_at, j.id)"
+	                " FROM analysis_jobs j WHERE j.project_id = $1"
+	                " AND ($2::text IS NULL OR j.status = $2)"
+	                " AND ($3::text IS NULL OR j.tags @> ARRAY[$3])"
+	                " AND ($4::uuid IS NULL OR j.analysis_id = $4::uuid)"
+	                " AND ($5::text IS NULL OR (j.created_at, j.id) <"
+	                "      (assay_cursor_time($5), split_part($5, '_', 2)::uuid))"
+	                " ORDER BY j.created_at DESC, j.id DESC LIMIT $6::int",
+	                6, params);
+	if (res == NULL)
+		return;
+	list_send(r, "runs", res, atol(limit) - 1);
+	PQclear(res);
+}

@@ -1,0 +1,286 @@
+/*
+ * Request body validation driven by a table of fields (struct vfield):
+ * every member is checked, every violation is reported with its JSON
+ * pointer, members the table does not know are violations too. Pure: no
+ * I/O, no storage, so it can be unit-tested and fuzzed on its own. The
+ * values it fills in borrow strings from the body object.
+ */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <stdlib.h>
+#include <strings.h>
+
+#include <curl/curl.h>
+#include <json-c/json.h>
+
+#include "extern.h"
+
+#define INPUT_OBJECT_MAX (128 * 1024)
+#define TAG_MAX_CHARS    64
+
+void
+valid_error(struct json_object *errors, const char *pointer, const char *fmt, ...)
+{
+	struct json_object *e = json_object_new_object();
+	char detail[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof detail, fmt, ap);
+	va_end(ap);
+	json_object_object_add(e, "pointer", json_object_new_string(pointer));
+	json_object_object_add(e, "detail", json_object_new_string(detail));
+	json_object_array_add(errors, e);
+}
+
+/* Characters (code points) of valid UTF-8 text: json-c has checked it. */
+static size_t
+utf8_chars(const char *s, size_t len)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < len; i++)
+		n += ((unsigned char)s[i] & 0xc0) != 0x80;
+	return n;
+}
+
+bool
+valid_uuid(const char *s)
+{
+	static const char hex[] = "0123456789abcdefABCDEF";
+	int i;
+
+	for (i = 0; i < 36; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-')
+				return false;
+		} else if (s[i] == '\0' || strchr(hex, s[i]) == NULL) {
+			return false;
+		}
+	}
+	return s[36] == '\0';
+}
+
+static bool
+valid_url(const char *s)
+{
+	CURLU *u = curl_url();
+	char *scheme = NULL, *host = NULL;
+	bool ok;
+
+	ok = u != NULL && curl_url_set(u, CURLUPART_URL, s, 0) == CURLUE_OK &&
+	     curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+	     curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
+	     (strcasecmp(scheme, "http") == 0 || strcasecmp(scheme, "https") == 0) &&
+	     host[0] != '\0';
+	curl_free(scheme);
+	curl_free(host);
+	curl_url_cleanup(u);
+	return ok;
+}
+
+static const char *const type_names[] = {
+	[json_type_null] = "null",       [json_type_boolean] = "a boolean",
+	[json_type_double] = "a number", [json_type_int] = "an integer",
+	[json_type_object] = "an object", [json_type_array] = "an array",
+	[json_type_string] = "a string",
+};
+
+static const char *const kind_wants[] = {
+	[V_TEXT] = "a string", [V_INT] = "an integer",   [V_BOOL] = "a boolean",
+	[V_UUID] = "a string", [V_ENUM] = "a string",    [V_URL] = "a string",
+	[V_TAGS] = "an array", [V_INPUT] = "a string or an object", [V_TOKEN] = "a string",
+};
+
+static bool
+kind_accepts(enum vkind k, enum json_type t)
+{
+	switch (k) {
+	case V_INT:
+		return t == json_type_int;
+	case V_BOOL:
+		return t == json_type_boolean;
+	case V_TAGS:
+		return t == json_type_array;
+	case V_INPUT:
+		return t == json_type_string || t == json_type_object;
+	default:
+		return t == json_type_string;
+	}
+}
+
+static void
+check_tags(struct json_object *arr, const struct vfield *f, struct json_object *errors)
+{
+	size_t i, n = json_object_array_length(arr);
+	struct json_object *tag;
+	char ptr[64];
+
+	if ((long)n > f->max)
+		valid_error(errors, "/tags", "at most %ld tags, got %zu", f->max, n);
+	for (i = 0; i < n && i < 1000; i++) {
+		tag = json_object_array_get_idx(arr, i);
+		snprintf(ptr, sizeof ptr, "/%s/%zu", f->name, i);
+		if (!json_object_is_type(tag, json_type_string))
+			valid_error(errors, ptr, "must be a string");
+		else if (json_object_get_string_len(tag) == 0 ||
+		         utf8_chars(json_object_get_string(tag), (size_t)json_object_get_string_len(tag)) >
+		             TAG_MAX_CHARS)
+			valid_error(errors, ptr, "must be 1 to %d characters", TAG_MAX_CHARS);
+		else if (strlen(json_object_get_string(tag)) != (size_t)json_object_get_string_len(tag))
+			valid_error(errors, ptr, "must not contain NUL characters");
+	}
+}
+
+/* Check one present member; on success fill v. */
+static void
+check_field(struct json_object *m, const struct vfield *f, struct vvalue *v,
+            struct json_object *errors)
+{
+	enum json_type t = json_object_get_type(m);
+	const char *s = NULL;
+	size_t len = 0, chars;
+	char ptr[80];
+	int64_t n;
+	int i, before = json_object_array_length(errors);
+
+	snprintf(ptr, sizeof ptr, "/%s", f->name);
+	if (!kind_accepts(f->kind, t)) {
+		valid_error(errors, ptr, "must be %s, not %s", kind_wants[f->kind], type_names[t]);
+		return;
+	}
+	if (t == json_type_string) {
+		s = json_object_get_string(m);
+		len = (size_t)json_object_get_string_len(m);
+		if (strlen(s) != len) {
+			valid_error(errors, ptr, "must not contain NUL characters");
+			return;
+		}
+	}
+	switch (f->kind) {
+	case V_TEXT:
+		chars = utf8_chars(s, len);
+		if ((long)chars < f->min || (long)chars > f->max)
+			valid_error(errors, ptr, "must be %ld to %ld characters", f->min, f->max);
+		break;
+	case V_TOKEN:
+		if ((long)len < f->min || (long)len > f->max ||
+		    strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") != len)
+			valid_error(errors, ptr, "must be %ld to %ld characters of A-Z, a-z, 0-9, _ and -",
+			            f->min, f->max);
+		break;
+	case V_INT:
+		n = json_object_get_int64(m);
+		if (n < f->min || n > f->max)
+			valid_error(errors, ptr, "must be between %ld and %ld", f->min, f->max);
+		v->num = (long)n;
+		snprintf(v->buf, sizeof v->buf, "%ld", v->num);
+		s = v->buf;
+		break;
+	case V_BOOL:
+		v->num = json_object_get_boolean(m);
+		s = v->num ? "true" : "false";
+		break;
+	case V_UUID:
+		if (!valid_uuid(s))
+			valid_error(errors, ptr, "must be a UUID");
+		break;
+	case V_ENUM:
+		for (i = 0; f->choices[i] != NULL && strcmp(f->choices[i], s) != 0; i++)
+			;
+		if (f->choices[i] == NULL)
+			valid_error(errors, ptr, "must be one of the supported values");
+		break;
+	case V_URL:
+		if ((long)len > f->max || !valid_url(s))
+			valid_error(errors, ptr, "must be an http or https URL of at most %ld bytes",
+			            f->max);
+		break;
+	case V_TAGS:
+		check_tags(m, f, errors);
+		s = json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN);
+		break;
+	case V_INPUT:
+		if (t == json_type_string) {
+			if ((long)len > f->max)
+				valid_error(errors, ptr, "a string input must be at most %ld bytes, got %zu",
+				            f->max, len);
+		}
+		s = json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN);
+		if (t == json_type_object && strlen(s) > INPUT_OBJECT_MAX)
+			valid_error(errors, ptr, "an object input must be at most %d bytes serialized",
+			            INPUT_OBJECT_MAX);
+		break;
+	}
+	if ((int)json_object_array_length(errors) == before) {
+		v->present = true;
+		v->str = s;
+	}
+}
+
+static bool
+field_known(const struct vfield *fields, size_t n, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(fields[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+/* JSON pointer escaping of one member name: ~ is ~0, / is ~1. */
+static void
+pointer_of(const char *name, char *buf, size_t len)
+{
+	size_t o = 0;
+
+	buf[o++] = '/';
+	for (; *name != '\0' && o + 3 < len; name++) {
+		if (*name == '~' || *name == '/') {
+			buf[o++] = '~';
+			buf[o++] = *name == '~' ? '0' : '1';
+		} else {
+			buf[o++] = *name;
+		}
+	}
+	buf[o] = '\0';
+}
+
+size_t
+valid_check(struct json_object *body, const struct vfield *fields, size_t n, bool partial,
+            struct vvalue *values, struct json_object *errors)
+{
+	struct json_object *m;
+	size_t i, before = json_object_array_length(errors);
+	char ptr[160];
+
+	memset(values, 0, n * sizeof *values);
+	json_object_object_foreach(body, key, val)
+	{
+		(void)val;
+		if (!field_known(fields, n, key)) {
+			pointer_of(key, ptr, sizeof ptr);
+			valid_error(errors, ptr, "unknown member");
+		}
+	}
+	for (i = 0; i < n; i++) {
+		if (json_object_object_get_ex(body, fields[i].name, &m) && m != NULL) {
+			check_field(m, &fields[i], &values[i], errors);
+		} else if (partial) {
+			continue;
+		} else if (fields[i].required) {
+			snprintf(ptr, sizeof ptr, "/%s", fields[i].name);
+			valid_error(errors, ptr, "is required");
+		} else if (fields[i].def != NULL) {
+			values[i].present = true;
+			values[i].str = fields[i].def;
+			values[i].num = fields[i].kind == V_BOOL ? strcmp(fields[i].def, "true") == 0
+			                                         : atol(fields[i].def);
+		}
+	}
+	return json_object_array_length(errors) - before;
+}
