@@ -16,12 +16,12 @@ h_dummy(struct req *r)
 }
 
 static const struct route table[] = {
-	{M_GET, "/health", h_dummy},
-	{M_GET, "/api/v1/runs", h_dummy},
-	{M_POST, "/api/v1/runs", h_dummy},
-	{M_GET, "/api/v1/runs/{id}", h_dummy},
-	{M_POST, "/api/v1/runs/{id}/cancel", h_dummy},
-	{M_GET | M_DELETE, "/api/v1/analyses/{id}/versions/{version}", h_dummy},
+	{M_GET, "/health", h_dummy, false},
+	{M_GET, "/api/v1/runs", h_dummy, false},
+	{M_POST, "/api/v1/runs", h_dummy, false},
+	{M_GET, "/api/v1/runs/{id}", h_dummy, false},
+	{M_POST, "/api/v1/runs/{id}/cancel", h_dummy, false},
+	{M_GET | M_DELETE, "/api/v1/analyses/{id}/versions/{version}", h_dummy, false},
 };
 #define N (sizeof table / sizeof table[0])
 
