@@ -249,6 +249,16 @@ runs_create(struct req *r)
 			goto out;
 		}
 		PQclear(ires);
+		/* Prune expired keys as we go: a small bounded batch per keyed create. */
+		ires = run_query(r,
+		                 "DELETE FROM idempotency_keys WHERE ctid IN (SELECT ctid"
+		                 " FROM idempotency_keys WHERE expires_at < now() LIMIT 100)",
+		                 0, NULL);
+		if (ires == NULL) {
+			PQclear(res);
+			goto out;
+		}
+		PQclear(ires);
 	}
 	if (db_commit(r->app->db) != DB_OK) {
 		http_db_failure(r, DB_DOWN);

@@ -24,9 +24,11 @@ static volatile sig_atomic_t worker_stopping;
 static int worker_listen_fd = -1;
 
 /*
- * Stop accepting. Closing the listening descriptor closes the window
- * between libfcgi's shutdown check and its accept(2): an accept that
- * starts after this fails at once instead of waiting for a client.
+ * Stop accepting. The handler is installed with SA_RESTART, so a request
+ * being read or written is never cut short (libfcgi does not retry reads
+ * interrupted by a signal). Closing the listening descriptor makes the
+ * accept(2) that the kernel restarts, or that libfcgi starts next, fail at
+ * once with EBADF instead of waiting for a client.
  */
 static void
 worker_on_term(int sig)
@@ -46,7 +48,8 @@ worker_signals(void)
 	sigset_t none;
 
 	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = worker_on_term; /* no SA_RESTART: accept() must return */
+	sa.sa_handler = worker_on_term;
+	sa.sa_flags = SA_RESTART;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sa.sa_handler = SIG_IGN;

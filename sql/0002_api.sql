@@ -2,7 +2,8 @@
 --
 -- Every state change of a run appends one row to job_events, whoever makes
 -- it (API, executor, operator), because a trigger does it:
---   * insert, or a status change  -> event named after the new status
+--   * insert -> 'created', then the status if it is another (e.g. pending)
+--   * a status change -> event named after the new status
 --   * cancel_requested_at set while the status stays -> 'cancel_requested'
 -- and announces it: NOTIFY assay_events '<job id> <seq>'; a run becoming
 -- pending also wakes executors (NOTIFY assay_jobs), a cancel request tells
@@ -46,7 +47,7 @@ CREATE FUNCTION assay_job_number_event() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
-        NEW.event_seq := 1;
+        NEW.event_seq := CASE WHEN NEW.status = 'created' THEN 1 ELSE 2 END;
     ELSIF assay_job_event_type(OLD, NEW) IS NOT NULL THEN
         NEW.event_seq := OLD.event_seq + 1;
     END IF;
@@ -61,6 +62,10 @@ DECLARE
 BEGIN
     IF v_type IS NULL THEN
         RETURN NULL;
+    END IF;
+    IF TG_OP = 'INSERT' AND NEW.status <> 'created' THEN
+        INSERT INTO job_events (job_id, seq, type, data)
+        VALUES (NEW.id, 1, 'created', jsonb_build_object('status', 'created', 'attempts', 0));
     END IF;
     INSERT INTO job_events (job_id, seq, type, data)
     VALUES (NEW.id, NEW.event_seq, v_type,

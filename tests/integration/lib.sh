@@ -33,7 +33,7 @@ http() {
   rm -f "$h" "$b"
 }
 header() { printf '%s\n' "$headers" | grep -i "^$1:" | head -n 1 | cut -d' ' -f2-; }
-json() { printf '%s' "$body" | jq -r "$1" 2>/dev/null; }
+json() { printf '%s' "$body" | jq -r "$@" 2>/dev/null; }
 
 # Wait up to $2 tenths of a second for the command to succeed.
 eventually() {
@@ -62,3 +62,29 @@ stack_up() {
   "$srcdir/tools/stack" up --no-build --server "$ASSAY_SERVER" --dir "$ASSAY_STACK_DIR" 2>&1 |
     grep -v '^stack: up'
 }
+
+# api METHOD PATH [JSON|@FILE] [curl options]: an authenticated call with the
+# key in $KEY (default: the stack's demo key); JSON, if given, is the body.
+api() {
+  local m=$1 p=$2 d=
+  shift 2
+  case ${1-} in -*|'') ;; *) d=$1; shift ;; esac
+  local auth=(-H "Authorization: Bearer ${KEY:-$ASSAY_API_KEY}")
+  if [ -n "$d" ]; then
+    http "$m" "$p" "${auth[@]}" -H 'Content-Type: application/json' --data-binary "$d" "$@"
+  elif [ "$m" = POST ]; then
+    http "$m" "$p" "${auth[@]}" -d '' "$@"
+  else
+    http "$m" "$p" "${auth[@]}" "$@"
+  fi
+}
+# A new tenant with a key: new_tenant NAME TIER -> prints the key.
+new_tenant() {
+  assayctl tenant create "$1" --tier "$2" >/dev/null && assayctl key create --tenant "$1" 2>/dev/null
+}
+# An analysis for the current $KEY: prints its id.
+new_analysis() {
+  api POST /api/v1/analyses '{"title":"t","script":"function analyze(i) { return i; }"}'
+  json .analysis.id
+}
+sql() { psql -tAq "$DATABASE_URL" -c "$1"; }

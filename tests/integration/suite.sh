@@ -8,7 +8,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 if [ -z "${ASSAY_URL:-}" ]; then
   export ASSAY_BUILDDIR=$top_builddir
   stackdir=$top_builddir/tests/integration/stack-$server
-  "$top_srcdir/tools/stack" down --dir "$stackdir" >/dev/null 2>&1
+  "$top_srcdir/tools/stack" down --purge --dir "$stackdir" >/dev/null 2>&1
   trap '"$top_srcdir/tools/stack" down --dir "$stackdir"' EXIT
   "$top_srcdir/tools/stack" up --no-build --server "$server" --dir "$stackdir" || exit 99
   # shellcheck disable=SC1091

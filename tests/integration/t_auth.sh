@@ -1,0 +1,55 @@
+# API keys: missing, malformed, unknown and revoked keys get 401 with a
+# challenge; both header forms work; keys are stored hashed, never logged.
+. "$(dirname "$0")/lib.sh"
+
+http GET /api/v1/runs
+check "no key: 401" "$status" 401
+check_match "no key: challenge" "$(header WWW-Authenticate)" '^Bearer realm="assay"'
+check "no key: problem+json" "$(header Content-Type)" "application/problem+json"
+check "no key: code" "$(json .code)" UNAUTHENTICATED
+
+KEY=garbage api GET /api/v1/runs
+check "malformed key: 401" "$status" 401
+check "malformed key: code" "$(json .code)" INVALID_API_KEY
+check_match "malformed key: invalid_token" "$(header WWW-Authenticate)" 'error="invalid_token"'
+
+KEY=assay_00000000_000000000000000000000000000000000000000000000000 api GET /api/v1/runs
+check "unknown key: 401" "$status" 401
+
+api GET /api/v1/runs
+check "Bearer key: 200" "$status" 200
+http GET /api/v1/runs -H "X-API-Key: $ASSAY_API_KEY"
+check "X-API-Key: 200" "$status" 200
+http GET /api/runs -H "X-API-Key: $ASSAY_API_KEY"
+check "/api alias: 200" "$status" 200
+
+tenant=auth_$$_$RANDOM
+key=$(new_tenant "$tenant" free)
+check_match "key create prints the key alone" "$key" '^assay_[0-9a-f]{8}_[0-9a-f]{48}$'
+check "only its hash is stored" "$(sql "SELECT count(*) FROM api_keys WHERE hash = sha256('$key'::bytea) AND prefix = '${key:0:14}'")" 1
+check "the key is nowhere in clear" "$(sql "SELECT count(*) FROM api_keys WHERE prefix = '$key' OR encode(hash, 'escape') LIKE '%${key:15}%'")" 0
+KEY=$key api GET /api/v1/runs
+check "new key works" "$status" 200
+# Same prefix, wrong secret: refused.
+KEY=${key:0:15}000000000000000000000000000000000000000000000000 api GET /api/v1/runs
+check "right prefix, wrong secret: 401" "$status" 401
+check "revoke" "$(assayctl key revoke "${key:0:14}")" "key ${key:0:14} revoked"
+KEY=$key api GET /api/v1/runs
+check "revoked key: 401" "$status" 401
+check_match "revoked key: says so" "$(json .detail)" revoked
+out=$(assayctl key revoke assay_ffffffff 2>&1); rc=$?
+check "revoking an unknown key fails" "$rc" 1
+out=$(assayctl key create --tenant no_such_tenant_$$ 2>&1); rc=$?
+check "a key for an unknown tenant fails" "$rc" 1
+out=$(assayctl tenant create "$tenant" --tier free 2>&1); rc=$?
+check_match "duplicate tenant refused" "$out" "already exists"
+out=$(assayctl tenant create x_$$ --tier gold 2>&1); rc=$?
+check "bad tier is a usage error" "$rc" 2
+
+# The access log names the tenant and never holds a key.
+api GET /api/v1/runs -H 'X-Request-ID: auth-log-check'
+check_match "access log line has tenant and route" "$(grep auth-log-check "$api_log")" '"route":"/api/v1/runs","status":200.*"tenant":"demo"'
+for k in "$ASSAY_API_KEY" "$key" "${key:15}"; do
+  grep -rqF -- "$k" "$ASSAY_STACK_DIR/log" && fail "a key appears in the logs" || ok "no key in the logs"
+done
+finish

@@ -1,0 +1,168 @@
+# Runs: validation (every violation), create/start/cancel/result with their
+# status codes, events and notifications, filters and keyset pagination
+# under concurrent inserts, idempotency including a 50-request race.
+. "$(dirname "$0")/lib.sh"
+
+aid=$(new_analysis)
+tag=t$$_$RANDOM
+
+api POST /api/v1/runs "{\"name\":\"first\",\"analysis_id\":\"$aid\",\"input\":{\"a\":1},\"tags\":[\"$tag\"]}"
+check "create: 201" "$status" 201
+run=$(json .run.id)
+check "create: Location" "$(header Location)" "/api/v1/runs/$run"
+check "create: pending by default" "$(json .run.status)" pending
+check "create: records the analysis version" "$(json .run.analysis_version)" 1
+check "create: input kept" "$(json -c .run.input)" '{"a":1}'
+check "create: events" "$(sql "SELECT string_agg(type, ',' ORDER BY seq) FROM job_events WHERE job_id = '$run'")" "created,pending"
+
+api POST /api/v1/runs '{"name":"","analysis_id":"nope","input":5,"tags":[1],"client_token":"short","callback_url":"ftp://x","priority":"high","start":"yes","extra":1}'
+check "invalid: 422" "$status" 422
+check "invalid: every violation" "$(json '[.errors[].pointer] | sort | join(",")')" \
+  "/analysis_id,/callback_url,/client_token,/extra,/input,/name,/priority,/start,/tags/0"
+api POST /api/v1/runs '{}'
+check "missing: both required fields" "$(json '[.errors[] | .pointer + " " + .detail] | sort | join(",")')" \
+  "/analysis_id is required,/name is required"
+api POST /api/v1/runs '{"name":"x","analysis_id":"00000000-0000-0000-0000-000000000000"}'
+check "unknown analysis: 422" "$status" 422
+check "unknown analysis: pointer" "$(json '.errors[0].pointer')" /analysis_id
+tmp=$(mktemp -d)
+{ printf '{"name":"x","analysis_id":"%s","input":"' "$aid"; head -c 70000 /dev/zero | tr '\0' x; printf '"}'; } >"$tmp/str.json"
+api POST /api/v1/runs "@$tmp/str.json"
+check "string input over 64 KiB: 422" "$(json '.errors[0].pointer')" /input
+{ printf '{"name":"x","analysis_id":"%s","input":{"k":"' "$aid"; head -c 140000 /dev/zero | tr '\0' x; printf '"}}'; } >"$tmp/obj.json"
+api POST /api/v1/runs "@$tmp/obj.json"
+check "object input over 128 KiB: 422" "$(json '.errors[0].pointer')" /input
+api POST /api/v1/runs "{\"name\":\"$(printf 'é%.0s' $(seq 1 128))\",\"analysis_id\":\"$aid\",\"start\":false}"
+check "128 two-byte characters are a valid name" "$status" 201
+tags=$(printf '"t%s",' $(seq 1 17)); tags="[${tags%,}]"
+api POST /api/v1/runs "{\"name\":\"x\",\"analysis_id\":\"$aid\",\"tags\":$tags}"
+check "17 tags: 422" "$(json '.errors[0].pointer')" /tags
+
+api GET "/api/v1/runs/$run"
+check "get: 200" "$status" 200
+check "get: same run" "$(json .run.id)" "$run"
+api GET /api/v1/runs/00000000-0000-0000-0000-000000000000
+check "get unknown: 404" "$status" 404
+check "get unknown: code" "$(json .code)" RUN_NOT_FOUND
+api GET /api/v1/runs/xyz
+check "get malformed id: 404" "$status" 404
+
+# start: created -> pending, else 409; new pending work is announced.
+api POST /api/v1/runs "{\"name\":\"later\",\"analysis_id\":\"$aid\",\"start\":false}"
+check "start:false: created" "$(json .run.status)" created
+later=$(json .run.id)
+psql -q "$DATABASE_URL" -c "LISTEN assay_jobs" -c "SELECT pg_sleep(1.5)" -c "SELECT 1" >"$tmp/listen" 2>&1 &
+listener=$!
+sleep 0.5
+api POST "/api/v1/runs/$later/start"
+check "start: 200" "$status" 200
+check "start: pending" "$(json .run.status)" pending
+wait $listener
+check_match "start: executors notified" "$(cat "$tmp/listen")" 'notification "assay_jobs"'
+api POST "/api/v1/runs/$later/start"
+check "start twice: 409" "$status" 409
+check "409 code" "$(json .code)" RUN_STATE_CONFLICT
+
+# cancel: pending at once; running via cancel_requested_at and NOTIFY; terminal 409.
+api POST "/api/v1/runs/$later/cancel"
+check "cancel pending: 202" "$status" 202
+check "cancel pending: canceled" "$(json .run.status)" canceled
+api POST "/api/v1/runs/$later/cancel"
+check "cancel canceled: 409" "$status" 409
+api POST /api/v1/runs/00000000-0000-0000-0000-000000000000/cancel
+check "cancel unknown: 404" "$status" 404
+sql "UPDATE analysis_jobs SET status = 'running', started_at = now() WHERE id = '$run'" >/dev/null
+psql -q "$DATABASE_URL" -c "LISTEN assay_cancel" -c "SELECT pg_sleep(1.5)" -c "SELECT 1" >"$tmp/listen" 2>&1 &
+listener=$!
+sleep 0.5
+api POST "/api/v1/runs/$run/cancel"
+check "cancel running: 202" "$status" 202
+check "cancel running: still running" "$(json .run.status)" running
+check_match "cancel running: requested" "$(json .run.cancel_requested_at)" '^20'
+wait $listener
+check_match "cancel running: executor notified" "$(cat "$tmp/listen")" "notification \"assay_cancel\" with payload \"$run\""
+check "cancel running: event" "$(sql "SELECT type FROM job_events WHERE job_id = '$run' ORDER BY seq DESC LIMIT 1")" cancel_requested
+
+# result: 409 until finished, then the result.
+api GET "/api/v1/runs/$run/result"
+check "result while running: 409" "$status" 409
+check "result while running: code" "$(json .code)" RUN_NOT_FINISHED
+sql "UPDATE analysis_jobs SET status = 'completed', result = '{\"sum\": 3}', finished_at = now() WHERE id = '$run'" >/dev/null
+api GET "/api/v1/runs/$run/result"
+check "result: 200" "$status" 200
+check "result: value" "$(json -c .result.result)" '{"sum":3}'
+check "result: status" "$(json .result.status)" completed
+check "every change is an event" "$(sql "SELECT string_agg(type, ',' ORDER BY seq) FROM job_events WHERE job_id = '$run'")" \
+  "created,pending,running,cancel_requested,completed"
+api POST "/api/v1/runs/$run/cancel"
+check "cancel completed: 409" "$status" 409
+
+# Listing: filters and validation.
+api GET "/api/v1/runs?tag=$tag"
+check "filter by tag" "$(json '[.runs[].id] | join(",")')" "$run"
+api GET "/api/v1/runs?status=canceled&analysis_id=$aid"
+check "filter by status and analysis" "$(json '[.runs[].id] | join(",")')" "$later"
+api GET '/api/v1/runs?status=bogus'
+check "bad status filter: 400" "$status" 400
+api GET '/api/v1/runs?analysis_id=x'
+check "bad analysis filter: 400" "$status" 400
+api GET '/api/v1/runs?limit=0'
+check "limit 0: 400" "$status" 400
+
+# Keyset pagination stays exact while new runs arrive between pages.
+ptag=p$$_$RANDOM
+for i in 1 2 3 4 5; do api POST /api/v1/runs "{\"name\":\"p$i\",\"analysis_id\":\"$aid\",\"tags\":[\"$ptag\"],\"start\":false}"; done
+expected=$(sql "SELECT string_agg(id::text, ',' ORDER BY created_at DESC, id DESC) FROM analysis_jobs WHERE '$ptag' = ANY(tags)")
+api GET "/api/v1/runs?tag=$ptag&limit=2"
+seen=$(json '[.runs[].id] | join(",")')
+cursor=$(json .next_cursor)
+for i in 1 2 3; do api POST /api/v1/runs "{\"name\":\"new$i\",\"analysis_id\":\"$aid\",\"tags\":[\"$ptag\"],\"start\":false}" & done
+wait
+while [ "$cursor" != null ]; do
+  api GET "/api/v1/runs?tag=$ptag&limit=2&cursor=$cursor"
+  seen="$seen,$(json '[.runs[].id] | join(",")')"
+  cursor=$(json .next_cursor)
+done
+check "pagination under inserts: no gap, no duplicate" "$seen" "$expected"
+
+# Idempotency.
+req="{\"name\":\"idem\",\"analysis_id\":\"$aid\",\"client_token\":\"tok_$tag\"}"
+api POST /api/v1/runs "$req"
+check "token first: 201" "$status" 201
+idem=$(json .run.id)
+api POST /api/v1/runs "$req"
+check "token replay: 200" "$status" 200
+check "token replay: same run" "$(json .run.id)" "$idem"
+check "token replay: flagged" "$(json .idempotent)" true
+api POST /api/v1/runs "{\"name\":\"other\",\"analysis_id\":\"$aid\",\"client_token\":\"tok_$tag\"}"
+check "token, different request: 422" "$status" 422
+check "token, different request: code" "$(json .code)" IDEMPOTENCY_KEY_REUSED
+api POST /api/v1/runs "{\"name\":\"h\",\"analysis_id\":\"$aid\"}" -H "Idempotency-Key: hdr_$tag"
+check "header key: 201" "$status" 201
+hid=$(json .run.id)
+api POST /api/v1/runs "{\"name\":\"h\",\"analysis_id\":\"$aid\"}" -H "Idempotency-Key: hdr_$tag"
+check "header key replay: same run" "$(json .run.id)" "$hid"
+api POST /api/v1/runs "{\"name\":\"h\",\"analysis_id\":\"$aid\",\"client_token\":\"zzz_$tag\"}" -H "Idempotency-Key: hdr_$tag"
+check "header and token disagree: 422" "$status" 422
+sql "UPDATE idempotency_keys SET expires_at = now() - interval '1 second' WHERE key = 'tok_$tag'" >/dev/null
+api POST /api/v1/runs "$req"
+check "expired key: a new run" "$status" 201
+[ "$(json .run.id)" != "$idem" ] && ok "expired key: different run" || fail "expired key replayed"
+
+check "the expired key was pruned and replaced" "$(sql "SELECT count(*) FROM idempotency_keys WHERE key = 'tok_$tag' AND expires_at > now()")" 1
+sql "INSERT INTO idempotency_keys (tenant_id, key, request_hash, expires_at) SELECT id, 'old_$tag', '\\x00', now() - interval '1 day' FROM tenants WHERE name = 'demo'" >/dev/null
+api POST /api/v1/runs "{\"name\":\"prune\",\"analysis_id\":\"$aid\",\"client_token\":\"prune_$tag\"}"
+check "expired keys are pruned" "$(sql "SELECT count(*) FROM idempotency_keys WHERE key = 'old_$tag'")" 0
+
+# 50 identical requests at once: exactly one run.
+race="{\"name\":\"race\",\"analysis_id\":\"$aid\",\"client_token\":\"race_$tag\"}"
+for i in $(seq 1 50); do
+  curl -s -o /dev/null -w '%{http_code}\n' -H "Authorization: Bearer $ASSAY_API_KEY" \
+    -H 'Content-Type: application/json' -d "$race" "$ASSAY_URL/api/v1/runs" >>"$tmp/race" &
+done
+wait
+check "race: exactly one 201" "$(grep -c '^201$' "$tmp/race")" 1
+check "race: only 201, 200 or 409" "$(grep -vc '^\(201\|200\|409\)$' "$tmp/race")" 0
+check "race: one run in the database" "$(sql "SELECT count(*) FROM analysis_jobs WHERE client_token = 'race_$tag'")" 1
+rm -rf "$tmp"
+finish
