@@ -17,21 +17,6 @@
 #include "extern.h"
 #include "xalloc.h"
 
-enum { AF_TITLE, AF_SCRIPT, AF_RUNTIME, AF_DESCRIPTION, AF_TIMEOUT, AF_MEMORY, AF_ATTEMPTS,
-       AF__MAX };
-
-static const char *const runtimes[] = {"js", "node", NULL};
-
-/* The script limit comes from the configuration: see analysis_body(). */
-static struct vfield analysis_fields[AF__MAX] = {
-	[AF_TITLE] = {"title", V_TEXT, true, 1, 200, NULL, NULL},
-	[AF_SCRIPT] = {"script", V_TEXT, true, 1, 131072, NULL, NULL},
-	[AF_RUNTIME] = {"runtime", V_ENUM, false, 0, 0, runtimes, "js"},
-	[AF_DESCRIPTION] = {"description", V_TEXT, false, 0, 2000, NULL, ""},
-	[AF_TIMEOUT] = {"timeout_ms", V_INT, false, 100, 3600000, NULL, "30000"},
-	[AF_MEMORY] = {"memory_limit_mb", V_INT, false, 16, 4096, NULL, "64"},
-	[AF_ATTEMPTS] = {"max_attempts", V_INT, false, 1, 10, NULL, "3"},
-};
 
 static void
 analysis_not_found(struct req *r)

@@ -43,9 +43,8 @@ body_json(struct req *r)
 {
 	const char *ct = http_param(r, "CONTENT_TYPE"), *cl = http_param(r, "CONTENT_LENGTH");
 	long limit = cfg_int(r->app->cfg, API_BODY_LIMIT);
-	struct json_tokener *tok;
 	struct json_object *obj, *errors;
-	char *buf, *end;
+	char *buf, *end, err[256];
 	long len;
 	int got;
 
@@ -73,28 +72,12 @@ body_json(struct req *r)
 		return NULL;
 	}
 	buf[len] = '\0';
-	tok = json_tokener_new();
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-	obj = json_tokener_parse_ex(tok, buf, (int)len);
-	if (obj == NULL || buf[json_tokener_get_parse_end(tok) +
-	                       strspn(buf + json_tokener_get_parse_end(tok), " \t\r\n")] != '\0') {
-		enum json_tokener_error e = json_tokener_get_error(tok);
-		size_t at = json_tokener_get_parse_end(tok);
-
-		if (obj != NULL)
-			http_problem(r, 400, "INVALID_JSON", NULL,
-			             "invalid JSON at byte %zu: unexpected data after the value", at);
-		else
-			http_problem(r, 400, "INVALID_JSON", NULL, "invalid JSON at byte %zu: %s", at,
-			             e == json_tokener_continue ? "the document is incomplete"
-			                                        : json_tokener_error_desc(e));
-		json_object_put(obj);
-		json_tokener_free(tok);
-		free(buf);
+	obj = valid_parse(buf, (size_t)len, err, sizeof err);
+	free(buf);
+	if (obj == NULL) {
+		http_problem(r, 400, "INVALID_JSON", NULL, "%s", err);
 		return NULL;
 	}
-	json_tokener_free(tok);
-	free(buf);
 	if (!json_object_is_type(obj, json_type_object)) {
 		errors = json_object_new_array();
 		valid_error(errors, "", "the body must be a JSON object");

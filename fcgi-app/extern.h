@@ -169,6 +169,18 @@ size_t valid_check(struct json_object *body, const struct vfield *, size_t n, bo
 void valid_error(struct json_object *errors, const char *pointer, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 bool valid_uuid(const char *);
+/*
+ * Parse len bytes (strict JSON, valid UTF-8, nothing but blanks after the
+ * value). NULL on failure with a human explanation in err.
+ */
+struct json_object *valid_parse(const char *buf, size_t len, char *err, size_t errlen);
+
+/* fields.c: the body tables. */
+enum { RF_NAME, RF_ANALYSIS, RF_INPUT, RF_TOKEN, RF_TAGS, RF_PRIORITY, RF_CALLBACK, RF_START,
+       RF__MAX };
+enum { AF_TITLE, AF_SCRIPT, AF_RUNTIME, AF_DESCRIPTION, AF_TIMEOUT, AF_MEMORY, AF_ATTEMPTS,
+       AF__MAX };
+extern struct vfield run_fields[RF__MAX], analysis_fields[AF__MAX];
 /* body.c: the request body as a JSON object, or NULL after answering 4xx. */
 struct json_object *body_json(struct req *);
 /* 422 with every violation; releases errors. */

@@ -19,23 +19,8 @@
 #include "extern.h"
 #include "xalloc.h"
 
-enum { RF_NAME, RF_ANALYSIS, RF_INPUT, RF_TOKEN, RF_TAGS, RF_PRIORITY, RF_CALLBACK, RF_START,
-       RF__MAX };
-
 static const char *const statuses[] = {"created", "pending", "running", "completed",
                                        "failed", "canceled", NULL};
-
-/* The input limit comes from the configuration: see runs_fields(). */
-static struct vfield run_fields[RF__MAX] = {
-	[RF_NAME] = {"name", V_TEXT, true, 1, 128, NULL, NULL},
-	[RF_ANALYSIS] = {"analysis_id", V_UUID, true, 0, 0, NULL, NULL},
-	[RF_INPUT] = {"input", V_INPUT, false, 0, 65536, NULL, NULL},
-	[RF_TOKEN] = {"client_token", V_TOKEN, false, 8, 128, NULL, NULL},
-	[RF_TAGS] = {"tags", V_TAGS, false, 0, 16, NULL, "[]"},
-	[RF_PRIORITY] = {"priority", V_INT, false, -1000, 1000, NULL, "0"},
-	[RF_CALLBACK] = {"callback_url", V_URL, false, 0, 2048, NULL, NULL},
-	[RF_START] = {"start", V_BOOL, false, 0, 0, NULL, "true"},
-};
 
 /* Run one query; on failure answer 503 and return NULL. */
 static PGresult *
@@ -129,7 +114,14 @@ idempotent_replay(struct req *r, const char *key, const char *hash)
 	const char *params[2] = {r->tenant->id, key};
 	PGresult *res;
 
-	res = run_query(r, "SELECT pg_try_advisory_xact_lock($1::int, hashtext($2))", 2, params);
+	/* Concurrent requests with one key: the first holds the lock, the others get 409. */
+	res = run_query(r, "SELECT pg_try_advisory_xact_lock($1::int, hashtext($2)),"
+	                   " encode(k.request_hash, 'hex'), assay_run_json(j)"
+	                   " FROM (SELECT) AS one"
+	                   " LEFT JOIN idempotency_keys k ON k.tenant_id = $1 AND k.key = $2"
+	                   "  AND k.expires_at > now()"
+	                   " LEFT JOIN analysis_jobs j ON j.id = k.job_id",
+	                2, params);
 	if (res == NULL)
 		return true;
 	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
@@ -139,20 +131,13 @@ idempotent_replay(struct req *r, const char *key, const char *hash)
 		             "a request with this idempotency key is still being processed; retry");
 		return true;
 	}
-	PQclear(res);
-	res = run_query(r, "SELECT encode(k.request_hash, 'hex'), assay_run_json(j) "
-	                   "FROM idempotency_keys k JOIN analysis_jobs j ON j.id = k.job_id "
-	                   "WHERE k.tenant_id = $1 AND k.key = $2 AND k.expires_at > now()",
-	                2, params);
-	if (res == NULL)
-		return true;
-	if (PQntuples(res) == 0) {
+	if (PQgetisnull(res, 0, 1)) { /* no live key */
 		PQclear(res);
 		return false;
 	}
 	db_rollback(r->app->db);
-	if (strcmp(PQgetvalue(res, 0, 0), hash) == 0) {
-		send_run(r, 200, NULL, PQgetvalue(res, 0, 1), true);
+	if (strcmp(PQgetvalue(res, 0, 1), hash) == 0) {
+		send_run(r, 200, NULL, PQgetvalue(res, 0, 2), true);
 	} else {
 		struct json_object *extra = json_object_new_object(), *errors = json_object_new_array();
 
@@ -182,7 +167,9 @@ runs_create(struct req *r)
 	errors = json_object_new_array();
 	valid_check(body, run_fields, RF__MAX, false, v, errors);
 	key = idempotency_key(r, v, errors);
-	if (v[RF_ANALYSIS].present) {
+	/* Alone, an unknown analysis is found by the INSERT below; with other
+	 * violations it is looked up now, so that the 422 lists them all. */
+	if (v[RF_ANALYSIS].present && json_object_array_length(errors) > 0) {
 		if ((visible = analysis_visible(r, v[RF_ANALYSIS].str)) < 0)
 			goto out;
 		if (!visible)
@@ -236,24 +223,19 @@ runs_create(struct req *r)
 		const char *ip[5] = {r->tenant->id, key, hash, PQgetvalue(res, 0, 0), ttl};
 
 		snprintf(ttl, sizeof ttl, "%ld", cfg_int(r->app->cfg, API_IDEMP_TTL_MS));
+		/* Expired keys are pruned as we go: a small batch per keyed create.
+		 * An expired row for this very key is replaced by the upsert. */
 		ires = run_query(r,
-		                 "INSERT INTO idempotency_keys (tenant_id, key, request_hash, job_id,"
+		                 "WITH pruned AS (DELETE FROM idempotency_keys WHERE ctid IN"
+		                 "  (SELECT ctid FROM idempotency_keys WHERE expires_at < now()"
+		                 "   AND NOT (tenant_id = $1 AND key = $2) LIMIT 100))"
+		                 " INSERT INTO idempotency_keys (tenant_id, key, request_hash, job_id,"
 		                 " expires_at) VALUES ($1, $2, decode($3, 'hex'), $4,"
 		                 " now() + $5::bigint * interval '1 millisecond')"
 		                 " ON CONFLICT (tenant_id, key) DO UPDATE SET"
 		                 " request_hash = EXCLUDED.request_hash, job_id = EXCLUDED.job_id,"
 		                 " created_at = now(), expires_at = EXCLUDED.expires_at",
 		                 5, ip);
-		if (ires == NULL) {
-			PQclear(res);
-			goto out;
-		}
-		PQclear(ires);
-		/* Prune expired keys as we go: a small bounded batch per keyed create. */
-		ires = run_query(r,
-		                 "DELETE FROM idempotency_keys WHERE ctid IN (SELECT ctid"
-		                 " FROM idempotency_keys WHERE expires_at < now() LIMIT 100)",
-		                 0, NULL);
 		if (ires == NULL) {
 			PQclear(res);
 			goto out;

@@ -284,3 +284,33 @@ valid_check(struct json_object *body, const struct vfield *fields, size_t n, boo
 	}
 	return json_object_array_length(errors) - before;
 }
+
+struct json_object *
+valid_parse(const char *buf, size_t len, char *err, size_t errlen)
+{
+	struct json_tokener *tok = json_tokener_new();
+	struct json_object *obj;
+	size_t end;
+
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	obj = json_tokener_parse_ex(tok, buf, (int)len);
+	end = json_tokener_get_parse_end(tok);
+	if (obj == NULL) {
+		enum json_tokener_error e = json_tokener_get_error(tok);
+
+		snprintf(err, errlen, "invalid JSON at byte %zu: %s", end,
+		         e == json_tokener_continue ? "the document is incomplete"
+		                                    : json_tokener_error_desc(e));
+	} else {
+		while (end < len && strchr(" \t\r\n", buf[end]) != NULL && buf[end] != '\0')
+			end++;
+		if (end < len) {
+			snprintf(err, errlen, "invalid JSON at byte %zu: unexpected data after the value",
+			         end);
+			json_object_put(obj);
+			obj = NULL;
+		}
+	}
+	json_tokener_free(tok);
+	return obj;
+}

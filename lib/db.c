@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,11 +13,16 @@
 #include "log.h"
 #include "xalloc.h"
 
+#define DB_MAX_PREPARED 64
+
 struct db {
 	char *conninfo;
 	PGconn *conn;
 	bool down_logged;
 	bool in_tx;
+	/* Statements prepared on this connection: the index is the name. */
+	const char *prepared[DB_MAX_PREPARED];
+	size_t nprepared;
 };
 
 struct db *
@@ -60,6 +66,7 @@ db_drop(struct db *db)
 		PQfinish(db->conn);
 	db->conn = NULL;
 	db->in_tx = false;
+	db->nprepared = 0;
 }
 
 PGconn *
@@ -87,6 +94,32 @@ db_conn(struct db *db)
 	return db->conn;
 }
 
+/*
+ * Run sql as a prepared statement, preparing it on first use on this
+ * connection, so each statement is parsed and planned once per worker.
+ */
+static PGresult *
+db_exec_prepared(struct db *db, const char *sql, int n, const char *const *params)
+{
+	char name[16];
+	PGresult *res;
+	size_t i;
+
+	for (i = 0; i < db->nprepared && db->prepared[i] != sql && strcmp(db->prepared[i], sql); i++)
+		;
+	snprintf(name, sizeof name, "s%zu", i);
+	if (i == DB_MAX_PREPARED) /* table full: an unnamed statement */
+		return PQexecParams(db->conn, sql, n, NULL, params, NULL, NULL, 0);
+	if (i == db->nprepared) {
+		res = PQprepare(db->conn, name, sql, n, NULL);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			return res;
+		PQclear(res);
+		db->prepared[db->nprepared++] = sql;
+	}
+	return PQexecPrepared(db->conn, name, n, params, NULL, NULL, 0);
+}
+
 enum db_rc
 db_query(struct db *db, PGresult **res, const char *sql, int n, const char *const *params)
 {
@@ -99,7 +132,7 @@ db_query(struct db *db, PGresult **res, const char *sql, int n, const char *cons
 		conn = db_conn(db);
 		if (conn == NULL)
 			return DB_DOWN;
-		*res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+		*res = db_exec_prepared(db, sql, n, params);
 		st = PQresultStatus(*res);
 		if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
 			return DB_OK;

@@ -23,7 +23,9 @@ const char *db_strerror(enum db_rc);
 /*
  * Run sql with n text parameters. If the connection turns out to be
  * broken outside a transaction, it is re-established and the statement
- * sent once more, so such statements must be safe to repeat.
+ * sent once more, so such statements must be safe to repeat. Statements
+ * are prepared once per connection and looked up by their text, so sql
+ * should be a constant string (values go in params).
  */
 enum db_rc db_query(struct db *, PGresult **res, const char *sql, int n,
                     const char *const *params);

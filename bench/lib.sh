@@ -1,0 +1,63 @@
+# Shared by the benchmarks: sourced, not run. Needs $top and $ASSAY_BUILDDIR.
+
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+
+bench_pids=()
+bench_dirs=()
+bench_cleanup() {
+  local p d
+  for p in "${bench_pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for d in "${bench_dirs[@]}"; do "$top/tools/stack" down --purge --dir "$d" >/dev/null 2>&1; done
+}
+trap bench_cleanup EXIT
+
+free_port() {
+  perl -MIO::Socket::INET -e \
+    'print IO::Socket::INET->new(LocalAddr=>"127.0.0.1",LocalPort=>0,Listen=>1,ReuseAddr=>1)->sockport'
+}
+
+# A fresh stack behind SERVER in DIR, removed on exit.
+bench_stack() { # SERVER DIR
+  "$top/tools/stack" down --purge --dir "$2" >/dev/null 2>&1
+  bench_dirs+=("$2")
+  "$top/tools/stack" up --server "$1" --dir "$2" >/dev/null 2>&1
+}
+
+# The baseline: a second instance of the stack's web server with the very
+# same configuration, pointed at bench/trivial-fcgi with as many processes
+# as assay-api has workers. Prints its port.
+trivial_server() { # SERVER DIR PROCESSES
+  local server=$1 dir=$2 port conf f i
+  "$ASSAY_BUILDDIR/bench/trivial-fcgi" "$dir/run/trivial.sock" "$3" &
+  bench_pids+=($!)
+  port=$(free_port)
+  conf=$dir/conf/trivial
+  mkdir -p "$conf"
+  for f in "$dir"/conf/"$server"*.conf; do
+    sed -e "s|$dir/run/api.sock|$dir/run/trivial.sock|g" \
+        -e "s|$dir/conf/$server-assay.conf|$conf/$server-assay.conf|g" \
+        -e "s|$dir/run/$server.pid|$dir/run/trivial-$server.pid|g" \
+        -e "s|port = [0-9]*|port = $port|; s|listen 127.0.0.1:[0-9]*;|listen 127.0.0.1:$port;|" \
+        "$f" >"$conf/$(basename "$f")"
+  done
+  if [ "$server" = lighttpd ]; then
+    lighttpd -D -f "$conf/lighttpd.conf" 2>/dev/null &
+  else
+    nginx -e "$dir/log/nginx-error.log" -c "$conf/nginx.conf" -p "$dir/nginx" -g 'daemon off;' &
+  fi
+  bench_pids+=($!)
+  for i in $(seq 1 50); do curl -sf "http://127.0.0.1:$port/live" >/dev/null && break; sleep 0.1; done
+  echo "$port"
+}
+
+# wrk [options] URL -> "req/s p99_ms non2xx"
+load() {
+  wrk --latency "$@" | awk '
+    /Requests\/sec/ { rps = $2 }
+    /Non-2xx or 3xx responses/ { bad = $5 }
+    /^ +99%/ { v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+/, "", v)
+               ms = (u == "us") ? v / 1000 : (u == "s") ? v * 1000 : v }
+    END { printf "%.0f %.2f %d\n", rps, ms, bad }'
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f%%", a * 100 / b }'; }
