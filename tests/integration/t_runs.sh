@@ -3,6 +3,9 @@
 # under concurrent inserts, idempotency including a 50-request race.
 . "$(dirname "$0")/lib.sh"
 
+# These tests drive run states by hand: no executor may take the runs.
+kill "$(cat "$ASSAY_STACK_DIR/run/assay-executor.pid")"
+trap stack_up EXIT
 aid=$(new_analysis)
 tag=t$$_$RANDOM
 

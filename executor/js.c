@@ -1,0 +1,206 @@
+/*
+ * Runtime "js": Duktape, in the sandboxed child. The script defines
+ * analyze(input, ctx) (`export default function analyze` is accepted);
+ * ctx.log, ctx.progress and ctx.emit and the outcome are written to the
+ * bridge as JSON lines: {"type":"log"|"progress"|"emit"|"result"|"error",...}.
+ * Runs after the sandbox is in place; may only write to the bridge.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <duktape.h>
+
+#include "extern.h"
+
+static int bridge = -1;
+
+static void
+bridge_write(const char *s, size_t len)
+{
+	ssize_t n;
+
+	while (len > 0) {
+		n = write(bridge, s, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			_exit(4); /* the executor went away or closed the bridge */
+		s += n;
+		len -= (size_t)n;
+	}
+}
+
+/* Encode the object on top of the stack as one line, and pop it. */
+static void
+bridge_send(duk_context *ctx)
+{
+	const char *json = duk_json_encode(ctx, -1);
+
+	bridge_write(json, strlen(json));
+	bridge_write("\n", 1);
+	duk_pop(ctx);
+}
+
+static void
+bridge_error(duk_context *ctx, const char *message, const char *stack)
+{
+	duk_push_object(ctx);
+	duk_push_string(ctx, "error");
+	duk_put_prop_string(ctx, -2, "type");
+	duk_push_string(ctx, message);
+	duk_put_prop_string(ctx, -2, "message");
+	if (stack != NULL) {
+		duk_push_string(ctx, stack);
+		duk_put_prop_string(ctx, -2, "stack");
+	}
+	bridge_send(ctx);
+}
+
+/* ctx.log(level, message) */
+static duk_ret_t
+ctx_log(duk_context *ctx)
+{
+	const char *level = duk_safe_to_string(ctx, 0), *msg = duk_safe_to_string(ctx, 1);
+
+	duk_push_object(ctx);
+	duk_push_string(ctx, "log");
+	duk_put_prop_string(ctx, -2, "type");
+	duk_push_string(ctx, level);
+	duk_put_prop_string(ctx, -2, "level");
+	duk_push_string(ctx, msg);
+	duk_put_prop_string(ctx, -2, "message");
+	bridge_send(ctx);
+	return 0;
+}
+
+/* ctx.progress(percent, message) */
+static duk_ret_t
+ctx_progress(duk_context *ctx)
+{
+	double pct = duk_to_number(ctx, 0);
+	const char *msg = duk_is_undefined(ctx, 1) ? "" : duk_safe_to_string(ctx, 1);
+
+	duk_push_object(ctx);
+	duk_push_string(ctx, "progress");
+	duk_put_prop_string(ctx, -2, "type");
+	duk_push_number(ctx, pct < 0 ? 0 : pct > 100 ? 100 : pct);
+	duk_put_prop_string(ctx, -2, "percent");
+	duk_push_string(ctx, msg);
+	duk_put_prop_string(ctx, -2, "message");
+	bridge_send(ctx);
+	return 0;
+}
+
+/* ctx.emit(type, data) */
+static duk_ret_t
+ctx_emit(duk_context *ctx)
+{
+	const char *event = duk_safe_to_string(ctx, 0);
+
+	duk_push_object(ctx);
+	duk_push_string(ctx, "emit");
+	duk_put_prop_string(ctx, -2, "type");
+	duk_push_string(ctx, event);
+	duk_put_prop_string(ctx, -2, "event");
+	duk_dup(ctx, 1);
+	duk_put_prop_string(ctx, -2, "data");
+	bridge_send(ctx);
+	return 0;
+}
+
+static void
+js_fatal(void *udata, const char *msg)
+{
+	char line[512];
+	int n;
+
+	(void)udata;
+	n = snprintf(line, sizeof line, "{\"type\":\"error\",\"message\":\"fatal: %.400s\"}\n",
+	             msg ? msg : "");
+	bridge_write(line, n > 0 ? (size_t)n : 0);
+	_exit(2);
+}
+
+/* The thrown value's message and stack, and report them. */
+static void
+report_throw(duk_context *ctx)
+{
+	const char *stack = NULL, *msg;
+
+	if (duk_is_error(ctx, -1)) {
+		duk_get_prop_string(ctx, -1, "stack");
+		stack = duk_is_string(ctx, -1) ? duk_get_string(ctx, -1) : NULL;
+		duk_pop(ctx);
+	}
+	msg = duk_safe_to_string(ctx, -1);
+	if (strstr(msg, "alloc failed") != NULL)
+		bridge_error(ctx, "memory limit", stack);
+	else
+		bridge_error(ctx, msg, stack);
+}
+
+static duk_ret_t
+encode_result(duk_context *ctx, void *udata)
+{
+	(void)udata;
+	if (duk_is_undefined(ctx, -1)) {
+		duk_pop(ctx);
+		duk_push_null(ctx);
+	}
+	duk_json_encode(ctx, -1);
+	return 1;
+}
+
+static const duk_function_list_entry ctx_functions[] = {
+	{"log", ctx_log, 2},
+	{"progress", ctx_progress, 2},
+	{"emit", ctx_emit, 2},
+	{NULL, NULL, 0},
+};
+
+void
+js_run(const struct job_spec *spec, int fd)
+{
+	static const char export_kw[] = "export default ";
+	duk_context *ctx;
+	char *script = strdup(spec->script), *exp;
+	const char *json;
+
+	bridge = fd;
+	ctx = duk_create_heap(NULL, NULL, NULL, NULL, js_fatal);
+	if (ctx == NULL || script == NULL)
+		js_fatal(NULL, "memory limit");
+	exp = strstr(script, export_kw); /* `export default function analyze` */
+	if (exp != NULL)
+		memset(exp, ' ', sizeof export_kw - 1);
+	if (duk_peval_string(ctx, script) != 0) {
+		report_throw(ctx);
+		_exit(1);
+	}
+	duk_pop(ctx);
+	if (!duk_get_global_string(ctx, "analyze") || !duk_is_function(ctx, -1)) {
+		bridge_error(ctx, "the script does not define analyze(input, ctx)", NULL);
+		_exit(1);
+	}
+	duk_push_string(ctx, spec->input ? spec->input : "null");
+	duk_json_decode(ctx, -1);
+	duk_push_object(ctx);
+	duk_put_function_list(ctx, -1, ctx_functions);
+	if (duk_pcall(ctx, 2) != DUK_EXEC_SUCCESS) {
+		report_throw(ctx);
+		_exit(1);
+	}
+	if (duk_safe_call(ctx, encode_result, NULL, 1, 1) != DUK_EXEC_SUCCESS) {
+		report_throw(ctx);
+		_exit(1);
+	}
+	json = duk_get_string(ctx, -1);
+	bridge_write("{\"type\":\"result\",\"value\":", 25);
+	bridge_write(json, strlen(json));
+	bridge_write("}\n", 2);
+	_exit(0);
+}

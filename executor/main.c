@@ -1,0 +1,587 @@
+/*
+ * assay-executor: claims runs and runs them, one sandboxed child each, in
+ * a single poll(2) loop over: a signalfd (SIGCHLD, SIGTERM, SIGINT, SIGHUP),
+ * the PostgreSQL connection (LISTEN assay_jobs, assay_cancel), the bridge
+ * pipes of running children, and the /health, /metrics HTTP socket.
+ *   SIGTERM  stop claiming, let running jobs finish for the grace period,
+ *            then kill and requeue the rest without charging an attempt
+ *   SIGHUP   reload the configuration (a broken one is logged and ignored)
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "db.h"
+#include "extern.h"
+#include "log.h"
+#include "util.h"
+#include "xalloc.h"
+
+#define MAX_JOBS 1024
+
+struct ex {
+	struct cfg *cfg;
+	const char *cfg_path;
+	bool cfg_required;
+	struct db *db;
+	PGconn *listening; /* the connection our LISTENs were issued on */
+	char worker[96];
+	struct job *jobs[MAX_JOBS];
+	size_t njobs;
+	int sig_fd, http_fd;
+	bool stopping, wake;
+	uint64_t stop_at_us, next_poll_us, next_beat_us;
+	unsigned long claimed, completed, failed, canceled, recovered, processed;
+};
+
+static long
+ex_int(const struct ex *ex, enum ex_key k)
+{
+	return cfg_int(ex->cfg, k);
+}
+
+/* (Re)issue LISTEN whenever the database connection is new. */
+static void
+ex_listen(struct ex *ex)
+{
+	PGconn *conn = db_conn(ex->db);
+	PGresult *res;
+
+	if (conn == NULL || conn == ex->listening)
+		return;
+	res = PQexec(conn, "LISTEN assay_jobs; LISTEN assay_cancel");
+	if (PQresultStatus(res) == PGRES_COMMAND_OK)
+		ex->listening = conn;
+	PQclear(res);
+	ex->wake = true; /* work may have arrived while we were not listening */
+}
+
+static struct job *
+ex_find(struct ex *ex, const char *id)
+{
+	size_t i;
+
+	for (i = 0; i < ex->njobs; i++)
+		if (strcmp(ex->jobs[i]->id, id) == 0)
+			return ex->jobs[i];
+	return NULL;
+}
+
+static void
+ex_cancel(struct ex *ex, struct job *j)
+{
+	if (j->kill_at_us != 0 || j->pid <= 0)
+		return;
+	j->canceled = true;
+	kill(j->pid, SIGTERM);
+	j->kill_at_us = util_now_us() + (uint64_t)ex_int(ex, EX_CANCEL_GRACE_MS) * 1000u;
+	log_msg(LOG_INFO, "run %s: cancel requested; stopping its process", j->id);
+}
+
+static void
+ex_notifications(struct ex *ex)
+{
+	PGconn *conn = ex->listening;
+	PGnotify *n;
+	struct job *j;
+
+	if (conn == NULL)
+		return;
+	PQconsumeInput(conn);
+	while ((n = PQnotifies(conn)) != NULL) {
+		if (strcmp(n->relname, "assay_jobs") == 0)
+			ex->wake = true;
+		else if (strcmp(n->relname, "assay_cancel") == 0 && (j = ex_find(ex, n->extra)))
+			ex_cancel(ex, j);
+		PQfreemem(n);
+	}
+}
+
+static void
+ex_start(struct ex *ex, struct job *j)
+{
+	struct job_spec spec = {j->script, j->input, j->timeout_ms, j->memory_mb};
+
+	j->started_us = util_now_us();
+	if (j->error != NULL) /* refused at claim time */
+		return;
+	j->deadline_us = j->started_us + (uint64_t)j->timeout_ms * 1000u;
+	j->pid = sbx_spawn(&spec, &j->fd);
+	if (j->pid < 0)
+		j->error = xstrdup("executor fault: cannot start the sandbox");
+	else
+		log_msg(LOG_DEBUG, "run %s: attempt %d in pid %d", j->id, j->attempts, (int)j->pid);
+}
+
+static void
+ex_claim(struct ex *ex)
+{
+	long room = ex_int(ex, EX_MAX_CONCURRENT) - (long)ex->njobs;
+	struct job *got[MAX_JOBS];
+	int n, i;
+
+	ex->wake = false;
+	if (ex->stopping || room <= 0)
+		return;
+	if (room > MAX_JOBS - (long)ex->njobs)
+		room = MAX_JOBS - (long)ex->njobs;
+	n = jobs_claim(ex->db, ex->worker, (int)room, (int)ex_int(ex, EX_LEASE_SECONDS), got);
+	for (i = 0; i < n; i++) {
+		ex->jobs[ex->njobs++] = got[i];
+		ex->claimed++;
+		ex_start(ex, got[i]);
+	}
+	if (n == room)
+		ex->wake = true; /* there may be more */
+}
+
+/* One JSON line from a child. */
+static void
+ex_line(struct ex *ex, struct job *j, const char *line)
+{
+	struct json_object *o = json_tokener_parse(line), *t, *v;
+	const char *type;
+
+	if (o == NULL || !json_object_object_get_ex(o, "type", &t)) {
+		free(j->error);
+		j->error = xstrdup("script error: malformed bridge output");
+		json_object_put(o);
+		return;
+	}
+	type = json_object_get_string(t);
+	if (strcmp(type, "result") == 0 && json_object_object_get_ex(o, "value", &v)) {
+		free(j->result);
+		j->result = xstrdup(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+		if ((long)strlen(j->result) > ex_int(ex, EX_RESULT_MAX)) {
+			j->error = xasprintf("result too large: %zu bytes; the inline limit is %ld",
+			                     strlen(j->result), ex_int(ex, EX_RESULT_MAX));
+		}
+	} else if (strcmp(type, "error") == 0) {
+		const char *msg = json_object_object_get_ex(o, "message", &v)
+		                      ? json_object_get_string(v) : "unknown";
+
+		free(j->error);
+		j->error = strcmp(msg, "memory limit") == 0 ? xstrdup(msg)
+		                                             : xasprintf("script error: %s", msg);
+		if (json_object_object_get_ex(o, "stack", &v))
+			jobs_event(ex->db, j, "error",
+			           json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	} else if (strcmp(type, "log") == 0 || strcmp(type, "progress") == 0 ||
+	           strcmp(type, "emit") == 0) {
+		json_object_object_del(o, "type");
+		jobs_event(ex->db, j, type, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	}
+	json_object_put(o);
+}
+
+static void
+ex_read(struct ex *ex, struct job *j)
+{
+	char buf[65536], *nl, *start;
+	ssize_t n = read(j->fd, buf, sizeof buf);
+
+	if (n < 0 && errno == EINTR)
+		return;
+	if (n <= 0) {
+		close(j->fd);
+		j->fd = -1;
+		return;
+	}
+	j->output += (size_t)n;
+	if ((long)j->output > ex_int(ex, EX_OUTPUT_MAX)) {
+		if (!j->too_large)
+			kill(j->pid, SIGKILL);
+		j->too_large = true;
+		return;
+	}
+	j->line = xrealloc(j->line, j->linelen + (size_t)n + 1);
+	memcpy(j->line + j->linelen, buf, (size_t)n);
+	j->linelen += (size_t)n;
+	j->line[j->linelen] = '\0';
+	for (start = j->line; (nl = strchr(start, '\n')) != NULL; start = nl + 1) {
+		*nl = '\0';
+		ex_line(ex, j, start);
+	}
+	j->linelen -= (size_t)(start - j->line);
+	memmove(j->line, start, j->linelen + 1);
+}
+
+/* Why the attempt failed, from how the child ended, if nothing better is known. */
+static void
+ex_outcome(struct job *j, int status)
+{
+	char *why = NULL;
+
+	if (j->timed_out)
+		why = xasprintf("timeout: no result after %ld ms", j->timeout_ms);
+	else if (j->too_large)
+		why = xstrdup("output too large");
+	else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGXCPU)
+		why = xstrdup("timeout: CPU time limit reached");
+	else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS)
+		why = xstrdup("killed by signal 31: the script broke the sandbox");
+	else if (WIFSIGNALED(status) && j->error == NULL)
+		why = xasprintf("killed by signal %d", WTERMSIG(status));
+	else if (j->error == NULL && j->result == NULL)
+		why = xasprintf("exited with status %d without a result",
+		                WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	if (why != NULL) {
+		free(j->error);
+		j->error = why;
+	}
+}
+
+static void
+ex_done(struct ex *ex, size_t i)
+{
+	struct job *j = ex->jobs[i];
+
+	if (ex->stopping && j->canceled == false && j->kill_at_us == UINT64_MAX) {
+		jobs_release(ex->db, ex->worker, j); /* killed by shutdown: requeue, no charge */
+	} else {
+		jobs_finish(ex->db, ex->worker, j);
+		ex->processed++;
+		if (j->canceled)
+			ex->canceled++;
+		else if (j->error == NULL)
+			ex->completed++;
+		else
+			ex->failed++;
+		log_msg(j->error && !j->canceled ? LOG_WARN : LOG_INFO, "run %s: %s in %.1f ms", j->id,
+		        j->canceled ? "canceled" : j->error ? j->error : "completed",
+		        (double)(util_now_us() - j->started_us) / 1000.0);
+	}
+	if (j->fd >= 0)
+		close(j->fd);
+	job_free(j);
+	ex->jobs[i] = ex->jobs[--ex->njobs];
+	ex->wake = true;
+}
+
+static void
+ex_reap(struct ex *ex)
+{
+	int status;
+	pid_t pid;
+	size_t i;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (i = 0; i < ex->njobs && ex->jobs[i]->pid != pid; i++)
+			;
+		if (i == ex->njobs)
+			continue;
+		while (ex->jobs[i]->fd >= 0) /* drain what the child wrote before it ended */
+			ex_read(ex, ex->jobs[i]);
+		ex->jobs[i]->pid = 0;
+		ex_outcome(ex->jobs[i], status);
+		ex_done(ex, i);
+	}
+}
+
+static void
+ex_reload(struct ex *ex)
+{
+	char *errors = NULL;
+	struct cfg *next = cfg_load(ex_cfg_keys, EX__MAX, ex->cfg_path, ex->cfg_required, &errors);
+
+	if (next == NULL) {
+		log_msg(LOG_ERROR, "reload failed; keeping the current configuration: %s", errors);
+		free(errors);
+		return;
+	}
+	cfg_free(ex->cfg);
+	ex->cfg = next;
+	log_set_level((enum log_level)ex_int(ex, EX_LOG_LEVEL));
+	log_msg(LOG_INFO, "configuration reloaded");
+}
+
+static void
+ex_signals(struct ex *ex)
+{
+	struct signalfd_siginfo si;
+
+	while (read(ex->sig_fd, &si, sizeof si) == sizeof si) {
+		if (si.ssi_signo == SIGCHLD) {
+			ex_reap(ex);
+		} else if (si.ssi_signo == SIGHUP) {
+			ex_reload(ex);
+		} else if (!ex->stopping) {
+			ex->stopping = true;
+			ex->stop_at_us = util_now_us() + (uint64_t)ex_int(ex, EX_SHUTDOWN_GRACE) * 1000000u;
+			log_msg(LOG_INFO, "signal %u: no new jobs; waiting for %zu running", si.ssi_signo,
+			        ex->njobs);
+		}
+	}
+}
+
+/* The HTTP endpoint: one short request per connection, answered at once. */
+static void
+ex_http(struct ex *ex)
+{
+	struct timeval tv = {0, 200000};
+	char req[1024], *body = NULL, head[256];
+	const char *ctype = "application/json", *status = "200 OK";
+	size_t len = 0;
+	ssize_t n;
+	FILE *f;
+	int c;
+
+	c = accept4(ex->http_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (c < 0)
+		return;
+	setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	n = read(c, req, sizeof req - 1);
+	req[n > 0 ? n : 0] = '\0';
+	f = open_memstream(&body, &len);
+	if (strncmp(req, "GET /health ", 12) == 0) {
+		fprintf(f, "{\"status\":\"%s\",\"version\":\"%s\",\"jobs_processed\":%lu,"
+		           "\"running\":%zu,\"capacity\":%ld,\"database\":\"%s\"}",
+		        ex->stopping ? "stopping" : "healthy", PACKAGE_VERSION, ex->processed,
+		        ex->njobs, ex_int(ex, EX_MAX_CONCURRENT),
+		        ex->listening ? "connected" : "unavailable");
+	} else if (strncmp(req, "GET /metrics ", 13) == 0) {
+		ctype = "text/plain; version=0.0.4";
+		fprintf(f, "# HELP assay_executor_jobs_total Attempts by outcome.\n"
+		           "# TYPE assay_executor_jobs_total counter\n"
+		           "assay_executor_jobs_total{outcome=\"claimed\"} %lu\n"
+		           "assay_executor_jobs_total{outcome=\"completed\"} %lu\n"
+		           "assay_executor_jobs_total{outcome=\"failed\"} %lu\n"
+		           "assay_executor_jobs_total{outcome=\"canceled\"} %lu\n"
+		           "# HELP assay_executor_leases_recovered_total Runs requeued after their "
+		           "lease expired.\n"
+		           "# TYPE assay_executor_leases_recovered_total counter\n"
+		           "assay_executor_leases_recovered_total %lu\n"
+		           "# HELP assay_executor_running_jobs Jobs running now.\n"
+		           "# TYPE assay_executor_running_jobs gauge\n"
+		           "assay_executor_running_jobs %zu\n",
+		        ex->claimed, ex->completed, ex->failed, ex->canceled, ex->recovered, ex->njobs);
+	} else {
+		status = "404 Not Found";
+		ctype = "application/problem+json";
+		fprintf(f, "{\"type\":\"about:blank\",\"title\":\"Not Found\",\"status\":404,"
+		           "\"detail\":\"this port serves GET /health and GET /metrics\"}");
+	}
+	fclose(f);
+	snprintf(head, sizeof head,
+	         "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+	         status, ctype, len);
+	if (write(c, head, strlen(head)) < 0 || write(c, body, len) < 0) {
+		/* the client left */
+	}
+	free(body);
+	close(c);
+}
+
+static int
+ex_http_listen(const struct ex *ex)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), one = 1;
+
+	sa.sin_port = htons((uint16_t)ex_int(ex, EX_PORT));
+	if (fd < 0 || inet_pton(AF_INET, cfg_str(ex->cfg, EX_LISTEN_ADDRESS), &sa.sin_addr) != 1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+	    bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 64) != 0) {
+		log_msg(LOG_ERROR, "cannot listen on %s:%ld: %s", cfg_str(ex->cfg, EX_LISTEN_ADDRESS),
+		        ex_int(ex, EX_PORT), strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Time-driven work; returns milliseconds until the next deadline. */
+static int
+ex_tick(struct ex *ex)
+{
+	uint64_t now = util_now_us(), next = now + 1000000u, lease_us;
+	size_t i;
+
+	lease_us = (uint64_t)ex_int(ex, EX_LEASE_SECONDS) * 1000000u;
+	if (now >= ex->next_beat_us) {
+		if (ex->njobs > 0)
+			jobs_heartbeat(ex->db, ex->worker, (int)ex_int(ex, EX_LEASE_SECONDS), ex->jobs,
+			               ex->njobs);
+		ex->next_beat_us = now + lease_us / 3;
+	}
+	if (!ex->stopping && now >= ex->next_poll_us) {
+		ex->recovered += (unsigned long)jobs_recover(ex->db);
+		ex->wake = true;
+		ex->next_poll_us = now + (uint64_t)ex_int(ex, EX_POLL_INTERVAL_MS) * 1000u;
+	}
+	ex_listen(ex);
+	if (ex->wake)
+		ex_claim(ex);
+	for (i = 0; i < ex->njobs; i++) {
+		struct job *j = ex->jobs[i];
+
+		if (j->pid < 0) { /* never started: refused or fork failed */
+			ex_done(ex, i--);
+			continue;
+		}
+		if (j->lost || (j->canceled && j->kill_at_us == 0))
+			ex_cancel(ex, j);
+		if (ex->stopping && now >= ex->stop_at_us && j->kill_at_us != UINT64_MAX) {
+			kill(j->pid, SIGKILL);
+			j->kill_at_us = UINT64_MAX; /* requeued when reaped */
+		}
+		if (!j->timed_out && now >= j->deadline_us) {
+			j->timed_out = true;
+			kill(j->pid, SIGKILL);
+		}
+		if (j->kill_at_us != 0 && j->kill_at_us != UINT64_MAX && now >= j->kill_at_us)
+			kill(j->pid, SIGKILL);
+		if (j->deadline_us > now && j->deadline_us < next)
+			next = j->deadline_us;
+	}
+	if (ex->next_poll_us < next)
+		next = ex->next_poll_us;
+	return next > now ? (int)((next - now + 999) / 1000) : 0;
+}
+
+static int
+ex_run(struct ex *ex)
+{
+	struct pollfd pfd[3 + MAX_JOBS];
+	struct job *byfd[3 + MAX_JOBS];
+	size_t n, i;
+	int timeout;
+
+	while (!ex->stopping || ex->njobs > 0) {
+		timeout = ex_tick(ex);
+		n = 0;
+		pfd[n++] = (struct pollfd){ex->sig_fd, POLLIN, 0};
+		pfd[n++] = (struct pollfd){ex->http_fd, POLLIN, 0};
+		pfd[n++] = (struct pollfd){ex->listening ? PQsocket(ex->listening) : -1, POLLIN, 0};
+		for (i = 0; i < ex->njobs; i++) {
+			byfd[n] = ex->jobs[i];
+			pfd[n++] = (struct pollfd){ex->jobs[i]->fd, POLLIN, 0};
+		}
+		if (poll(pfd, n, ex->wake ? 0 : timeout) < 0 && errno != EINTR)
+			return 1;
+		for (i = 3; i < n; i++)
+			if (pfd[i].revents && byfd[i]->fd >= 0)
+				ex_read(ex, byfd[i]);
+		if (pfd[2].revents)
+			ex_notifications(ex);
+		if (pfd[1].revents)
+			ex_http(ex);
+		if (pfd[0].revents)
+			ex_signals(ex);
+	}
+	log_msg(LOG_INFO, "stopped after %lu jobs", ex->processed);
+	return 0;
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option opts[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"port", required_argument, NULL, 'p'},
+		{"database-url", required_argument, NULL, 'd'},
+		{"log-level", required_argument, NULL, 'l'},
+		{"test", no_argument, NULL, 't'},
+		{"sample-config", no_argument, NULL, 'S'},
+		{"config-doc", no_argument, NULL, 'D'},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct ex ex = {.cfg_path = EX_CONF_FILE, .sig_fd = -1, .http_fd = -1};
+	char *errors = NULL, host[64];
+	bool test = false;
+	sigset_t sigs;
+	int c, rc;
+
+	log_init("assay-executor");
+	while ((c = getopt_long(argc, argv, "c:p:d:l:thV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			ex.cfg_path = optarg;
+			ex.cfg_required = true;
+			break;
+		case 'p': /* command-line values win over file and environment */
+			setenv("ANALYSIS_EXECUTOR_PORT", optarg, 1);
+			break;
+		case 'd':
+			setenv("DATABASE_URL", optarg, 1);
+			break;
+		case 'l':
+			setenv("LOG_LEVEL", optarg, 1);
+			break;
+		case 't':
+			test = true;
+			break;
+		case 'S':
+			cfg_write_sample(ex_cfg_keys, EX__MAX, "executor.conf", stdout);
+			return 0;
+		case 'D':
+			cfg_write_doc(ex_cfg_keys, EX__MAX, "executor.conf", stdout);
+			return 0;
+		case 'V':
+			printf("assay-executor %s\n", PACKAGE_VERSION);
+			return 0;
+		case 'h':
+			printf("usage: assay-executor [-t] [-c FILE] [--port N] [--database-url URL] "
+			       "[--log-level L]\n");
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	ex.cfg = cfg_load(ex_cfg_keys, EX__MAX, ex.cfg_path, ex.cfg_required, &errors);
+	if (ex.cfg == NULL) {
+		fputs(errors, stderr);
+		free(errors);
+		return 1;
+	}
+	if (test) {
+		cfg_print(ex.cfg, stdout);
+		printf("# configuration ok\n");
+		cfg_free(ex.cfg);
+		return 0;
+	}
+	ex.cfg_required = ex.cfg_required || cfg_path(ex.cfg) != NULL;
+	log_set_level((enum log_level)ex_int(&ex, EX_LOG_LEVEL));
+	gethostname(host, sizeof host);
+	host[sizeof host - 1] = '\0';
+	snprintf(ex.worker, sizeof ex.worker, "%s:%d", host, (int)getpid());
+	srandom((unsigned)(getpid() ^ util_now_us()));
+
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGCHLD);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	sigprocmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	ex.sig_fd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
+	ex.http_fd = ex_http_listen(&ex);
+	if (ex.sig_fd < 0 || ex.http_fd < 0)
+		return 1;
+	ex.db = db_new(cfg_str(ex.cfg, EX_DATABASE_URL));
+	log_msg(LOG_INFO, "assay-executor %s as %s: up to %ld jobs, health on %s:%ld",
+	        PACKAGE_VERSION, ex.worker, ex_int(&ex, EX_MAX_CONCURRENT),
+	        cfg_str(ex.cfg, EX_LISTEN_ADDRESS), ex_int(&ex, EX_PORT));
+	rc = ex_run(&ex);
+	db_free(ex.db);
+	cfg_free(ex.cfg);
+	return rc;
+}

@@ -1,0 +1,128 @@
+# The executor: a run's result and ctx events; hostile scripts each fail
+# with the right reason while the executor stays healthy; retries with
+# backoff; cancel of a running job and cancel racing the claim; recovery
+# after the executor is SIGKILLed mid-job; SIGTERM drains.
+. "$(dirname "$0")/lib.sh"
+
+tmp=$(mktemp -d)
+ex_pid() { cat "$ASSAY_STACK_DIR/run/assay-executor.pid"; }
+# analysis SCRIPT [extra JSON members] -> id
+analysis() {
+  jq -nc --arg s "$1" "{title: \"x\", script: \$s, max_attempts: 1, timeout_ms: 2000 ${2:-}}" >"$tmp/a.json"
+  api POST /api/v1/analyses "@$tmp/a.json"
+  json .analysis.id
+}
+submit() { # ANALYSIS [INPUT] -> run id
+  api POST /api/v1/runs "{\"name\":\"x\",\"analysis_id\":\"$1\",\"input\":${2:-null}}"
+  json .run.id
+}
+status_of() { api GET "/api/v1/runs/$1"; json .run.status; }
+finished() { case $(status_of "$1") in completed|failed|canceled) return 0 ;; esac; return 1; }
+wait_run() { eventually "run $2 finishes" "${3:-100}" finished "$1"; api GET "/api/v1/runs/$1"; }
+
+http_ex() { curl -s "$EXECUTOR_URL$1"; }
+check "executor /health" "$(http_ex /health | jq -r .status)" healthy
+check_match "executor /metrics" "$(http_ex /metrics)" 'assay_executor_jobs_total\{outcome="completed"\}'
+
+# A real analysis, end to end, with its ctx events in order.
+a=$(analysis 'export default function analyze(input, ctx) {
+  ctx.log("info", "adding"); ctx.progress(50, "half way"); ctx.emit("partial", {a: input.a});
+  return {sum: input.a + input.b};
+}')
+r=$(submit "$a" '{"a":2,"b":40}')
+wait_run "$r" "sum"
+check "happy path: completed" "$(json .run.status)" completed
+check "happy path: result" "$(json -c .run.result)" '{"sum":42}'
+check "happy path: attempts" "$(json .run.attempts)" 1
+check "happy path: events in order" "$(sql "SELECT string_agg(type, ',' ORDER BY seq) FROM job_events WHERE job_id = '$r'")" \
+  "created,pending,running,log,progress,emit,completed"
+check "ctx.progress data" "$(sql "SELECT data->>'percent' FROM job_events WHERE job_id = '$r' AND type = 'progress'")" 50
+
+# Hostile scripts: each fails for its own reason.
+declare -A want
+hostile() { # NAME SCRIPT REASON-REGEX [extra members]
+  local id; id=$(submit "$(analysis "$2" "${4:-}")")
+  want[$1]="$id|$3"
+}
+hostile loop 'function analyze() { for (;;) {} }' '^timeout'
+hostile memory 'function analyze() { var a = []; for (;;) a.push(new Uint8Array(1048576)); }' '^memory limit$' ', memory_limit_mb: 64'
+hostile recursion 'function f(n) { return f(n + 1) + 1; } function analyze() { return f(0); }' '^script error: RangeError'
+hostile output 'function analyze(i, ctx) { var s = new Array(100001).join("y"); for (var k = 0; k < 2000; k++) ctx.log("info", s); }' '^output too large$'
+hostile regex 'function analyze() { return /^(a+)+$/.test(new Array(40).join("a") + "b"); }' '^timeout'
+hostile sort 'function analyze() { var a = []; for (var i = 0; i < 3000000; i++) a.push((i * 7919) % 1000003); a.sort(); a.sort(function (x, y) { return y - x; }); return a.length; }' '^timeout' ', memory_limit_mb: 512'
+hostile throw 'function analyze() { throw new Error("boom"); }' '^script error: Error: boom$'
+hostile syntax 'function analyze( {' '^script error: SyntaxError'
+hostile missing 'var analyze = 3;' 'does not define analyze'
+ok_run=$(submit "$(analysis 'function analyze() { return "still fine"; }')")
+for k in "${!want[@]}"; do
+  id=${want[$k]%%|*}
+  wait_run "$id" "$k" 150
+  check "hostile $k: failed" "$(json .run.status)" failed
+  check_match "hostile $k: says why" "$(json .run.error_message)" "${want[$k]#*|}"
+done
+wait_run "$ok_run" "beside the hostile ones"
+check "other jobs still run" "$(json .run.result)" "still fine"
+check "the executor survived" "$(http_ex /health | jq -r .status)" healthy
+check "the executor is the same process" "$(running "$(ex_pid)" && echo yes)" yes
+
+# Retries: a failing attempt goes back to pending until max_attempts.
+r=$(submit "$(analysis 'function analyze() { throw new Error("flaky"); }' ', max_attempts: 2')")
+wait_run "$r" "retried" 100
+check "retry: failed after 2 attempts" "$(json .run.attempts)" 2
+check "retry: events" "$(sql "SELECT string_agg(type, ',' ORDER BY seq) FROM job_events WHERE job_id = '$r' AND type NOT IN ('error')")" \
+  "created,pending,running,pending,running,failed"
+
+# Cancel a running job.
+slow=$(analysis 'function analyze() { for (;;) {} }' ', timeout_ms: 60000')
+r=$(submit "$slow")
+is_running() { [ "$(status_of "$r")" = running ]; }
+eventually "slow job running" 50 is_running
+start=$(date +%s%N)
+api POST "/api/v1/runs/$r/cancel"
+check "cancel running: 202" "$status" 202
+wait_run "$r" "canceled" 50
+check "cancel running: canceled" "$(json .run.status)" canceled
+check_match "cancel running: within 3 s" "$(( ($(date +%s%N) - start) / 1000000 ))" '^([0-9]{1,3}|[12][0-9]{3})$'
+
+# Cancel racing the claim: a run whose cancel got 202 ends canceled, one
+# that got 409 had finished before; none is lost or left running.
+quick=$(analysis 'function analyze() { var t = Date.now(); while (Date.now() - t < 300) {} return 1; }')
+race=()
+for i in $(seq 1 12); do race+=("$(submit "$quick")"); done
+for id in "${race[@]}"; do
+  curl -s -o /dev/null -w "$id %{http_code}\n" -X POST -d '' -H "Authorization: Bearer $ASSAY_API_KEY" \
+    "$ASSAY_URL/api/v1/runs/$id/cancel" >>"$tmp/cancels" &
+done
+wait
+for id in "${race[@]}"; do wait_run "$id" "raced" 50 >/dev/null; done
+bad=0
+while read -r id code; do
+  st=$(status_of "$id")
+  case "$code $st" in "202 canceled"|"409 completed") ;; *) bad=$((bad + 1)); echo "  $id: cancel $code, status $st" ;; esac
+done <"$tmp/cancels"
+check "cancel vs claim: 202 means canceled, 409 means finished first" "$bad" 0
+check "cancel vs claim: all 12 answered" "$(wc -l <"$tmp/cancels")" 12
+
+# SIGKILL the executor mid-job: after the lease expires, a restarted executor finishes it.
+long=$(analysis 'function analyze() { var t = Date.now(); while (Date.now() - t < 1500) {} return "survived"; }' ', max_attempts: 3, timeout_ms: 10000')
+r=$(submit "$long")
+eventually "long job running" 50 is_running
+kill -KILL "$(ex_pid)"
+stack_up
+wait_run "$r" "after executor crash" 200
+check "crash: completed by the new executor" "$(json .run.result)" survived
+check "crash: second attempt" "$(json .run.attempts)" 2
+check_match "crash: the event log says so" "$(sql "SELECT data->>'error_message' FROM job_events WHERE job_id = '$r' AND type = 'pending' ORDER BY seq DESC LIMIT 1")" "lease expired"
+
+# SIGTERM: running jobs finish, then the executor exits; nothing is lost.
+r=$(submit "$long")
+eventually "job running before SIGTERM" 50 is_running
+pid=$(ex_pid)
+kill -TERM "$pid"
+gone() { ! running "$pid"; }
+eventually "executor exits after draining" 100 gone
+check "drained job completed" "$(status_of "$r")" completed
+check_match "drain logged" "$(grep -h "stopped after" "$ASSAY_STACK_DIR/log/assay-executor.log" | tail -n 1)" stopped
+stack_up
+rm -rf "$tmp"
+finish
