@@ -73,8 +73,10 @@ void job_free(struct job *);
 /* sandbox.c: fork a child that runs spec under limits; returns its pid and the
  * read end of its pipe in *fd, or -1. */
 pid_t sbx_spawn(const struct job_spec *, int *fd);
-/* sandbox-rlimit.c, sandbox-seccomp.c: applied in the child, in this order. */
-bool sbx_rlimits(const struct job_spec *, size_t output_max);
+/* sandbox-rlimit.c, sandbox-seccomp.c: applied in the child, in this order.
+ * sbx_seccomp_prepare builds the filter once, in the executor, at start. */
+bool sbx_rlimits(const struct job_spec *);
+bool sbx_seccomp_prepare(void);
 bool sbx_seccomp(void);
 /* js.c: run the analysis in this (sandboxed) process, writing JSON lines to fd. */
 void js_run(const struct job_spec *, int fd) __attribute__((noreturn));

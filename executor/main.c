@@ -572,6 +572,10 @@ main(int argc, char *argv[])
 	sigaddset(&sigs, SIGHUP);
 	sigprocmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	if (!sbx_seccomp_prepare()) {
+		log_msg(LOG_ERROR, "cannot build the seccomp filter; refusing to run jobs unconfined");
+		return 1;
+	}
 	ex.sig_fd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
 	ex.http_fd = ex_http_listen(&ex);
 	if (ex.sig_fd < 0 || ex.http_fd < 0)

@@ -19,9 +19,8 @@ limit(int resource, rlim_t value)
 }
 
 bool
-sbx_rlimits(const struct job_spec *spec, size_t output_max)
+sbx_rlimits(const struct job_spec *spec)
 {
-	(void)output_max; /* the bridge's volume is counted by the parent */
 	return limit(RLIMIT_AS, (rlim_t)spec->memory_mb * 1024 * 1024) &&
 	       limit(RLIMIT_CPU, (rlim_t)(spec->timeout_ms + 999) / 1000 + 1) &&
 	       limit(RLIMIT_CORE, 0) && limit(RLIMIT_FSIZE, 0) && limit(RLIMIT_NPROC, 0) &&

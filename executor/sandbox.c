@@ -16,15 +16,11 @@
 #include "extern.h"
 #include "log.h"
 
-/* Close every descriptor except keep: close_range where the kernel has it. */
-static void
+/* Close every descriptor except keep; false if that cannot be done. */
+static bool
 close_all_but(int keep)
 {
-	int fd, max = (int)sysconf(_SC_OPEN_MAX);
-
-	for (fd = 0; fd < max && fd < 65536; fd++)
-		if (fd != keep)
-			close(fd);
+	return close_range(0, (unsigned)keep - 1, 0) == 0 && close_range((unsigned)keep + 1, ~0u, 0) == 0;
 }
 
 static void __attribute__((noreturn))
@@ -65,10 +61,9 @@ sbx_spawn(const struct job_spec *spec, int *out)
 		signal(SIGTERM, SIG_DFL);
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		/* The bridge goes to fd 3; nothing else stays open. */
-		if (dup2(fd, 3) < 0)
+		if (dup2(fd, 3) < 0 || !close_all_but(3))
 			_exit(3);
-		close_all_but(3);
-		if (!sbx_rlimits(spec, 0))
+		if (!sbx_rlimits(spec))
 			child_fail(3, "cannot set resource limits");
 		if (!sbx_seccomp())
 			child_fail(3, "cannot install the seccomp filter");
