@@ -114,6 +114,27 @@ check "crash: completed by the new executor" "$(json .run.result)" survived
 check "crash: second attempt" "$(json .run.attempts)" 2
 check_match "crash: the event log says so" "$(sql "SELECT data->>'error_message' FROM job_events WHERE job_id = '$r' AND type = 'pending' ORDER BY seq DESC LIMIT 1")" "lease expired"
 
+# Three executors on 2,000 jobs: every job completed exactly once.
+noop=$(analysis 'function analyze(i) { return i; }' ', max_attempts: 1')
+extra=()
+for n in 1 2; do
+  sed "s/^port = .*/port = $(perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(LocalAddr=>"127.0.0.1",LocalPort=>0,Listen=>1)->sockport')/" \
+    "$ASSAY_STACK_DIR/conf/executor.conf" >"$tmp/executor$n.conf"
+  assay-executor -c "$tmp/executor$n.conf" 2>"$tmp/executor$n.log" &
+  extra+=($!)
+done
+sql "INSERT INTO analysis_jobs (project_id, analysis_id, analysis_version, name, input, status, max_attempts)
+     SELECT project_id, id, version, 'many', to_jsonb(n), 'pending', 1
+     FROM analyses, generate_series(1, 2000) n WHERE id = '$noop'" >/dev/null
+drained() { [ "$(sql "SELECT count(*) FROM analysis_jobs WHERE name = 'many' AND status IN ('pending', 'running')")" = 0 ]; }
+eventually "2,000 jobs drained by three executors" 1200 drained
+check "all 2,000 completed" "$(sql "SELECT count(*) FROM analysis_jobs WHERE name = 'many' AND status = 'completed'")" 2000
+check "each ran once" "$(sql "SELECT count(*) FROM job_events e JOIN analysis_jobs j ON j.id = e.job_id WHERE j.name = 'many' AND e.type = 'running'")" 2000
+check "each result is its own input" "$(sql "SELECT count(*) FROM analysis_jobs WHERE name = 'many' AND result <> input")" 0
+check "all three took part" "$(sql "SELECT count(DISTINCT worker_id) FROM analysis_jobs WHERE name = 'many'")" 3
+kill -TERM "${extra[@]}"
+wait "${extra[@]}" 2>/dev/null
+
 # SIGTERM: running jobs finish, then the executor exits; nothing is lost.
 r=$(submit "$long")
 eventually "job running before SIGTERM" 50 is_running

@@ -1,0 +1,159 @@
+/*
+ * Unit tests for the executor's sandbox: a script's result comes back over
+ * the bridge; the seccomp filter kills a process that makes a syscall
+ * outside the allowlist; the resource limits hold.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "extern.h"
+
+/* Run spec in a sandboxed child; return its bridge output and exit status. */
+static char *
+run(const char *script, long memory_mb, int *status)
+{
+	struct job_spec spec = {script, "{\"n\":2}", 5000, memory_mb};
+	static char out[4096];
+	size_t len = 0;
+	ssize_t n;
+	pid_t pid;
+	int fd;
+
+	pid = sbx_spawn(&spec, &fd);
+	ck_assert_int_gt(pid, 0);
+	while ((n = read(fd, out + len, sizeof out - 1 - len)) > 0)
+		len += (size_t)n;
+	out[len] = '\0';
+	close(fd);
+	waitpid(pid, status, 0);
+	return out;
+}
+
+START_TEST(result_over_the_bridge)
+{
+	int status;
+	char *out = run("function analyze(i, ctx) { ctx.log('info', 'hi'); return i.n * 21; }", 64,
+	                &status);
+
+	ck_assert_msg(strstr(out, "{\"type\":\"log\",\"level\":\"info\",\"message\":\"hi\"}\n") != NULL,
+	              "%s", out);
+	ck_assert_msg(strstr(out, "{\"type\":\"result\",\"value\":42}\n") != NULL, "%s", out);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+END_TEST
+
+START_TEST(script_errors_are_reported)
+{
+	int status;
+	char *out = run("function analyze() { null.x; }", 64, &status);
+
+	ck_assert_msg(strstr(out, "\"type\":\"error\"") != NULL && strstr(out, "TypeError"), "%s",
+	              out);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+}
+END_TEST
+
+START_TEST(memory_limit_holds)
+{
+	int status;
+	char *out = run("function analyze() { var a = []; for (;;) a.push(new Uint8Array(1 << 20)); }",
+	                48, &status);
+
+	ck_assert_msg(strstr(out, "memory limit") != NULL, "%s", out);
+}
+END_TEST
+
+START_TEST(seccomp_kills_forbidden_syscalls)
+{
+	int status;
+	pid_t pid = fork();
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		if (!sbx_seccomp())
+			_exit(99);
+		syscall(SYS_getpid); /* not on the allowlist */
+		_exit(0);
+	}
+	waitpid(pid, &status, 0);
+	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS, "status %#x", status);
+}
+END_TEST
+
+START_TEST(seccomp_allows_the_bridge)
+{
+	int status, p[2];
+	char c = 0;
+	pid_t pid;
+
+	ck_assert_int_eq(pipe(p), 0);
+	pid = fork();
+	if (pid == 0) {
+		if (!sbx_seccomp())
+			_exit(99);
+		if (write(p[1], "x", 1) != 1)
+			_exit(98);
+		_exit(0);
+	}
+	waitpid(pid, &status, 0);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	ck_assert_int_eq(read(p[0], &c, 1), 1);
+	ck_assert_int_eq(c, 'x');
+}
+END_TEST
+
+START_TEST(no_new_processes)
+{
+	struct job_spec spec = {"", NULL, 1000, 64};
+	struct rlimit rl;
+	int status;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		if (!sbx_rlimits(&spec))
+			_exit(99);
+		getrlimit(RLIMIT_NPROC, &rl);
+		if (rl.rlim_max != 0)
+			_exit(98);
+		getrlimit(RLIMIT_FSIZE, &rl);
+		_exit(rl.rlim_max == 0 ? 0 : 97);
+	}
+	waitpid(pid, &status, 0);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("sandbox");
+	TCase *tc = tcase_create("sandbox");
+	SRunner *sr;
+	int failed;
+
+	if (!sbx_seccomp_prepare()) {
+		fprintf(stderr, "cannot build the seccomp filter\n");
+		return EXIT_FAILURE;
+	}
+	tcase_add_test(tc, result_over_the_bridge);
+	tcase_add_test(tc, script_errors_are_reported);
+	tcase_add_test(tc, memory_limit_holds);
+	tcase_add_test(tc, seccomp_kills_forbidden_syscalls);
+	tcase_add_test(tc, seccomp_allows_the_bridge);
+	tcase_add_test(tc, no_new_processes);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
