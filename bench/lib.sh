@@ -25,10 +25,11 @@ bench_stack() { # SERVER DIR
 
 # The baseline: a second instance of the stack's web server with the very
 # same configuration, pointed at bench/trivial-fcgi with as many processes
-# as assay-api has workers. Prints its port.
+# as assay-api has workers. Sets trivial_port. (Not for $(...): its
+# background processes must be remembered here and must not hold a pipe.)
 trivial_server() { # SERVER DIR PROCESSES
   local server=$1 dir=$2 port conf f i
-  "$ASSAY_BUILDDIR/bench/trivial-fcgi" "$dir/run/trivial.sock" "$3" &
+  "$ASSAY_BUILDDIR/bench/trivial-fcgi" "$dir/run/trivial.sock" "$3" >/dev/null 2>&1 &
   bench_pids+=($!)
   port=$(free_port)
   conf=$dir/conf/trivial
@@ -41,13 +42,14 @@ trivial_server() { # SERVER DIR PROCESSES
         "$f" >"$conf/$(basename "$f")"
   done
   if [ "$server" = lighttpd ]; then
-    lighttpd -D -f "$conf/lighttpd.conf" 2>/dev/null &
+    lighttpd -D -f "$conf/lighttpd.conf" >/dev/null 2>&1 &
   else
-    nginx -e "$dir/log/nginx-error.log" -c "$conf/nginx.conf" -p "$dir/nginx" -g 'daemon off;' &
+    nginx -e "$dir/log/nginx-error.log" -c "$conf/nginx.conf" -p "$dir/nginx" \
+      -g 'daemon off;' >/dev/null 2>&1 &
   fi
   bench_pids+=($!)
   for i in $(seq 1 50); do curl -sf "http://127.0.0.1:$port/live" >/dev/null && break; sleep 0.1; done
-  echo "$port"
+  trivial_port=$port
 }
 
 # wrk [options] URL -> "req/s p99_ms non2xx"
