@@ -505,7 +505,7 @@ main(int argc, char *argv[])
 		{NULL, 0, NULL, 0},
 	};
 	struct ex ex = {.cfg_path = EX_CONF_FILE, .sig_fd = -1, .http_fd = -1};
-	char *errors = NULL, host[64];
+	char host[64];
 	bool test = false;
 	sigset_t sigs;
 	int c, rc;
@@ -546,18 +546,9 @@ main(int argc, char *argv[])
 			return 2;
 		}
 	}
-	ex.cfg = cfg_load(ex_cfg_keys, EX__MAX, ex.cfg_path, ex.cfg_required, &errors);
-	if (ex.cfg == NULL) {
-		fputs(errors, stderr);
-		free(errors);
-		return 1;
-	}
-	if (test) {
-		cfg_print(ex.cfg, stdout);
-		printf("# configuration ok\n");
-		cfg_free(ex.cfg);
-		return 0;
-	}
+	ex.cfg = cfg_startup(ex_cfg_keys, EX__MAX, ex.cfg_path, ex.cfg_required, test, &rc);
+	if (ex.cfg == NULL)
+		return rc;
 	ex.cfg_required = ex.cfg_required || cfg_path(ex.cfg) != NULL;
 	log_set_level((enum log_level)ex_int(&ex, EX_LOG_LEVEL));
 	gethostname(host, sizeof host);

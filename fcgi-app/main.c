@@ -100,7 +100,6 @@ main(int argc, char *argv[])
 	const char *path = API_CONF_FILE;
 	bool test = false, required = false;
 	struct cfg *cfg;
-	char *errors = NULL;
 	char *unix_path = NULL;
 	int c, fd, rc;
 
@@ -139,18 +138,8 @@ main(int argc, char *argv[])
 		return 2;
 	}
 
-	cfg = cfg_load(api_cfg_keys, API__MAX, path, required, &errors);
-	if (cfg == NULL) {
-		fputs(errors, stderr);
-		free(errors);
-		return 1;
-	}
-	if (test) {
-		cfg_print(cfg, stdout);
-		printf("# configuration ok\n");
-		cfg_free(cfg);
-		return 0;
-	}
+	if ((cfg = cfg_startup(api_cfg_keys, API__MAX, path, required, test, &rc)) == NULL)
+		return rc;
 	log_set_level((enum log_level)cfg_int(cfg, API_LOG_LEVEL));
 	if (cfg_path(cfg) == NULL)
 		log_msg(LOG_INFO, "%s not found; using defaults and environment", path);

@@ -288,6 +288,29 @@ cfg_load(const struct cfg_key *keys, size_t nkeys, const char *path, bool requir
 	return c;
 }
 
+struct cfg *
+cfg_startup(const struct cfg_key *keys, size_t nkeys, const char *path, bool required,
+            bool test, int *status)
+{
+	char *errors = NULL;
+	struct cfg *c = cfg_load(keys, nkeys, path, required, &errors);
+
+	*status = 1;
+	if (c == NULL) {
+		fputs(errors, stderr);
+		free(errors);
+		return NULL;
+	}
+	if (test) {
+		cfg_print(c, stdout);
+		printf("# configuration ok\n");
+		cfg_free(c);
+		*status = 0;
+		return NULL;
+	}
+	return c;
+}
+
 void
 cfg_free(struct cfg *c)
 {

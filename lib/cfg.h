@@ -45,6 +45,13 @@ struct cfg;
 struct cfg *cfg_load(const struct cfg_key *keys, size_t nkeys, const char *path,
                      bool required, char **errors);
 void cfg_free(struct cfg *);
+/*
+ * What a program's main() does with its configuration: load it, or print
+ * the errors to stderr; with test (-t), print it and "configuration ok".
+ * NULL means exit now with *status (0 after a passed test, 1 on errors).
+ */
+struct cfg *cfg_startup(const struct cfg_key *keys, size_t nkeys, const char *path,
+                        bool required, bool test, int *status);
 
 const char *cfg_str(const struct cfg *, size_t key);
 long cfg_int(const struct cfg *, size_t key); /* INT, BOOL, ENUM and MODE values */

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cfg.h"
+#include "unit.h"
 
 static const char *const levels[] = {"debug", "info", NULL};
 
@@ -189,8 +190,6 @@ main(void)
 {
 	Suite *s = suite_create("cfg");
 	TCase *tc = tcase_create("cfg");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_checked_fixture(tc, NULL, teardown);
 	tcase_add_test(tc, defaults_without_file);
@@ -201,9 +200,5 @@ main(void)
 	tcase_add_test(tc, secrets_are_masked);
 	tcase_add_test(tc, sample_parses_as_defaults);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(s);
 }

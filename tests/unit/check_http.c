@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "extern.h"
+#include "unit.h"
 
 START_TEST(request_id_kept_when_well_formed)
 {
@@ -51,16 +52,10 @@ main(void)
 {
 	Suite *s = suite_create("http");
 	TCase *tc = tcase_create("http");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, request_id_kept_when_well_formed);
 	tcase_add_test(tc, request_id_replaced_when_malformed);
 	tcase_add_test(tc, reasons);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(s);
 }

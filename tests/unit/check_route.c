@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "extern.h"
+#include "unit.h"
 
 static void
 h_dummy(struct req *r)
@@ -103,8 +104,6 @@ main(void)
 {
 	Suite *s = suite_create("route");
 	TCase *tc = tcase_create("route");
-	SRunner *sr;
-	int failed;
 
 	tcase_add_test(tc, literal_and_method);
 	tcase_add_test(tc, parameters);
@@ -112,9 +111,5 @@ main(void)
 	tcase_add_test(tc, method_not_allowed);
 	tcase_add_test(tc, overlong_parameter);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(s);
 }

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "extern.h"
+#include "unit.h"
 
 /* Run spec in a sandboxed child; return its bridge output and exit status. */
 static char *
@@ -137,8 +138,6 @@ main(void)
 {
 	Suite *s = suite_create("sandbox");
 	TCase *tc = tcase_create("sandbox");
-	SRunner *sr;
-	int failed;
 
 	if (!sbx_seccomp_prepare()) {
 		fprintf(stderr, "cannot build the seccomp filter\n");
@@ -151,9 +150,5 @@ main(void)
 	tcase_add_test(tc, seccomp_allows_the_bridge);
 	tcase_add_test(tc, no_new_processes);
 	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return unit_run(s);
 }

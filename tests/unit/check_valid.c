@@ -1,0 +1,167 @@
+/*
+ * Unit tests for fcgi-app/valid.c: every violation reported with its
+ * pointer, defaults, partial (PATCH) mode, limits counted in characters,
+ * and the strict JSON parser.
+ */
+#include "config.h"
+
+#include <check.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "extern.h"
+#include "unit.h"
+
+static struct json_object *
+parse(const char *text)
+{
+	char err[256];
+	struct json_object *o = valid_parse(text, strlen(text), err, sizeof err);
+
+	ck_assert_msg(o != NULL, "%s", err);
+	return o;
+}
+
+/* "pointer detail|pointer detail|..." in report order. */
+static const char *
+pointers(struct json_object *errors)
+{
+	static char buf[1024];
+	size_t i, used = 0;
+
+	buf[0] = '\0';
+	for (i = 0; i < json_object_array_length(errors); i++) {
+		struct json_object *e = json_object_array_get_idx(errors, i), *p;
+
+		json_object_object_get_ex(e, "pointer", &p);
+		used += (size_t)snprintf(buf + used, sizeof buf - used, "%s%s", i ? "," : "",
+		                         json_object_get_string(p));
+	}
+	return buf;
+}
+
+START_TEST(valid_run_with_defaults)
+{
+	struct json_object *body = parse("{\"name\":\"n\",\"analysis_id\":"
+	                                 "\"00000000-0000-0000-0000-00000000000a\"}");
+	struct json_object *errors = json_object_new_array();
+	struct vvalue v[RF__MAX];
+
+	ck_assert_uint_eq(valid_check(body, run_fields, RF__MAX, false, v, errors), 0);
+	ck_assert_str_eq(v[RF_NAME].str, "n");
+	ck_assert(v[RF_START].present && v[RF_START].num == 1);
+	ck_assert_str_eq(v[RF_PRIORITY].str, "0");
+	ck_assert_str_eq(v[RF_TAGS].str, "[]");
+	ck_assert(!v[RF_INPUT].present && !v[RF_TOKEN].present);
+	json_object_put(errors);
+	json_object_put(body);
+}
+END_TEST
+
+START_TEST(every_violation_is_listed)
+{
+	struct json_object *body = parse(
+	    "{\"name\":\"\",\"analysis_id\":\"x\",\"input\":[1],\"client_token\":\"a b c d e\","
+	    "\"tags\":[\"ok\",2,\"\"],\"priority\":5000,\"callback_url\":\"file:///etc/passwd\","
+	    "\"start\":1,\"x/y~z\":0}");
+	struct json_object *errors = json_object_new_array();
+	struct vvalue v[RF__MAX];
+
+	ck_assert_uint_eq(valid_check(body, run_fields, RF__MAX, false, v, errors), 10);
+	ck_assert_str_eq(pointers(errors), "/x~1y~0z,/name,/analysis_id,/input,/client_token,"
+	                                   "/tags/1,/tags/2,/priority,/callback_url,/start");
+	json_object_put(errors);
+	json_object_put(body);
+}
+END_TEST
+
+START_TEST(required_and_partial)
+{
+	struct json_object *body = parse("{}"), *errors = json_object_new_array();
+	struct vvalue v[AF__MAX];
+
+	ck_assert_uint_eq(valid_check(body, analysis_fields, AF__MAX, false, v, errors), 2);
+	ck_assert_str_eq(pointers(errors), "/title,/script");
+	json_object_put(errors);
+	errors = json_object_new_array();
+	ck_assert_uint_eq(valid_check(body, analysis_fields, AF__MAX, true, v, errors), 0);
+	ck_assert(!v[AF_RUNTIME].present); /* no defaults when patching */
+	json_object_put(errors);
+	json_object_put(body);
+}
+END_TEST
+
+START_TEST(lengths_are_characters)
+{
+	char text[1024] = "{\"name\":\"";
+	struct json_object *body, *errors = json_object_new_array();
+	struct vvalue v[RF__MAX];
+	int i;
+
+	for (i = 0; i < 128; i++)
+		strcat(text, "\xc3\xa9"); /* é: two bytes, one character */
+	strcat(text, "\",\"analysis_id\":\"00000000-0000-0000-0000-00000000000a\"}");
+	body = parse(text);
+	ck_assert_uint_eq(valid_check(body, run_fields, RF__MAX, false, v, errors), 0);
+	json_object_put(body);
+	json_object_put(errors);
+}
+END_TEST
+
+START_TEST(nul_in_strings_refused)
+{
+	struct json_object *body = parse("{\"name\":\"a\\u0000b\",\"analysis_id\":"
+	                                 "\"00000000-0000-0000-0000-00000000000a\"}");
+	struct json_object *errors = json_object_new_array();
+	struct vvalue v[RF__MAX];
+
+	ck_assert_uint_eq(valid_check(body, run_fields, RF__MAX, false, v, errors), 1);
+	ck_assert_str_eq(pointers(errors), "/name");
+	json_object_put(errors);
+	json_object_put(body);
+}
+END_TEST
+
+START_TEST(parser_is_strict)
+{
+	static const char *const bad[] = {"{", "{\"a\":1,}", "{\"a\":1} x", "[1 2]",
+	                                  "{\"a\":\"\xff\"}", ""};
+	char err[256];
+	size_t i;
+
+	for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		ck_assert_msg(valid_parse(bad[i], strlen(bad[i]), err, sizeof err) == NULL, "%s",
+		              bad[i]);
+		ck_assert_msg(strstr(err, "at byte") != NULL, "%s", err);
+	}
+	json_object_put(parse(" {\"a\":1}\r\n "));
+}
+END_TEST
+
+START_TEST(uuids)
+{
+	ck_assert(valid_uuid("0123abcd-4567-89ef-ABCD-0123456789ab"));
+	ck_assert(!valid_uuid("0123abcd-4567-89ef-ABCD-0123456789a"));
+	ck_assert(!valid_uuid("0123abcd-4567-89ef-ABCD-0123456789abc"));
+	ck_assert(!valid_uuid("0123abcd_4567-89ef-ABCD-0123456789ab"));
+	ck_assert(!valid_uuid("g123abcd-4567-89ef-ABCD-0123456789ab"));
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("valid");
+	TCase *tc = tcase_create("valid");
+
+	tcase_add_test(tc, valid_run_with_defaults);
+	tcase_add_test(tc, every_violation_is_listed);
+	tcase_add_test(tc, required_and_partial);
+	tcase_add_test(tc, lengths_are_characters);
+	tcase_add_test(tc, nul_in_strings_refused);
+	tcase_add_test(tc, parser_is_strict);
+	tcase_add_test(tc, uuids);
+	suite_add_tcase(s, tc);
+	return unit_run(s);
+}
