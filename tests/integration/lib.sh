@@ -53,7 +53,11 @@ log_mark() { mark=$(wc -l <"$api_log"); }
 log_since() { tail -n +"$((mark + 1))" "$api_log"; }
 
 # Is the process running? A zombie (exited, not yet reaped) is not.
-running() { [ -r "/proc/$1/stat" ] && [ "$(cut -d' ' -f3 "/proc/$1/stat")" != Z ]; }
+running() {
+  local state
+  state=$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) || return 1
+  [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
+}
 
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 pg_ctl() { as_pg /usr/lib/postgresql/15/bin/pg_ctl -D "$(cat "$ASSAY_STACK_DIR/pgdata")" "$@"; }

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Run every t_*.sh against one stack behind the given web server. Unless
-# ASSAY_URL is already set (an existing stack, e.g. `. var/stack/env`), a
-# throwaway stack is started under the build tree and stopped afterwards.
+# Run every t_*.sh against one stack behind the given web server: a
+# throwaway stack started under the build tree and stopped afterwards, or,
+# for debugging, the running stack whose env file ASSAY_TEST_ENV names
+# (e.g. ASSAY_TEST_ENV=var/stack/env make check).
 set -u
 server=$1
 here=$(cd "$(dirname "$0")" && pwd)
-if [ -z "${ASSAY_URL:-}" ]; then
+if [ -n "${ASSAY_TEST_ENV:-}" ]; then
+  # shellcheck disable=SC1090
+  . "$ASSAY_TEST_ENV"
+else
   export ASSAY_BUILDDIR=$top_builddir
   stackdir=$top_builddir/tests/integration/stack-$server
   "$top_srcdir/tools/stack" down --purge --dir "$stackdir" >/dev/null 2>&1

@@ -107,7 +107,10 @@ check "cancel vs claim: all 12 answered" "$(wc -l <"$tmp/cancels")" 12
 long=$(analysis 'function analyze() { var t = Date.now(); while (Date.now() - t < 1500) {} return "survived"; }' ', max_attempts: 3, timeout_ms: 10000')
 r=$(submit "$long")
 eventually "long job running" 50 is_running
-kill -KILL "$(ex_pid)"
+pid=$(ex_pid)
+kill -KILL "$pid"
+gone() { ! running "$pid"; }
+eventually "killed executor gone" 50 gone
 stack_up
 wait_run "$r" "after executor crash" 200
 check "crash: completed by the new executor" "$(json .run.result)" survived
@@ -140,7 +143,6 @@ r=$(submit "$long")
 eventually "job running before SIGTERM" 50 is_running
 pid=$(ex_pid)
 kill -TERM "$pid"
-gone() { ! running "$pid"; }
 eventually "executor exits after draining" 100 gone
 check "drained job completed" "$(status_of "$r")" completed
 check_match "drain logged" "$(grep -h "stopped after" "$ASSAY_STACK_DIR/log/assay-executor.log" | tail -n 1)" stopped
