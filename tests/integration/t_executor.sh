@@ -82,7 +82,7 @@ api POST "/api/v1/runs/$r/cancel"
 check "cancel running: 202" "$status" 202
 wait_run "$r" "canceled" 50
 check "cancel running: canceled" "$(json .run.status)" canceled
-check_match "cancel running: within 3 s" "$(( ($(date +%s%N) - start) / 1000000 ))" '^([0-9]{1,3}|[12][0-9]{3})$'
+check_match "cancel running: within 5 s" "$(( ($(date +%s%N) - start) / 1000000 ))" '^([0-9]{1,3}|[1-4][0-9]{3})$'
 
 # Cancel racing the claim: a run whose cancel got 202 ends canceled, one
 # that got 409 had finished before; none is lost or left running.
@@ -139,8 +139,8 @@ kill -TERM "${extra[@]}"
 wait "${extra[@]}" 2>/dev/null
 
 # SIGTERM: running jobs finish, then the executor exits; nothing is lost.
-r=$(submit "$long")
-eventually "job running before SIGTERM" 50 is_running
+r=$(submit "$(analysis 'function analyze() { var t = Date.now(); while (Date.now() - t < 3000) {} return "drained"; }' ', timeout_ms: 20000')")
+eventually "job running before SIGTERM" 150 is_running
 pid=$(ex_pid)
 kill -TERM "$pid"
 eventually "executor exits after draining" 100 gone
