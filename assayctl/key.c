@@ -25,18 +25,20 @@ key_create(PGconn *conn, const char *tenant)
 		return 1;
 	}
 	apikey_sha256_hex(key, strlen(key), digest);
-	res = PQexecParams(conn,
-	                   "INSERT INTO api_keys (tenant_id, prefix, hash)"
-	                   " SELECT id, $2, decode($3, 'hex') FROM tenants WHERE name = $1",
-	                   3, NULL, params, NULL, NULL, 0);
+	res =
+	    PQexecParams(conn,
+	                 "INSERT INTO api_keys (tenant_id, prefix, hash)"
+	                 " SELECT id, $2, decode($3, 'hex') FROM tenants WHERE name = $1",
+	                 3, NULL, params, NULL, NULL, 0);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)
 		fprintf(stderr, "assayctl: %s", PQresultErrorMessage(res));
 	else if (strcmp(PQcmdTuples(res), "1") != 0)
 		fprintf(stderr, "assayctl: no tenant %s\n", tenant);
 	else {
 		printf("%s\n", key);
-		fprintf(stderr, "key %s created for tenant %s; it is shown only this once\n", prefix,
-		        tenant);
+		fprintf(stderr,
+		        "key %s created for tenant %s; it is shown only this once\n",
+		        prefix, tenant);
 		rc = 0;
 	}
 	PQclear(res);
@@ -84,7 +86,8 @@ cmd_key(const struct ctl *ctl, int argc, char *argv[])
 		if ((conn = ctl_connect(ctl)) == NULL)
 			return 1;
 		rc = key_create(conn, tenant);
-	} else if (argc - optind == 2 && strcmp(argv[optind], "revoke") == 0 && tenant == NULL) {
+	} else if (argc - optind == 2 && strcmp(argv[optind], "revoke") == 0 &&
+	           tenant == NULL) {
 		if ((conn = ctl_connect(ctl)) == NULL)
 			return 1;
 		rc = key_revoke(conn, argv[optind + 1]);

@@ -17,10 +17,12 @@ static const struct {
 	int (*run)(const struct ctl *, int, char *[]);
 	const char *usage;
 } commands[] = {
-	{"migrate", cmd_migrate, "migrate [--status]            apply pending sql/ migrations"},
-	{"tenant", cmd_tenant, "tenant create NAME [--tier T] add a tenant (free, pro, enterprise)"},
-	{"key", cmd_key, "key create --tenant NAME      print a new API key for the tenant"},
-	{"key", cmd_key, "key revoke PREFIX             revoke a key at once"},
+    {"migrate", cmd_migrate,
+     "migrate [--status]            apply pending sql/ migrations"},
+    {"tenant", cmd_tenant,
+     "tenant create NAME [--tier T] add a tenant (free, pro, enterprise)"},
+    {"key", cmd_key, "key create --tenant NAME      print a new API key for the tenant"},
+    {"key", cmd_key, "key revoke PREFIX             revoke a key at once"},
 };
 
 static void
@@ -53,17 +55,18 @@ int
 main(int argc, char *argv[])
 {
 	static const struct option opts[] = {
-		{"database-url", required_argument, NULL, 'd'},
-		{"sql-dir", required_argument, NULL, 's'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
+	    {"database-url", required_argument, NULL, 'd'},
+	    {"sql-dir", required_argument, NULL, 's'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct ctl ctl;
 	size_t i;
 	int c;
 
-	ctl.database_url = getenv("DATABASE_URL") ? getenv("DATABASE_URL") : "dbname=assay";
+	ctl.database_url =
+	    getenv("DATABASE_URL") ? getenv("DATABASE_URL") : "dbname=assay";
 	ctl.sql_dir = getenv("ASSAY_SQL_DIR") ? getenv("ASSAY_SQL_DIR") : SQLDIR;
 	/* "+": stop at the command; its options are its own. */
 	while ((c = getopt_long(argc, argv, "+hV", opts, NULL)) != -1) {
@@ -93,7 +96,8 @@ main(int argc, char *argv[])
 		if (strcmp(argv[optind], commands[i].name) == 0) {
 			argv += optind;
 			argc -= optind;
-			optind = 0; /* glibc: reinitialise getopt for the command's options */
+			optind =
+			    0; /* glibc: reinitialise getopt for the command's options */
 			return commands[i].run(&ctl, argc, argv);
 		}
 	}

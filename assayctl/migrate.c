@@ -27,7 +27,8 @@ is_migration(const struct dirent *d)
 	size_t n = strlen(d->d_name);
 
 	return n > 9 && isdigit((unsigned char)d->d_name[0]) &&
-	       isdigit((unsigned char)d->d_name[1]) && isdigit((unsigned char)d->d_name[2]) &&
+	       isdigit((unsigned char)d->d_name[1]) &&
+	       isdigit((unsigned char)d->d_name[2]) &&
 	       isdigit((unsigned char)d->d_name[3]) && d->d_name[4] == '_' &&
 	       strcmp(d->d_name + n - 4, ".sql") == 0;
 }
@@ -69,9 +70,10 @@ exec_ok(PGconn *conn, const char *sql, const char *what)
 static PGresult *
 applied_versions(PGconn *conn)
 {
-	PGresult *res = PQexec(conn, "SELECT version, to_char(applied_at AT TIME ZONE 'UTC', "
-	                             "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM schema_migrations "
-	                             "ORDER BY version");
+	PGresult *res =
+	    PQexec(conn, "SELECT version, to_char(applied_at AT TIME ZONE 'UTC', "
+	                 "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM schema_migrations "
+	                 "ORDER BY version");
 
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		PQclear(res);
@@ -109,11 +111,12 @@ apply_one(PGconn *conn, const char *dir, const char *file, const char *version)
 		exec_ok(conn, "ROLLBACK", "ROLLBACK");
 		goto out;
 	}
-	res = PQexecParams(conn, "INSERT INTO schema_migrations (version) VALUES ($1)", 1, NULL,
-	                   params, NULL, NULL, 0);
+	res = PQexecParams(conn, "INSERT INTO schema_migrations (version) VALUES ($1)", 1,
+	                   NULL, params, NULL, NULL, 0);
 	ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 	if (!ok)
-		fprintf(stderr, "assayctl: recording %s: %s", version, PQresultErrorMessage(res));
+		fprintf(stderr, "assayctl: recording %s: %s", version,
+		        PQresultErrorMessage(res));
 	PQclear(res);
 	ok = ok && exec_ok(conn, "COMMIT", "COMMIT");
 	if (!ok)
@@ -153,21 +156,24 @@ cmd_migrate(const struct ctl *ctl, int argc, char *argv[])
 	conn = ctl_connect(ctl);
 	if (conn == NULL)
 		goto out;
-	if (!status && (!exec_ok(conn, "SET client_min_messages = warning", "settings") ||
-	                !exec_ok(conn, "SELECT pg_advisory_lock(" MIGRATE_LOCK ")", "lock") ||
-	                !exec_ok(conn, "CREATE TABLE IF NOT EXISTS schema_migrations ("
-	                               "version text PRIMARY KEY, "
-	                               "applied_at timestamptz NOT NULL DEFAULT now())",
-	                         "schema_migrations")))
+	if (!status &&
+	    (!exec_ok(conn, "SET client_min_messages = warning", "settings") ||
+	     !exec_ok(conn, "SELECT pg_advisory_lock(" MIGRATE_LOCK ")", "lock") ||
+	     !exec_ok(conn,
+	              "CREATE TABLE IF NOT EXISTS schema_migrations ("
+	              "version text PRIMARY KEY, "
+	              "applied_at timestamptz NOT NULL DEFAULT now())",
+	              "schema_migrations")))
 		goto out;
 	applied = applied_versions(conn);
 	for (i = 0; i < n; i++) {
-		snprintf(version, sizeof version, "%.*s", (int)(strlen(files[i]->d_name) - 4),
-		         files[i]->d_name);
+		snprintf(version, sizeof version, "%.*s",
+		         (int)(strlen(files[i]->d_name) - 4), files[i]->d_name);
 		row = applied_row(applied, version);
 		if (status) {
 			if (row >= 0)
-				printf("applied  %s  %s\n", version, PQgetvalue(applied, row, 1));
+				printf("applied  %s  %s\n", version,
+				       PQgetvalue(applied, row, 1));
 			else
 				printf("pending  %s\n", version);
 			pending += row < 0;

@@ -40,8 +40,9 @@ main(int argc, char *argv[])
 	FCGX_Init();
 	FCGX_InitRequest(&req, fd, 0);
 	while (FCGX_Accept_r(&req) >= 0) {
-		FCGX_FPrintF(req.out, "Status: 200 OK\r\nContent-Type: application/health+json\r\n"
-		                      "Content-Length: %d\r\n\r\n%s",
+		FCGX_FPrintF(req.out,
+		             "Status: 200 OK\r\nContent-Type: application/health+json\r\n"
+		             "Content-Length: %d\r\n\r\n%s",
 		             (int)sizeof body - 1, body);
 		FCGX_Finish_r(&req);
 	}

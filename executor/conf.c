@@ -9,34 +9,41 @@
 #include "log.h"
 
 const struct cfg_key ex_cfg_keys[EX__MAX] = {
-	[EX_DATABASE_URL] = {"executor", "database_url", CFG_STRING, "dbname=assay", "DATABASE_URL",
-	                     0, 0, NULL, CFG_SECRET, "PostgreSQL connection string."},
-	[EX_LISTEN_ADDRESS] = {"executor", "listen_address", CFG_STRING, "127.0.0.1", NULL, 0, 0,
-	                       NULL, 0, "Address of the /health and /metrics HTTP endpoint."},
-	[EX_PORT] = {"executor", "port", CFG_INT, "8002", "ANALYSIS_EXECUTOR_PORT", 1, 65535, NULL,
-	             0, "Port of the /health and /metrics HTTP endpoint."},
-	[EX_POLL_INTERVAL_MS] = {"executor", "poll_interval_ms", CFG_INT, "1000", "POLL_INTERVAL_MS",
-	                         10, 600000, NULL, CFG_RELOADABLE,
-	                         "Fallback polling when no NOTIFY arrives; also how often expired "
-	                         "leases are looked for."},
-	[EX_MAX_CONCURRENT] = {"executor", "max_concurrent_jobs", CFG_INT, "5", "MAX_CONCURRENT_JOBS",
-	                       1, 1024, NULL, CFG_RELOADABLE, "Jobs run at the same time."},
-	[EX_LEASE_SECONDS] = {"executor", "lease_seconds", CFG_INT, "30", NULL, 3, 3600, NULL,
-	                      CFG_RELOADABLE,
-	                      "A running job's lease; renewed every third of it. A job whose lease "
-	                      "expires is given to another executor."},
-	[EX_SHUTDOWN_GRACE] = {"executor", "shutdown_grace_seconds", CFG_INT, "30", NULL, 0, 3600,
-	                       NULL, CFG_RELOADABLE,
-	                       "On SIGTERM, how long running jobs may finish before they are killed "
-	                       "and requeued."},
-	[EX_CANCEL_GRACE_MS] = {"executor", "cancel_grace_ms", CFG_INT, "2000", NULL, 0, 60000, NULL,
-	                        CFG_RELOADABLE,
-	                        "After SIGTERM to a canceled job, wait this long before SIGKILL."},
-	[EX_OUTPUT_MAX] = {"executor", "output_max_bytes", CFG_INT, "4194304", NULL, 1024,
-	                   1073741824, NULL, CFG_RELOADABLE,
-	                   "Most a job may write over its bridge (logs, events, result)."},
-	[EX_RESULT_MAX] = {"executor", "result_max_bytes", CFG_INT, "1048576", NULL, 16, 67108864,
-	                   NULL, CFG_RELOADABLE, "Largest result stored inline with the run."},
-	[EX_LOG_LEVEL] = {"executor", "log_level", CFG_ENUM, "info", "LOG_LEVEL", 0, 0,
-	                  log_level_names, CFG_RELOADABLE, "Least severe level logged."},
+    [EX_DATABASE_URL] = {"executor", "database_url", CFG_STRING, "dbname=assay",
+                         "DATABASE_URL", 0, 0, NULL, CFG_SECRET,
+                         "PostgreSQL connection string."},
+    [EX_LISTEN_ADDRESS] = {"executor", "listen_address", CFG_STRING, "127.0.0.1", NULL, 0,
+                           0, NULL, 0,
+                           "Address of the /health and /metrics HTTP endpoint."},
+    [EX_PORT] = {"executor", "port", CFG_INT, "8002", "ANALYSIS_EXECUTOR_PORT", 1, 65535,
+                 NULL, 0, "Port of the /health and /metrics HTTP endpoint."},
+    [EX_POLL_INTERVAL_MS] =
+        {"executor", "poll_interval_ms", CFG_INT, "1000", "POLL_INTERVAL_MS", 10, 600000,
+         NULL, CFG_RELOADABLE,
+         "Fallback polling when no NOTIFY arrives; also how often expired "
+         "leases are looked for."},
+    [EX_MAX_CONCURRENT] = {"executor", "max_concurrent_jobs", CFG_INT, "5",
+                           "MAX_CONCURRENT_JOBS", 1, 1024, NULL, CFG_RELOADABLE,
+                           "Jobs run at the same time."},
+    [EX_LEASE_SECONDS] =
+        {"executor", "lease_seconds", CFG_INT, "30", NULL, 3, 3600, NULL, CFG_RELOADABLE,
+         "A running job's lease; renewed every third of it. A job whose lease "
+         "expires is given to another executor."},
+    [EX_SHUTDOWN_GRACE] =
+        {"executor", "shutdown_grace_seconds", CFG_INT, "30", NULL, 0, 3600, NULL,
+         CFG_RELOADABLE,
+         "On SIGTERM, how long running jobs may finish before they are killed "
+         "and requeued."},
+    [EX_CANCEL_GRACE_MS] =
+        {"executor", "cancel_grace_ms", CFG_INT, "2000", NULL, 0, 60000, NULL,
+         CFG_RELOADABLE,
+         "After SIGTERM to a canceled job, wait this long before SIGKILL."},
+    [EX_OUTPUT_MAX] = {"executor", "output_max_bytes", CFG_INT, "4194304", NULL, 1024,
+                       1073741824, NULL, CFG_RELOADABLE,
+                       "Most a job may write over its bridge (logs, events, result)."},
+    [EX_RESULT_MAX] = {"executor", "result_max_bytes", CFG_INT, "1048576", NULL, 16,
+                       67108864, NULL, CFG_RELOADABLE,
+                       "Largest result stored inline with the run."},
+    [EX_LOG_LEVEL] = {"executor", "log_level", CFG_ENUM, "info", "LOG_LEVEL", 0, 0,
+                      log_level_names, CFG_RELOADABLE, "Least severe level logged."},
 };

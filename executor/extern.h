@@ -49,19 +49,20 @@ struct job {
 	char *script, *input;
 	long timeout_ms, memory_mb;
 	pid_t pid;
-	int fd;                 /* the bridge pipe, read end */
-	char *line;             /* partial line from the child */
+	int fd;     /* the bridge pipe, read end */
+	char *line; /* partial line from the child */
 	size_t linelen;
-	size_t output;          /* bytes received so far */
+	size_t output; /* bytes received so far */
 	uint64_t started_us, deadline_us, kill_at_us;
-	char *result;           /* JSON text of the return value */
-	char *error;            /* why the attempt failed */
+	char *result; /* JSON text of the return value */
+	char *error;  /* why the attempt failed */
 	bool canceled, timed_out, too_large, lost;
 };
 
 /* jobs.c: the job table. All return false after logging a database failure. */
 int jobs_claim(struct db *, const char *worker, int n, int lease_s, struct job **out);
-bool jobs_heartbeat(struct db *, const char *worker, int lease_s, struct job *const *, size_t n);
+bool jobs_heartbeat(struct db *, const char *worker, int lease_s, struct job *const *,
+                    size_t n);
 int jobs_recover(struct db *);
 bool jobs_event(struct db *, const struct job *, const char *type, const char *data_json);
 /* Record the end of an attempt: completed, canceled, retried or failed. */

@@ -41,20 +41,22 @@ jobs_claim(struct db *db, const char *worker, int n, int lease_s, struct job **o
 
 	snprintf(limit, sizeof limit, "%d", n);
 	snprintf(lease, sizeof lease, "%d", lease_s);
-	if (db_query(db, &res,
-	             "WITH c AS (SELECT id FROM analysis_jobs"
-	             "  WHERE status = 'pending' AND run_after <= now()"
-	             "  ORDER BY priority DESC, run_after, created_at"
-	             "  LIMIT $1::int FOR UPDATE SKIP LOCKED)"
-	             " UPDATE analysis_jobs j SET status = 'running', worker_id = $2,"
-	             "  attempts = j.attempts + 1, started_at = now(), error_message = NULL,"
-	             "  lease_expires_at = now() + $3::int * interval '1 second'"
-	             " FROM c, analyses a, analysis_versions v"
-	             " WHERE j.id = c.id AND a.id = j.analysis_id"
-	             "  AND v.analysis_id = j.analysis_id AND v.version = j.analysis_version"
-	             " RETURNING j.id, j.attempts, j.max_attempts, coalesce(j.input::text, 'null'),"
-	             "  v.script_content, a.timeout_ms, a.memory_limit_mb, a.runtime",
-	             3, params) != DB_OK)
+	if (db_query(
+	        db, &res,
+	        "WITH c AS (SELECT id FROM analysis_jobs"
+	        "  WHERE status = 'pending' AND run_after <= now()"
+	        "  ORDER BY priority DESC, run_after, created_at"
+	        "  LIMIT $1::int FOR UPDATE SKIP LOCKED)"
+	        " UPDATE analysis_jobs j SET status = 'running', worker_id = $2,"
+	        "  attempts = j.attempts + 1, started_at = now(), error_message = NULL,"
+	        "  lease_expires_at = now() + $3::int * interval '1 second'"
+	        " FROM c, analyses a, analysis_versions v"
+	        " WHERE j.id = c.id AND a.id = j.analysis_id"
+	        "  AND v.analysis_id = j.analysis_id AND v.version = j.analysis_version"
+	        " RETURNING j.id, j.attempts, j.max_attempts, coalesce(j.input::text, "
+	        "'null'),"
+	        "  v.script_content, a.timeout_ms, a.memory_limit_mb, a.runtime",
+	        3, params) != DB_OK)
 		return 0;
 	rows = PQntuples(res);
 	for (i = 0; i < rows; i++) {
@@ -70,8 +72,9 @@ jobs_claim(struct db *db, const char *worker, int n, int lease_s, struct job **o
 		j->pid = -1;
 		j->fd = -1;
 		if (strcmp(PQgetvalue(res, i, 7), "js") != 0) {
-			j->error = xasprintf("runtime %s is not available on this executor",
-			                     PQgetvalue(res, i, 7));
+			j->error =
+			    xasprintf("runtime %s is not available on this executor",
+			              PQgetvalue(res, i, 7));
 			j->attempts = j->max_attempts; /* retrying cannot help */
 		}
 		out[i] = j;
@@ -81,7 +84,8 @@ jobs_claim(struct db *db, const char *worker, int n, int lease_s, struct job **o
 }
 
 bool
-jobs_heartbeat(struct db *db, const char *worker, int lease_s, struct job *const *jobs, size_t n)
+jobs_heartbeat(struct db *db, const char *worker, int lease_s, struct job *const *jobs,
+               size_t n)
 {
 	char lease[16];
 	const char *params[2] = {worker, lease};
@@ -91,13 +95,16 @@ jobs_heartbeat(struct db *db, const char *worker, int lease_s, struct job *const
 
 	snprintf(lease, sizeof lease, "%d", lease_s);
 	if (db_query(db, &res,
-	             "UPDATE analysis_jobs SET lease_expires_at = now() + $2::int * interval '1 second'"
+	             "UPDATE analysis_jobs SET lease_expires_at = now() + $2::int * "
+	             "interval '1 second'"
 	             " WHERE worker_id = $1 AND status = 'running'"
 	             " RETURNING id, cancel_requested_at IS NOT NULL",
 	             2, params) != DB_OK)
 		return false;
 	for (i = 0; i < n; i++) {
-		for (r = 0; r < PQntuples(res) && strcmp(PQgetvalue(res, r, 0), jobs[i]->id); r++)
+		for (r = 0;
+		     r < PQntuples(res) && strcmp(PQgetvalue(res, r, 0), jobs[i]->id);
+		     r++)
 			;
 		if (r == PQntuples(res))
 			jobs[i]->lost = true;
@@ -114,17 +121,18 @@ jobs_recover(struct db *db)
 	PGresult *res;
 	int n;
 
-	if (db_query(db, &res,
-	             "UPDATE analysis_jobs SET worker_id = NULL, lease_expires_at = NULL,"
-	             "  run_after = now(),"
-	             "  status = CASE WHEN cancel_requested_at IS NOT NULL THEN 'canceled'"
-	             "    WHEN attempts >= max_attempts THEN 'failed' ELSE 'pending' END,"
-	             "  finished_at = CASE WHEN cancel_requested_at IS NOT NULL"
-	             "    OR attempts >= max_attempts THEN now() END,"
-	             "  error_message = 'lease expired: its executor stopped renewing it'"
-	             " WHERE id IN (SELECT id FROM analysis_jobs WHERE status = 'running'"
-	             "  AND lease_expires_at < now() FOR UPDATE SKIP LOCKED)",
-	             0, NULL) != DB_OK)
+	if (db_query(
+	        db, &res,
+	        "UPDATE analysis_jobs SET worker_id = NULL, lease_expires_at = NULL,"
+	        "  run_after = now(),"
+	        "  status = CASE WHEN cancel_requested_at IS NOT NULL THEN 'canceled'"
+	        "    WHEN attempts >= max_attempts THEN 'failed' ELSE 'pending' END,"
+	        "  finished_at = CASE WHEN cancel_requested_at IS NOT NULL"
+	        "    OR attempts >= max_attempts THEN now() END,"
+	        "  error_message = 'lease expired: its executor stopped renewing it'"
+	        " WHERE id IN (SELECT id FROM analysis_jobs WHERE status = 'running'"
+	        "  AND lease_expires_at < now() FOR UPDATE SKIP LOCKED)",
+	        0, NULL) != DB_OK)
 		return 0;
 	n = atoi(PQcmdTuples(res));
 	PQclear(res);
@@ -139,7 +147,8 @@ jobs_event(struct db *db, const struct job *j, const char *type, const char *dat
 	const char *params[3] = {j->id, type, data};
 	PGresult *res;
 
-	if (db_query(db, &res, "SELECT assay_event($1, $2, $3::jsonb)", 3, params) != DB_OK)
+	if (db_query(db, &res, "SELECT assay_event($1, $2, $3::jsonb)", 3, params) !=
+	    DB_OK)
 		return false;
 	PQclear(res);
 	return true;
@@ -163,8 +172,8 @@ void
 jobs_finish(struct db *db, const char *worker, struct job *j)
 {
 	char backoff[24];
-	const char *params[5] = {j->id, worker, j->canceled ? "canceled" : j->error, j->result,
-	                         backoff};
+	const char *params[5] = {j->id, worker, j->canceled ? "canceled" : j->error,
+	                         j->result, backoff};
 	long ms;
 
 	if (j->lost) {
@@ -179,23 +188,30 @@ jobs_finish(struct db *db, const char *worker, struct job *j)
 	 * One statement decides: a cancel request accepted by the API wins over
 	 * any outcome; then success; then retry while attempts remain.
 	 */
-	if (!jobs_end(db,
-	              "WITH o AS (SELECT id, CASE"
-	              "  WHEN cancel_requested_at IS NOT NULL OR $3 = 'canceled' THEN 'canceled'"
-	              "  WHEN $3::text IS NULL THEN 'completed'"
-	              "  WHEN attempts < max_attempts THEN 'pending' ELSE 'failed' END AS next"
-	              "  FROM analysis_jobs WHERE id = $1 AND worker_id = $2 AND status = 'running'"
-	              "  FOR UPDATE)"
-	              " UPDATE analysis_jobs j SET status = o.next, lease_expires_at = NULL,"
-	              "  worker_id = CASE WHEN o.next = 'pending' THEN NULL ELSE j.worker_id END,"
-	              "  result = CASE WHEN o.next = 'completed' THEN $4::jsonb END,"
-	              "  error_message = CASE WHEN o.next = 'canceled' THEN 'canceled' ELSE $3 END,"
-	              "  run_after = CASE WHEN o.next = 'pending'"
-	              "   THEN now() + $5::bigint * interval '1 millisecond' ELSE j.run_after END,"
-	              "  finished_at = CASE WHEN o.next = 'pending' THEN NULL ELSE now() END"
-	              " FROM o WHERE j.id = o.id",
-	              5, params))
-		log_msg(LOG_WARN, "run %s: lease lost before the outcome was written; discarded",
+	if (!jobs_end(
+	        db,
+	        "WITH o AS (SELECT id, CASE"
+	        "  WHEN cancel_requested_at IS NOT NULL OR $3 = 'canceled' THEN "
+	        "'canceled'"
+	        "  WHEN $3::text IS NULL THEN 'completed'"
+	        "  WHEN attempts < max_attempts THEN 'pending' ELSE 'failed' END AS next"
+	        "  FROM analysis_jobs WHERE id = $1 AND worker_id = $2 AND status = "
+	        "'running'"
+	        "  FOR UPDATE)"
+	        " UPDATE analysis_jobs j SET status = o.next, lease_expires_at = NULL,"
+	        "  worker_id = CASE WHEN o.next = 'pending' THEN NULL ELSE j.worker_id "
+	        "END,"
+	        "  result = CASE WHEN o.next = 'completed' THEN $4::jsonb END,"
+	        "  error_message = CASE WHEN o.next = 'canceled' THEN 'canceled' ELSE $3 "
+	        "END,"
+	        "  run_after = CASE WHEN o.next = 'pending'"
+	        "   THEN now() + $5::bigint * interval '1 millisecond' ELSE j.run_after "
+	        "END,"
+	        "  finished_at = CASE WHEN o.next = 'pending' THEN NULL ELSE now() END"
+	        " FROM o WHERE j.id = o.id",
+	        5, params))
+		log_msg(LOG_WARN,
+		        "run %s: lease lost before the outcome was written; discarded",
 		        j->id);
 }
 
@@ -204,10 +220,12 @@ jobs_release(struct db *db, const char *worker, struct job *j)
 {
 	const char *params[2] = {j->id, worker};
 
-	if (!jobs_end(db, "UPDATE analysis_jobs SET status = 'pending', attempts = attempts - 1,"
-	                  " worker_id = NULL, lease_expires_at = NULL, run_after = now(),"
-	                  " started_at = NULL"
-	                  " WHERE id = $1 AND worker_id = $2 AND status = 'running'",
-	              2, params))
+	if (!jobs_end(
+	        db,
+	        "UPDATE analysis_jobs SET status = 'pending', attempts = attempts - 1,"
+	        " worker_id = NULL, lease_expires_at = NULL, run_after = now(),"
+	        " started_at = NULL"
+	        " WHERE id = $1 AND worker_id = $2 AND status = 'running'",
+	        2, params))
 		log_msg(LOG_WARN, "run %s: could not be requeued (lease lost)", j->id);
 }

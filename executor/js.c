@@ -119,7 +119,8 @@ js_fatal(void *udata, const char *msg)
 	int n;
 
 	(void)udata;
-	n = snprintf(line, sizeof line, "{\"type\":\"error\",\"message\":\"fatal: %.400s\"}\n",
+	n = snprintf(line, sizeof line,
+	             "{\"type\":\"error\",\"message\":\"fatal: %.400s\"}\n",
 	             msg ? msg : "");
 	bridge_write(line, n > 0 ? (size_t)n : 0);
 	_exit(2);
@@ -156,10 +157,10 @@ encode_result(duk_context *ctx, void *udata)
 }
 
 static const duk_function_list_entry ctx_functions[] = {
-	{"log", ctx_log, 2},
-	{"progress", ctx_progress, 2},
-	{"emit", ctx_emit, 2},
-	{NULL, NULL, 0},
+    {"log", ctx_log, 2},
+    {"progress", ctx_progress, 2},
+    {"emit", ctx_emit, 2},
+    {NULL, NULL, 0},
 };
 
 void

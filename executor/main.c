@@ -106,7 +106,8 @@ ex_notifications(struct ex *ex)
 	while ((n = PQnotifies(conn)) != NULL) {
 		if (strcmp(n->relname, "assay_jobs") == 0)
 			ex->wake = true;
-		else if (strcmp(n->relname, "assay_cancel") == 0 && (j = ex_find(ex, n->extra)))
+		else if (strcmp(n->relname, "assay_cancel") == 0 &&
+		         (j = ex_find(ex, n->extra)))
 			ex_cancel(ex, j);
 		PQfreemem(n);
 	}
@@ -125,7 +126,8 @@ ex_start(struct ex *ex, struct job *j)
 	if (j->pid < 0)
 		j->error = xstrdup("executor fault: cannot start the sandbox");
 	else
-		log_msg(LOG_DEBUG, "run %s: attempt %d in pid %d", j->id, j->attempts, (int)j->pid);
+		log_msg(LOG_DEBUG, "run %s: attempt %d in pid %d", j->id, j->attempts,
+		        (int)j->pid);
 }
 
 static void
@@ -140,7 +142,8 @@ ex_claim(struct ex *ex)
 		return;
 	if (room > MAX_JOBS - (long)ex->njobs)
 		room = MAX_JOBS - (long)ex->njobs;
-	n = jobs_claim(ex->db, ex->worker, (int)room, (int)ex_int(ex, EX_LEASE_SECONDS), got);
+	n = jobs_claim(ex->db, ex->worker, (int)room, (int)ex_int(ex, EX_LEASE_SECONDS),
+	               got);
 	for (i = 0; i < n; i++) {
 		ex->jobs[ex->njobs++] = got[i];
 		ex->claimed++;
@@ -166,25 +169,31 @@ ex_line(struct ex *ex, struct job *j, const char *line)
 	type = json_object_get_string(t);
 	if (strcmp(type, "result") == 0 && json_object_object_get_ex(o, "value", &v)) {
 		free(j->result);
-		j->result = xstrdup(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+		j->result =
+		    xstrdup(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
 		if ((long)strlen(j->result) > ex_int(ex, EX_RESULT_MAX)) {
-			j->error = xasprintf("result too large: %zu bytes; the inline limit is %ld",
-			                     strlen(j->result), ex_int(ex, EX_RESULT_MAX));
+			j->error = xasprintf(
+			    "result too large: %zu bytes; the inline limit is %ld",
+			    strlen(j->result), ex_int(ex, EX_RESULT_MAX));
 		}
 	} else if (strcmp(type, "error") == 0) {
 		const char *msg = json_object_object_get_ex(o, "message", &v)
-		                      ? json_object_get_string(v) : "unknown";
+		                      ? json_object_get_string(v)
+		                      : "unknown";
 
 		free(j->error);
-		j->error = strcmp(msg, "memory limit") == 0 ? xstrdup(msg)
-		                                             : xasprintf("script error: %s", msg);
+		j->error = strcmp(msg, "memory limit") == 0
+		               ? xstrdup(msg)
+		               : xasprintf("script error: %s", msg);
 		if (json_object_object_get_ex(o, "stack", &v))
-			jobs_event(ex->db, j, "error",
-			           json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+			jobs_event(
+			    ex->db, j, "error",
+			    json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	} else if (strcmp(type, "log") == 0 || strcmp(type, "progress") == 0 ||
 	           strcmp(type, "emit") == 0) {
 		json_object_object_del(o, "type");
-		jobs_event(ex->db, j, type, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+		jobs_event(ex->db, j, type,
+		           json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	}
 	json_object_put(o);
 }
@@ -252,7 +261,8 @@ ex_done(struct ex *ex, size_t i)
 	struct job *j = ex->jobs[i];
 
 	if (ex->stopping && j->canceled == false && j->kill_at_us == UINT64_MAX) {
-		jobs_release(ex->db, ex->worker, j); /* killed by shutdown: requeue, no charge */
+		jobs_release(ex->db, ex->worker,
+		             j); /* killed by shutdown: requeue, no charge */
 	} else {
 		jobs_finish(ex->db, ex->worker, j);
 		ex->processed++;
@@ -262,8 +272,11 @@ ex_done(struct ex *ex, size_t i)
 			ex->completed++;
 		else
 			ex->failed++;
-		log_msg(j->error && !j->canceled ? LOG_WARN : LOG_INFO, "run %s: %s in %.1f ms", j->id,
-		        j->canceled ? "canceled" : j->error ? j->error : "completed",
+		log_msg(j->error && !j->canceled ? LOG_WARN : LOG_INFO,
+		        "run %s: %s in %.1f ms", j->id,
+		        j->canceled ? "canceled"
+		        : j->error  ? j->error
+		                    : "completed",
 		        (double)(util_now_us() - j->started_us) / 1000.0);
 	}
 	if (j->fd >= 0)
@@ -285,7 +298,8 @@ ex_reap(struct ex *ex)
 			;
 		if (i == ex->njobs)
 			continue;
-		while (ex->jobs[i]->fd >= 0) /* drain what the child wrote before it ended */
+		while (ex->jobs[i]->fd >=
+		       0) /* drain what the child wrote before it ended */
 			ex_read(ex, ex->jobs[i]);
 		ex->jobs[i]->pid = 0;
 		ex_outcome(ex->jobs[i], status);
@@ -297,10 +311,12 @@ static void
 ex_reload(struct ex *ex)
 {
 	char *errors = NULL;
-	struct cfg *next = cfg_load(ex_cfg_keys, EX__MAX, ex->cfg_path, ex->cfg_required, &errors);
+	struct cfg *next =
+	    cfg_load(ex_cfg_keys, EX__MAX, ex->cfg_path, ex->cfg_required, &errors);
 
 	if (next == NULL) {
-		log_msg(LOG_ERROR, "reload failed; keeping the current configuration: %s", errors);
+		log_msg(LOG_ERROR, "reload failed; keeping the current configuration: %s",
+		        errors);
 		free(errors);
 		return;
 	}
@@ -322,9 +338,12 @@ ex_signals(struct ex *ex)
 			ex_reload(ex);
 		} else if (!ex->stopping) {
 			ex->stopping = true;
-			ex->stop_at_us = util_now_us() + (uint64_t)ex_int(ex, EX_SHUTDOWN_GRACE) * 1000000u;
-			log_msg(LOG_INFO, "signal %u: no new jobs; waiting for %zu running", si.ssi_signo,
-			        ex->njobs);
+			ex->stop_at_us =
+			    util_now_us() +
+			    (uint64_t)ex_int(ex, EX_SHUTDOWN_GRACE) * 1000000u;
+			log_msg(LOG_INFO,
+			        "signal %u: no new jobs; waiting for %zu running",
+			        si.ssi_signo, ex->njobs);
 		}
 	}
 }
@@ -349,36 +368,42 @@ ex_http(struct ex *ex)
 	req[n > 0 ? n : 0] = '\0';
 	f = open_memstream(&body, &len);
 	if (strncmp(req, "GET /health ", 12) == 0) {
-		fprintf(f, "{\"status\":\"%s\",\"version\":\"%s\",\"jobs_processed\":%lu,"
-		           "\"running\":%zu,\"capacity\":%ld,\"database\":\"%s\"}",
-		        ex->stopping ? "stopping" : "healthy", PACKAGE_VERSION, ex->processed,
-		        ex->njobs, ex_int(ex, EX_MAX_CONCURRENT),
+		fprintf(f,
+		        "{\"status\":\"%s\",\"version\":\"%s\",\"jobs_processed\":%lu,"
+		        "\"running\":%zu,\"capacity\":%ld,\"database\":\"%s\"}",
+		        ex->stopping ? "stopping" : "healthy", PACKAGE_VERSION,
+		        ex->processed, ex->njobs, ex_int(ex, EX_MAX_CONCURRENT),
 		        ex->listening ? "connected" : "unavailable");
 	} else if (strncmp(req, "GET /metrics ", 13) == 0) {
 		ctype = "text/plain; version=0.0.4";
-		fprintf(f, "# HELP assay_executor_jobs_total Attempts by outcome.\n"
-		           "# TYPE assay_executor_jobs_total counter\n"
-		           "assay_executor_jobs_total{outcome=\"claimed\"} %lu\n"
-		           "assay_executor_jobs_total{outcome=\"completed\"} %lu\n"
-		           "assay_executor_jobs_total{outcome=\"failed\"} %lu\n"
-		           "assay_executor_jobs_total{outcome=\"canceled\"} %lu\n"
-		           "# HELP assay_executor_leases_recovered_total Runs requeued after their "
-		           "lease expired.\n"
-		           "# TYPE assay_executor_leases_recovered_total counter\n"
-		           "assay_executor_leases_recovered_total %lu\n"
-		           "# HELP assay_executor_running_jobs Jobs running now.\n"
-		           "# TYPE assay_executor_running_jobs gauge\n"
-		           "assay_executor_running_jobs %zu\n",
-		        ex->claimed, ex->completed, ex->failed, ex->canceled, ex->recovered, ex->njobs);
+		fprintf(f,
+		        "# HELP assay_executor_jobs_total Attempts by outcome.\n"
+		        "# TYPE assay_executor_jobs_total counter\n"
+		        "assay_executor_jobs_total{outcome=\"claimed\"} %lu\n"
+		        "assay_executor_jobs_total{outcome=\"completed\"} %lu\n"
+		        "assay_executor_jobs_total{outcome=\"failed\"} %lu\n"
+		        "assay_executor_jobs_total{outcome=\"canceled\"} %lu\n"
+		        "# HELP assay_executor_leases_recovered_total Runs requeued "
+		        "after their "
+		        "lease expired.\n"
+		        "# TYPE assay_executor_leases_recovered_total counter\n"
+		        "assay_executor_leases_recovered_total %lu\n"
+		        "# HELP assay_executor_running_jobs Jobs running now.\n"
+		        "# TYPE assay_executor_running_jobs gauge\n"
+		        "assay_executor_running_jobs %zu\n",
+		        ex->claimed, ex->completed, ex->failed, ex->canceled,
+		        ex->recovered, ex->njobs);
 	} else {
 		status = "404 Not Found";
 		ctype = "application/problem+json";
-		fprintf(f, "{\"type\":\"about:blank\",\"title\":\"Not Found\",\"status\":404,"
-		           "\"detail\":\"this port serves GET /health and GET /metrics\"}");
+		fprintf(
+		    f, "{\"type\":\"about:blank\",\"title\":\"Not Found\",\"status\":404,"
+		       "\"detail\":\"this port serves GET /health and GET /metrics\"}");
 	}
 	fclose(f);
 	snprintf(head, sizeof head,
-	         "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+	         "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: "
+	         "close\r\n\r\n",
 	         status, ctype, len);
 	if (write(c, head, strlen(head)) < 0 || write(c, body, len) < 0) {
 		/* the client left */
@@ -394,11 +419,13 @@ ex_http_listen(const struct ex *ex)
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), one = 1;
 
 	sa.sin_port = htons((uint16_t)ex_int(ex, EX_PORT));
-	if (fd < 0 || inet_pton(AF_INET, cfg_str(ex->cfg, EX_LISTEN_ADDRESS), &sa.sin_addr) != 1 ||
+	if (fd < 0 ||
+	    inet_pton(AF_INET, cfg_str(ex->cfg, EX_LISTEN_ADDRESS), &sa.sin_addr) != 1 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
 	    bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 64) != 0) {
-		log_msg(LOG_ERROR, "cannot listen on %s:%ld: %s", cfg_str(ex->cfg, EX_LISTEN_ADDRESS),
-		        ex_int(ex, EX_PORT), strerror(errno));
+		log_msg(LOG_ERROR, "cannot listen on %s:%ld: %s",
+		        cfg_str(ex->cfg, EX_LISTEN_ADDRESS), ex_int(ex, EX_PORT),
+		        strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return -1;
@@ -416,14 +443,16 @@ ex_tick(struct ex *ex)
 	lease_us = (uint64_t)ex_int(ex, EX_LEASE_SECONDS) * 1000000u;
 	if (now >= ex->next_beat_us) {
 		if (ex->njobs > 0)
-			jobs_heartbeat(ex->db, ex->worker, (int)ex_int(ex, EX_LEASE_SECONDS), ex->jobs,
+			jobs_heartbeat(ex->db, ex->worker,
+			               (int)ex_int(ex, EX_LEASE_SECONDS), ex->jobs,
 			               ex->njobs);
 		ex->next_beat_us = now + lease_us / 3;
 	}
 	if (!ex->stopping && now >= ex->next_poll_us) {
 		ex->recovered += (unsigned long)jobs_recover(ex->db);
 		ex->wake = true;
-		ex->next_poll_us = now + (uint64_t)ex_int(ex, EX_POLL_INTERVAL_MS) * 1000u;
+		ex->next_poll_us =
+		    now + (uint64_t)ex_int(ex, EX_POLL_INTERVAL_MS) * 1000u;
 	}
 	ex_listen(ex);
 	if (ex->wake)
@@ -437,7 +466,8 @@ ex_tick(struct ex *ex)
 		}
 		if (j->lost || (j->canceled && j->kill_at_us == 0))
 			ex_cancel(ex, j);
-		if (ex->stopping && now >= ex->stop_at_us && j->kill_at_us != UINT64_MAX) {
+		if (ex->stopping && now >= ex->stop_at_us &&
+		    j->kill_at_us != UINT64_MAX) {
 			kill(j->pid, SIGKILL);
 			j->kill_at_us = UINT64_MAX; /* requeued when reaped */
 		}
@@ -445,7 +475,8 @@ ex_tick(struct ex *ex)
 			j->timed_out = true;
 			kill(j->pid, SIGKILL);
 		}
-		if (j->kill_at_us != 0 && j->kill_at_us != UINT64_MAX && now >= j->kill_at_us)
+		if (j->kill_at_us != 0 && j->kill_at_us != UINT64_MAX &&
+		    now >= j->kill_at_us)
 			kill(j->pid, SIGKILL);
 		if (j->deadline_us > now && j->deadline_us < next)
 			next = j->deadline_us;
@@ -468,7 +499,8 @@ ex_run(struct ex *ex)
 		n = 0;
 		pfd[n++] = (struct pollfd){ex->sig_fd, POLLIN, 0};
 		pfd[n++] = (struct pollfd){ex->http_fd, POLLIN, 0};
-		pfd[n++] = (struct pollfd){ex->listening ? PQsocket(ex->listening) : -1, POLLIN, 0};
+		pfd[n++] = (struct pollfd){ex->listening ? PQsocket(ex->listening) : -1,
+		                           POLLIN, 0};
 		for (i = 0; i < ex->njobs; i++) {
 			byfd[n] = ex->jobs[i];
 			pfd[n++] = (struct pollfd){ex->jobs[i]->fd, POLLIN, 0};
@@ -493,16 +525,16 @@ int
 main(int argc, char *argv[])
 {
 	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"port", required_argument, NULL, 'p'},
-		{"database-url", required_argument, NULL, 'd'},
-		{"log-level", required_argument, NULL, 'l'},
-		{"test", no_argument, NULL, 't'},
-		{"sample-config", no_argument, NULL, 'S'},
-		{"config-doc", no_argument, NULL, 'D'},
-		{"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"port", required_argument, NULL, 'p'},
+	    {"database-url", required_argument, NULL, 'd'},
+	    {"log-level", required_argument, NULL, 'l'},
+	    {"test", no_argument, NULL, 't'},
+	    {"sample-config", no_argument, NULL, 'S'},
+	    {"config-doc", no_argument, NULL, 'D'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct ex ex = {.cfg_path = EX_CONF_FILE, .sig_fd = -1, .http_fd = -1};
 	char host[64];
@@ -539,14 +571,16 @@ main(int argc, char *argv[])
 			printf("assay-executor %s\n", PACKAGE_VERSION);
 			return 0;
 		case 'h':
-			printf("usage: assay-executor [-t] [-c FILE] [--port N] [--database-url URL] "
+			printf("usage: assay-executor [-t] [-c FILE] [--port N] "
+			       "[--database-url URL] "
 			       "[--log-level L]\n");
 			return 0;
 		default:
 			return 2;
 		}
 	}
-	ex.cfg = cfg_startup(ex_cfg_keys, EX__MAX, ex.cfg_path, ex.cfg_required, test, &rc);
+	ex.cfg =
+	    cfg_startup(ex_cfg_keys, EX__MAX, ex.cfg_path, ex.cfg_required, test, &rc);
 	if (ex.cfg == NULL)
 		return rc;
 	ex.cfg_required = ex.cfg_required || cfg_path(ex.cfg) != NULL;
@@ -564,7 +598,9 @@ main(int argc, char *argv[])
 	sigprocmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	if (!sbx_seccomp_prepare()) {
-		log_msg(LOG_ERROR, "cannot build the seccomp filter; refusing to run jobs unconfined");
+		log_msg(
+		    LOG_ERROR,
+		    "cannot build the seccomp filter; refusing to run jobs unconfined");
 		return 1;
 	}
 	ex.sig_fd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);

@@ -23,6 +23,6 @@ sbx_rlimits(const struct job_spec *spec)
 {
 	return limit(RLIMIT_AS, (rlim_t)spec->memory_mb * 1024 * 1024) &&
 	       limit(RLIMIT_CPU, (rlim_t)(spec->timeout_ms + 999) / 1000 + 1) &&
-	       limit(RLIMIT_CORE, 0) && limit(RLIMIT_FSIZE, 0) && limit(RLIMIT_NPROC, 0) &&
-	       limit(RLIMIT_NOFILE, 4);
+	       limit(RLIMIT_CORE, 0) && limit(RLIMIT_FSIZE, 0) &&
+	       limit(RLIMIT_NPROC, 0) && limit(RLIMIT_NOFILE, 4);
 }

@@ -25,11 +25,11 @@ bool
 sbx_seccomp_prepare(void)
 {
 	static const int allowed[] = {
-		SCMP_SYS(read),         SCMP_SYS(write),        SCMP_SYS(brk),
-		SCMP_SYS(mmap),         SCMP_SYS(munmap),       SCMP_SYS(mremap),
-		SCMP_SYS(madvise),      SCMP_SYS(rt_sigreturn), SCMP_SYS(clock_gettime),
-		SCMP_SYS(gettimeofday), SCMP_SYS(exit),         SCMP_SYS(exit_group),
-		SCMP_SYS(futex),
+	    SCMP_SYS(read),         SCMP_SYS(write),        SCMP_SYS(brk),
+	    SCMP_SYS(mmap),         SCMP_SYS(munmap),       SCMP_SYS(mremap),
+	    SCMP_SYS(madvise),      SCMP_SYS(rt_sigreturn), SCMP_SYS(clock_gettime),
+	    SCMP_SYS(gettimeofday), SCMP_SYS(exit),         SCMP_SYS(exit_group),
+	    SCMP_SYS(futex),
 	};
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
 	int fd = memfd_create("assay-seccomp", MFD_CLOEXEC), rc = ctx == NULL || fd < 0;

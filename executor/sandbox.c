@@ -20,14 +20,15 @@
 static bool
 close_all_but(int keep)
 {
-	return close_range(0, (unsigned)keep - 1, 0) == 0 && close_range((unsigned)keep + 1, ~0u, 0) == 0;
+	return close_range(0, (unsigned)keep - 1, 0) == 0 &&
+	       close_range((unsigned)keep + 1, ~0u, 0) == 0;
 }
 
-static void __attribute__((noreturn))
-child_fail(int fd, const char *why)
+static void __attribute__((noreturn)) child_fail(int fd, const char *why)
 {
 	char line[256];
-	int n = snprintf(line, sizeof line, "{\"type\":\"error\",\"message\":\"sandbox: %s\"}\n", why);
+	int n = snprintf(line, sizeof line,
+	                 "{\"type\":\"error\",\"message\":\"sandbox: %s\"}\n", why);
 
 	if (n > 0 && write(fd, line, (size_t)n) < 0)
 		_exit(3);

@@ -17,11 +17,11 @@
 #include "extern.h"
 #include "xalloc.h"
 
-
 static void
 analysis_not_found(struct req *r)
 {
-	http_problem(r, 404, "ANALYSIS_NOT_FOUND", NULL, "no analysis %s", r->match.params[0]);
+	http_problem(r, 404, "ANALYSIS_NOT_FOUND", NULL, "no analysis %s",
+	             r->match.params[0]);
 }
 
 /* Parse and validate; NULL after answering. values[] borrow from the result. */
@@ -37,7 +37,8 @@ analysis_body(struct req *r, bool partial, struct vvalue *v)
 	analysis_fields[AF_SCRIPT].max = cfg_int(r->app->cfg, API_SCRIPT_MAX);
 	errors = json_object_new_array();
 	valid_check(body, analysis_fields, AF__MAX, partial, v, errors);
-	if (v[AF_SCRIPT].present && (long)strlen(v[AF_SCRIPT].str) > analysis_fields[AF_SCRIPT].max) {
+	if (v[AF_SCRIPT].present &&
+	    (long)strlen(v[AF_SCRIPT].str) > analysis_fields[AF_SCRIPT].max) {
 		valid_error(errors, "/script", "must be at most %ld bytes",
 		            analysis_fields[AF_SCRIPT].max);
 		v[AF_SCRIPT].present = false;
@@ -53,16 +54,14 @@ analysis_body(struct req *r, bool partial, struct vvalue *v)
 
 /* One-row query answered as {"analysis": ...} with ok_status, or 404. */
 static void
-analysis_answer(struct req *r, int ok_status, const char *sql, int n, const char *const *params)
+analysis_answer(struct req *r, int ok_status, const char *sql, int n,
+                const char *const *params)
 {
-	PGresult *res;
-	enum db_rc rc = db_query(r->app->db, &res, sql, n, params);
+	PGresult *res = http_query_db(r, sql, n, params);
 	char *members;
 
-	if (rc != DB_OK) {
-		http_db_failure(r, rc);
+	if (res == NULL)
 		return;
-	}
 	if (PQntuples(res) == 1) {
 		members = xasprintf("\"analysis\":%s", PQgetvalue(res, 0, 0));
 		http_success(r, ok_status, NULL, members);
@@ -86,14 +85,15 @@ analyses_create(struct req *r)
 	params[0] = r->tenant->project_id;
 	for (i = 0; i < AF__MAX; i++)
 		params[i + 1] = v[i].str;
-	analysis_answer(r, 201,
-	                "WITH a AS (INSERT INTO analyses (project_id, title, script_content, runtime,"
-	                "  description, timeout_ms, memory_limit_mb, max_attempts)"
-	                "  VALUES ($1, $2, $3, $4, $5, $6::int, $7::int, $8::int) RETURNING *),"
-	                " v AS (INSERT INTO analysis_versions (analysis_id, version, script_content)"
-	                "  SELECT id, version, script_content FROM a)"
-	                " SELECT assay_analysis_json(a) FROM a",
-	                AF__MAX + 1, params);
+	analysis_answer(
+	    r, 201,
+	    "WITH a AS (INSERT INTO analyses (project_id, title, script_content, runtime,"
+	    "  description, timeout_ms, memory_limit_mb, max_attempts)"
+	    "  VALUES ($1, $2, $3, $4, $5, $6::int, $7::int, $8::int) RETURNING *),"
+	    " v AS (INSERT INTO analysis_versions (analysis_id, version, script_content)"
+	    "  SELECT id, version, script_content FROM a)"
+	    " SELECT assay_analysis_json(a) FROM a",
+	    AF__MAX + 1, params);
 	json_object_put(body);
 }
 
@@ -130,26 +130,27 @@ analyses_update(struct req *r)
 	params[1] = r->tenant->project_id;
 	for (i = 0; i < AF__MAX; i++)
 		params[i + 2] = v[i].present ? v[i].str : NULL;
-	analysis_answer(r, 200,
-	                "WITH cur AS (SELECT id, version, script_content FROM analyses"
-	                "  WHERE id = $1 AND project_id = $2 AND is_active FOR UPDATE),"
-	                " upd AS (UPDATE analyses a SET"
-	                "  title = coalesce($3, a.title),"
-	                "  script_content = coalesce($4, a.script_content),"
-	                "  version = a.version + (coalesce($4, cur.script_content)"
-	                "    <> cur.script_content)::int,"
-	                "  runtime = coalesce($5, a.runtime),"
-	                "  description = coalesce($6, a.description),"
-	                "  timeout_ms = coalesce($7::int, a.timeout_ms),"
-	                "  memory_limit_mb = coalesce($8::int, a.memory_limit_mb),"
-	                "  max_attempts = coalesce($9::int, a.max_attempts),"
-	                "  updated_at = now()"
-	                "  FROM cur WHERE a.id = cur.id"
-	                "  RETURNING a, a.version <> cur.version AS bumped),"
-	                " v AS (INSERT INTO analysis_versions (analysis_id, version, script_content)"
-	                "  SELECT (a).id, (a).version, (a).script_content FROM upd WHERE bumped)"
-	                " SELECT assay_analysis_json(a) FROM upd",
-	                AF__MAX + 2, params);
+	analysis_answer(
+	    r, 200,
+	    "WITH cur AS (SELECT id, version, script_content FROM analyses"
+	    "  WHERE id = $1 AND project_id = $2 AND is_active FOR UPDATE),"
+	    " upd AS (UPDATE analyses a SET"
+	    "  title = coalesce($3, a.title),"
+	    "  script_content = coalesce($4, a.script_content),"
+	    "  version = a.version + (coalesce($4, cur.script_content)"
+	    "    <> cur.script_content)::int,"
+	    "  runtime = coalesce($5, a.runtime),"
+	    "  description = coalesce($6, a.description),"
+	    "  timeout_ms = coalesce($7::int, a.timeout_ms),"
+	    "  memory_limit_mb = coalesce($8::int, a.memory_limit_mb),"
+	    "  max_attempts = coalesce($9::int, a.max_attempts),"
+	    "  updated_at = now()"
+	    "  FROM cur WHERE a.id = cur.id"
+	    "  RETURNING a, a.version <> cur.version AS bumped),"
+	    " v AS (INSERT INTO analysis_versions (analysis_id, version, script_content)"
+	    "  SELECT (a).id, (a).version, (a).script_content FROM upd WHERE bumped)"
+	    " SELECT assay_analysis_json(a) FROM upd",
+	    AF__MAX + 2, params);
 	json_object_put(body);
 }
 
@@ -158,20 +159,17 @@ analyses_delete(struct req *r)
 {
 	const char *params[2] = {r->match.params[0], r->tenant->project_id};
 	PGresult *res;
-	enum db_rc rc;
 
 	if (!valid_uuid(params[0])) {
 		analysis_not_found(r);
 		return;
 	}
-	rc = db_query(r->app->db, &res,
-	              "UPDATE analyses SET is_active = false, updated_at = now()"
-	              " WHERE id = $1 AND project_id = $2 AND is_active",
-	              2, params);
-	if (rc != DB_OK) {
-		http_db_failure(r, rc);
+	res = http_query_db(r,
+	                    "UPDATE analyses SET is_active = false, updated_at = now()"
+	                    " WHERE id = $1 AND project_id = $2 AND is_active",
+	                    2, params);
+	if (res == NULL)
 		return;
-	}
 	if (strcmp(PQcmdTuples(res), "1") == 0)
 		http_send(r, 204, "application/json", NULL, "", 0);
 	else
@@ -185,24 +183,22 @@ analyses_list(struct req *r)
 	char limit[8], cursor[128];
 	const char *params[3];
 	PGresult *res;
-	enum db_rc rc;
 
 	if (!list_page(r, limit, cursor))
 		return;
 	params[0] = r->tenant->project_id;
 	params[1] = cursor[0] ? cursor : NULL;
 	params[2] = limit;
-	rc = db_query(r->app->db, &res,
-	              "SELECT assay_analysis_json(a), assay_cursor(a.created_at, a.id)"
-	              " FROM analyses a WHERE a.project_id = $1 AND a.is_active"
-	              " AND ($2::text IS NULL OR (a.created_at, a.id) <"
-	              "      (assay_cursor_time($2), split_part($2, '_', 2)::uuid))"
-	              " ORDER BY a.created_at DESC, a.id DESC LIMIT $3::int",
-	              3, params);
-	if (rc != DB_OK) {
-		http_db_failure(r, rc);
+	res = http_query_db(
+	    r,
+	    "SELECT assay_analysis_json(a), assay_cursor(a.created_at, a.id)"
+	    " FROM analyses a WHERE a.project_id = $1 AND a.is_active"
+	    " AND ($2::text IS NULL OR (a.created_at, a.id) <"
+	    "      (assay_cursor_time($2), split_part($2, '_', 2)::uuid))"
+	    " ORDER BY a.created_at DESC, a.id DESC LIMIT $3::int",
+	    3, params);
+	if (res == NULL)
 		return;
-	}
 	list_send(r, "analyses", res, atol(limit) - 1);
 	PQclear(res);
 }
@@ -212,25 +208,23 @@ analyses_versions(struct req *r)
 {
 	const char *params[2] = {r->match.params[0], r->tenant->project_id};
 	PGresult *res;
-	enum db_rc rc;
 	char *members;
 
 	if (!valid_uuid(params[0])) {
 		analysis_not_found(r);
 		return;
 	}
-	rc = db_query(r->app->db, &res,
-	              "SELECT coalesce(jsonb_agg(jsonb_build_object('version', v.version,"
-	              "  'script', v.script_content, 'created_at', assay_ts(v.created_at))"
-	              "  ORDER BY v.version DESC), '[]')"
-	              " FROM analyses a JOIN analysis_versions v ON v.analysis_id = a.id"
-	              " WHERE a.id = $1 AND a.project_id = $2 AND a.is_active"
-	              " HAVING count(*) > 0",
-	              2, params);
-	if (rc != DB_OK) {
-		http_db_failure(r, rc);
+	res = http_query_db(
+	    r,
+	    "SELECT coalesce(jsonb_agg(jsonb_build_object('version', v.version,"
+	    "  'script', v.script_content, 'created_at', assay_ts(v.created_at))"
+	    "  ORDER BY v.version DESC), '[]')"
+	    " FROM analyses a JOIN analysis_versions v ON v.analysis_id = a.id"
+	    " WHERE a.id = $1 AND a.project_id = $2 AND a.is_active"
+	    " HAVING count(*) > 0",
+	    2, params);
+	if (res == NULL)
 		return;
-	}
 	if (PQntuples(res) == 1) {
 		members = xasprintf("\"versions\":%s", PQgetvalue(res, 0, 0));
 		http_success(r, 200, NULL, members);

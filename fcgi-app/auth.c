@@ -36,8 +36,9 @@ touch_key(struct req *r, const char *prefix)
 	PGresult *res;
 
 	/* Best effort, at most once a minute per key: a failure changes nothing. */
-	if (db_query(r->app->db, &res, "UPDATE api_keys SET last_used_at = now() WHERE prefix = $1",
-	             1, params) == DB_OK)
+	if (db_query(r->app->db, &res,
+	             "UPDATE api_keys SET last_used_at = now() WHERE prefix = $1", 1,
+	             params) == DB_OK)
 		PQclear(res);
 }
 
@@ -47,36 +48,38 @@ auth_request(struct req *r, struct tenant *t)
 	const char *key = presented_key(r), *params[1];
 	char prefix[APIKEY_PREFIX_LEN + 1], digest[65];
 	PGresult *res;
-	enum db_rc rc;
 	bool ok;
 
 	if (key == NULL || *key == '\0') {
 		http_problem(r, 401, "UNAUTHENTICATED", CHALLENGE "\r\n",
-		             "an API key is required: send Authorization: Bearer <key> or X-API-Key");
+		             "an API key is required: send Authorization: Bearer <key> "
+		             "or X-API-Key");
 		return false;
 	}
 	if (!apikey_prefix(key, prefix)) {
-		http_problem(r, 401, "INVALID_API_KEY", CHALLENGE ", error=\"invalid_token\"\r\n",
+		http_problem(r, 401, "INVALID_API_KEY",
+		             CHALLENGE ", error=\"invalid_token\"\r\n",
 		             "the API key is not valid");
 		return false;
 	}
 	params[0] = prefix;
-	rc = db_query(r->app->db, &res,
-	              "SELECT encode(k.hash, 'hex'), k.revoked_at IS NOT NULL, t.id, t.name, t.tier,"
-	              " p.id, coalesce(k.last_used_at < now() - interval '1 minute', true)"
-	              " FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"
-	              " JOIN projects p ON p.tenant_id = t.id AND p.name = 'default'"
-	              " WHERE k.prefix = $1",
-	              1, params);
-	if (rc != DB_OK) {
-		http_db_failure(r, rc);
+	res = http_query_db(
+	    r,
+	    "SELECT encode(k.hash, 'hex'), k.revoked_at IS NOT NULL, t.id, t.name, "
+	    "t.tier,"
+	    " p.id, coalesce(k.last_used_at < now() - interval '1 minute', true)"
+	    " FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"
+	    " JOIN projects p ON p.tenant_id = t.id AND p.name = 'default'"
+	    " WHERE k.prefix = $1",
+	    1, params);
+	if (res == NULL)
 		return false;
-	}
 	apikey_sha256_hex(key, strlen(key), digest);
 	ok = PQntuples(res) == 1 && apikey_equal(PQgetvalue(res, 0, 0), digest, 64);
 	if (!ok || strcmp(PQgetvalue(res, 0, 1), "t") == 0) {
-		http_problem(r, 401, "INVALID_API_KEY", CHALLENGE ", error=\"invalid_token\"\r\n",
-		             ok ? "the API key has been revoked" : "the API key is not valid");
+		http_problem(
+		    r, 401, "INVALID_API_KEY", CHALLENGE ", error=\"invalid_token\"\r\n",
+		    ok ? "the API key has been revoked" : "the API key is not valid");
 		PQclear(res);
 		return false;
 	}

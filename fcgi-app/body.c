@@ -35,13 +35,15 @@ body_invalid(struct req *r, struct json_object *errors)
 
 	json_object_object_add(extra, "errors", errors);
 	http_problem_with(r, 422, "VALIDATION_FAILED", NULL, extra,
-	                  "the request has %zu invalid field%s; see errors", n, n == 1 ? "" : "s");
+	                  "the request has %zu invalid field%s; see errors", n,
+	                  n == 1 ? "" : "s");
 }
 
 struct json_object *
 body_json(struct req *r)
 {
-	const char *ct = http_param(r, "CONTENT_TYPE"), *cl = http_param(r, "CONTENT_LENGTH");
+	const char *ct = http_param(r, "CONTENT_TYPE"),
+	           *cl = http_param(r, "CONTENT_LENGTH");
 	long limit = cfg_int(r->app->cfg, API_BODY_LIMIT);
 	struct json_object *obj, *errors;
 	char *buf, *end, err[256];
@@ -50,7 +52,8 @@ body_json(struct req *r)
 
 	if (ct == NULL || !is_json_media_type(ct)) {
 		http_problem(r, 415, "UNSUPPORTED_MEDIA_TYPE", NULL,
-		             "send the body as application/json, not %s", ct && *ct ? ct : "nothing");
+		             "send the body as application/json, not %s",
+		             ct && *ct ? ct : "nothing");
 		return NULL;
 	}
 	len = cl && *cl ? strtol(cl, &end, 10) : 0;
@@ -60,7 +63,8 @@ body_json(struct req *r)
 		return NULL;
 	}
 	if (len <= 0) {
-		http_problem(r, 400, "INVALID_JSON", NULL, "the request has no body; send a JSON object");
+		http_problem(r, 400, "INVALID_JSON", NULL,
+		             "the request has no body; send a JSON object");
 		return NULL;
 	}
 	buf = xmalloc((size_t)len + 1);
@@ -68,7 +72,8 @@ body_json(struct req *r)
 	if (got != len) {
 		free(buf);
 		http_problem(r, 400, "INVALID_JSON", NULL,
-		             "the body ended after %d of %ld bytes", got < 0 ? 0 : got, len);
+		             "the body ended after %d of %ld bytes", got < 0 ? 0 : got,
+		             len);
 		return NULL;
 	}
 	buf[len] = '\0';

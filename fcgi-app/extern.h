@@ -51,10 +51,10 @@ struct req;
 typedef void route_handler(struct req *);
 
 struct route {
-	unsigned methods;   /* M_* bits; HEAD is implied by GET */
+	unsigned methods;    /* M_* bits; HEAD is implied by GET */
 	const char *pattern; /* "/api/v1/runs/{id}": {name} matches one segment */
 	route_handler *handler;
-	bool auth;           /* needs an API key; sets req.tenant */
+	bool auth; /* needs an API key; sets req.tenant */
 };
 
 #define ROUTE_MAX_PARAMS 4
@@ -129,11 +129,14 @@ bool http_query(const struct req *, const char *name, char *buf, size_t len);
 void http_success(struct req *, int status, const char *headers, const char *members);
 /* Answer 503 for a database failure (DB_DOWN or DB_ERROR). */
 void http_db_failure(struct req *, int rc);
+/* A handler's query: the result, or NULL after rolling back any open
+ * transaction and answering 503. The caller PQclears the result. */
+PGresult *http_query_db(struct req *, const char *sql, int n, const char *const *params);
 
 /* valid.c: request bodies checked against a table of fields. */
 enum vkind {
-	V_TEXT,  /* string of min..max characters */
-	V_INT,   /* integer in min..max */
+	V_TEXT, /* string of min..max characters */
+	V_INT,  /* integer in min..max */
 	V_BOOL,
 	V_UUID,
 	V_ENUM,  /* one of choices */
@@ -164,8 +167,8 @@ struct vvalue {
  * {"pointer", "detail"} to errors per violation, unknown members included.
  * partial: nothing required, no defaults (PATCH). Values borrow from body.
  */
-size_t valid_check(struct json_object *body, const struct vfield *, size_t n, bool partial,
-                   struct vvalue *values, struct json_object *errors);
+size_t valid_check(struct json_object *body, const struct vfield *, size_t n,
+                   bool partial, struct vvalue *values, struct json_object *errors);
 void valid_error(struct json_object *errors, const char *pointer, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 bool valid_uuid(const char *);
@@ -176,10 +179,27 @@ bool valid_uuid(const char *);
 struct json_object *valid_parse(const char *buf, size_t len, char *err, size_t errlen);
 
 /* fields.c: the body tables. */
-enum { RF_NAME, RF_ANALYSIS, RF_INPUT, RF_TOKEN, RF_TAGS, RF_PRIORITY, RF_CALLBACK, RF_START,
-       RF__MAX };
-enum { AF_TITLE, AF_SCRIPT, AF_RUNTIME, AF_DESCRIPTION, AF_TIMEOUT, AF_MEMORY, AF_ATTEMPTS,
-       AF__MAX };
+enum {
+	RF_NAME,
+	RF_ANALYSIS,
+	RF_INPUT,
+	RF_TOKEN,
+	RF_TAGS,
+	RF_PRIORITY,
+	RF_CALLBACK,
+	RF_START,
+	RF__MAX
+};
+enum {
+	AF_TITLE,
+	AF_SCRIPT,
+	AF_RUNTIME,
+	AF_DESCRIPTION,
+	AF_TIMEOUT,
+	AF_MEMORY,
+	AF_ATTEMPTS,
+	AF__MAX
+};
 extern struct vfield run_fields[RF__MAX], analysis_fields[AF__MAX];
 /* body.c: the request body as a JSON object, or NULL after answering 4xx. */
 struct json_object *body_json(struct req *);
@@ -209,7 +229,7 @@ route_handler health_live, health_ready, health_summary, health_detailed;
 /* runs.c */
 route_handler runs_create, runs_list, runs_get, runs_start, runs_cancel, runs_result;
 /* analyses.c */
-route_handler analyses_create, analyses_list, analyses_get, analyses_update, analyses_delete,
-    analyses_versions;
+route_handler analyses_create, analyses_list, analyses_get, analyses_update,
+    analyses_delete, analyses_versions;
 
 #endif

@@ -10,22 +10,22 @@
 static const char *const runtimes[] = {"js", "node", NULL};
 
 struct vfield run_fields[RF__MAX] = {
-	[RF_NAME] = {"name", V_TEXT, true, 1, 128, NULL, NULL},
-	[RF_ANALYSIS] = {"analysis_id", V_UUID, true, 0, 0, NULL, NULL},
-	[RF_INPUT] = {"input", V_INPUT, false, 0, 65536, NULL, NULL},
-	[RF_TOKEN] = {"client_token", V_TOKEN, false, 8, 128, NULL, NULL},
-	[RF_TAGS] = {"tags", V_TAGS, false, 0, 16, NULL, "[]"},
-	[RF_PRIORITY] = {"priority", V_INT, false, -1000, 1000, NULL, "0"},
-	[RF_CALLBACK] = {"callback_url", V_URL, false, 0, 2048, NULL, NULL},
-	[RF_START] = {"start", V_BOOL, false, 0, 0, NULL, "true"},
+    [RF_NAME] = {"name", V_TEXT, true, 1, 128, NULL, NULL},
+    [RF_ANALYSIS] = {"analysis_id", V_UUID, true, 0, 0, NULL, NULL},
+    [RF_INPUT] = {"input", V_INPUT, false, 0, 65536, NULL, NULL},
+    [RF_TOKEN] = {"client_token", V_TOKEN, false, 8, 128, NULL, NULL},
+    [RF_TAGS] = {"tags", V_TAGS, false, 0, 16, NULL, "[]"},
+    [RF_PRIORITY] = {"priority", V_INT, false, -1000, 1000, NULL, "0"},
+    [RF_CALLBACK] = {"callback_url", V_URL, false, 0, 2048, NULL, NULL},
+    [RF_START] = {"start", V_BOOL, false, 0, 0, NULL, "true"},
 };
 
 struct vfield analysis_fields[AF__MAX] = {
-	[AF_TITLE] = {"title", V_TEXT, true, 1, 200, NULL, NULL},
-	[AF_SCRIPT] = {"script", V_TEXT, true, 1, 131072, NULL, NULL},
-	[AF_RUNTIME] = {"runtime", V_ENUM, false, 0, 0, runtimes, "js"},
-	[AF_DESCRIPTION] = {"description", V_TEXT, false, 0, 2000, NULL, ""},
-	[AF_TIMEOUT] = {"timeout_ms", V_INT, false, 100, 3600000, NULL, "30000"},
-	[AF_MEMORY] = {"memory_limit_mb", V_INT, false, 16, 4096, NULL, "64"},
-	[AF_ATTEMPTS] = {"max_attempts", V_INT, false, 1, 10, NULL, "3"},
+    [AF_TITLE] = {"title", V_TEXT, true, 1, 200, NULL, NULL},
+    [AF_SCRIPT] = {"script", V_TEXT, true, 1, 131072, NULL, NULL},
+    [AF_RUNTIME] = {"runtime", V_ENUM, false, 0, 0, runtimes, "js"},
+    [AF_DESCRIPTION] = {"description", V_TEXT, false, 0, 2000, NULL, ""},
+    [AF_TIMEOUT] = {"timeout_ms", V_INT, false, 100, 3600000, NULL, "30000"},
+    [AF_MEMORY] = {"memory_limit_mb", V_INT, false, 16, 4096, NULL, "64"},
+    [AF_ATTEMPTS] = {"max_attempts", V_INT, false, 1, 10, NULL, "3"},
 };

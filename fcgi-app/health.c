@@ -106,11 +106,14 @@ config_summary(const struct cfg *cfg)
 	struct json_object *o = json_object_new_object();
 	char *db = cfg_text(cfg, API_DATABASE_URL);
 
-	json_object_object_add(o, "workers", json_object_new_int((int)cfg_int(cfg, API_WORKERS)));
-	json_object_object_add(o, "log_level", json_object_new_string(cfg_str(cfg, API_LOG_LEVEL)));
+	json_object_object_add(o, "workers",
+	                       json_object_new_int((int)cfg_int(cfg, API_WORKERS)));
+	json_object_object_add(o, "log_level",
+	                       json_object_new_string(cfg_str(cfg, API_LOG_LEVEL)));
 	json_object_object_add(o, "database", json_object_new_string(db));
-	json_object_object_add(o, "memcached_servers",
-	                       json_object_new_string(cfg_str(cfg, API_MEMCACHED_SERVERS)));
+	json_object_object_add(
+	    o, "memcached_servers",
+	    json_object_new_string(cfg_str(cfg, API_MEMCACHED_SERVERS)));
 	free(db);
 	return o;
 }
@@ -129,14 +132,16 @@ health_summary(struct req *r)
 static void
 add_check(struct json_object *checks, const char *name, const char *type, struct check c)
 {
-	struct json_object *list = json_object_new_array(), *item = json_object_new_object();
+	struct json_object *list = json_object_new_array(),
+	                   *item = json_object_new_object();
 	char now[40];
 
 	util_rfc3339_now(now, sizeof now, false);
 	json_object_object_add(item, "componentType", json_object_new_string(type));
 	json_object_object_add(item, "observedValue", json_object_new_double(c.ms));
 	json_object_object_add(item, "observedUnit", json_object_new_string("ms"));
-	json_object_object_add(item, "status", json_object_new_string(check_names[c.status]));
+	json_object_object_add(item, "status",
+	                       json_object_new_string(check_names[c.status]));
 	json_object_object_add(item, "time", json_object_new_string(now));
 	if (c.output != NULL)
 		json_object_object_add(item, "output", json_object_new_string(c.output));

@@ -23,22 +23,22 @@ static const struct {
 	int status;
 	const char *reason;
 } reasons[] = {
-	{200, "OK"},
-	{201, "Created"},
-	{202, "Accepted"},
-	{204, "No Content"},
-	{400, "Bad Request"},
-	{401, "Unauthorized"},
-	{403, "Forbidden"},
-	{404, "Not Found"},
-	{405, "Method Not Allowed"},
-	{409, "Conflict"},
-	{413, "Content Too Large"},
-	{415, "Unsupported Media Type"},
-	{422, "Unprocessable Content"},
-	{429, "Too Many Requests"},
-	{500, "Internal Server Error"},
-	{503, "Service Unavailable"},
+    {200, "OK"},
+    {201, "Created"},
+    {202, "Accepted"},
+    {204, "No Content"},
+    {400, "Bad Request"},
+    {401, "Unauthorized"},
+    {403, "Forbidden"},
+    {404, "Not Found"},
+    {405, "Method Not Allowed"},
+    {409, "Conflict"},
+    {413, "Content Too Large"},
+    {415, "Unsupported Media Type"},
+    {422, "Unprocessable Content"},
+    {429, "Too Many Requests"},
+    {500, "Internal Server Error"},
+    {503, "Service Unavailable"},
 };
 
 const char *
@@ -138,7 +138,7 @@ http_problem_v(struct req *r, int status, const char *code, const char *headers,
 	json_object_object_add(p, "request_id", json_object_new_string(r->request_id));
 	if (extra != NULL) {
 		json_object_object_foreach(extra, key, val)
-			json_object_object_add(p, key, json_object_get(val));
+		    json_object_object_add(p, key, json_object_get(val));
 		json_object_put(extra);
 	}
 	body = json_object_to_json_string_length(
@@ -174,6 +174,20 @@ http_db_failure(struct req *r, int rc)
 {
 	http_problem(r, 503, "DATABASE_UNAVAILABLE", "Retry-After: 1\r\n",
 	             "%s; try again shortly", db_strerror((enum db_rc)rc));
+}
+
+PGresult *
+http_query_db(struct req *r, const char *sql, int n, const char *const *params)
+{
+	PGresult *res;
+	enum db_rc rc = db_query(r->app->db, &res, sql, n, params);
+
+	if (rc != DB_OK) {
+		db_rollback(r->app->db);
+		http_db_failure(r, rc);
+		return NULL;
+	}
+	return res;
 }
 
 void
@@ -213,8 +227,8 @@ http_query(const struct req *r, const char *name, char *buf, size_t len)
 				return false;
 			if (*p == '+') {
 				buf[o++] = ' ';
-			} else if (*p == '%' && end - p >= 3 && (hi = hexval(p[1])) >= 0 &&
-			           (lo = hexval(p[2])) >= 0) {
+			} else if (*p == '%' && end - p >= 3 &&
+			           (hi = hexval(p[1])) >= 0 && (lo = hexval(p[2])) >= 0) {
 				buf[o++] = (char)(hi << 4 | lo);
 				p += 2;
 			} else {

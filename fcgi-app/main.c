@@ -24,10 +24,11 @@
 static void
 usage(FILE *out)
 {
-	fprintf(out, "usage: assay-api [-t] [-c FILE]\n"
-	             "       assay-api --sample-config | --config-doc | --routes | --version\n"
-	             "  -c, --config FILE  configuration file (default " API_CONF_FILE ")\n"
-	             "  -t, --test         check the configuration, print it, and exit\n");
+	fprintf(out,
+	        "usage: assay-api [-t] [-c FILE]\n"
+	        "       assay-api --sample-config | --config-doc | --routes | --version\n"
+	        "  -c, --config FILE  configuration file (default " API_CONF_FILE ")\n"
+	        "  -t, --test         check the configuration, print it, and exit\n");
 }
 
 /* Is fd a listening socket (what a web server hands a FastCGI app on fd 0)? */
@@ -37,7 +38,8 @@ is_listening_socket(int fd)
 	int listening = 0;
 	socklen_t len = sizeof listening;
 
-	return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening;
+	return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 &&
+	       listening;
 }
 
 static int
@@ -49,8 +51,9 @@ open_listener(const struct cfg *cfg)
 
 	if (addr[0] == '\0') {
 		if (!is_listening_socket(0)) {
-			log_msg(LOG_ERROR, "no 'listen' address configured and fd 0 is not a "
-			                   "listening socket");
+			log_msg(LOG_ERROR,
+			        "no 'listen' address configured and fd 0 is not a "
+			        "listening socket");
 			return -1;
 		}
 		log_msg(LOG_INFO, "serving FastCGI on the socket inherited as fd 0");
@@ -88,14 +91,14 @@ int
 main(int argc, char *argv[])
 {
 	static const struct option opts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"test", no_argument, NULL, 't'},
-		{"sample-config", no_argument, NULL, 'S'},
-		{"config-doc", no_argument, NULL, 'D'},
-		{"routes", no_argument, NULL, 'R'},
-		{"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"test", no_argument, NULL, 't'},
+	    {"sample-config", no_argument, NULL, 'S'},
+	    {"config-doc", no_argument, NULL, 'D'},
+	    {"routes", no_argument, NULL, 'R'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *path = API_CONF_FILE;
 	bool test = false, required = false;
@@ -138,7 +141,8 @@ main(int argc, char *argv[])
 		return 2;
 	}
 
-	if ((cfg = cfg_startup(api_cfg_keys, API__MAX, path, required, test, &rc)) == NULL)
+	if ((cfg = cfg_startup(api_cfg_keys, API__MAX, path, required, test, &rc)) ==
+	    NULL)
 		return rc;
 	log_set_level((enum log_level)cfg_int(cfg, API_LOG_LEVEL));
 	if (cfg_path(cfg) == NULL)

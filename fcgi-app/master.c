@@ -38,8 +38,8 @@ struct child {
 
 struct slot {
 	bool filled;
-	unsigned crashes;     /* consecutive quick deaths */
-	uint64_t respawn_us;  /* earliest time to start a worker here */
+	unsigned crashes;    /* consecutive quick deaths */
+	uint64_t respawn_us; /* earliest time to start a worker here */
 };
 
 struct master {
@@ -78,8 +78,8 @@ master_spawn(struct master *m, size_t slot)
 static void
 master_retire_all(struct master *m)
 {
-	uint64_t deadline = util_now_us() +
-	                    (uint64_t)cfg_int(m->cfg, API_SHUTDOWN_TIMEOUT) * 1000000u;
+	uint64_t deadline =
+	    util_now_us() + (uint64_t)cfg_int(m->cfg, API_SHUTDOWN_TIMEOUT) * 1000000u;
 	size_t i;
 
 	for (i = 0; i < m->nkids; i++) {
@@ -134,11 +134,16 @@ master_child_exited(struct master *m, pid_t pid, int status)
 	}
 	s->respawn_us = now + delay;
 	if (WIFSIGNALED(status))
-		log_msg(LOG_ERROR, "worker %zu (pid %d) killed by signal %d; restarting in %llu ms",
-		        c.slot, (int)pid, WTERMSIG(status), (unsigned long long)(delay / 1000));
+		log_msg(LOG_ERROR,
+		        "worker %zu (pid %d) killed by signal %d; restarting in %llu ms",
+		        c.slot, (int)pid, WTERMSIG(status),
+		        (unsigned long long)(delay / 1000));
 	else
-		log_msg(LOG_ERROR, "worker %zu (pid %d) exited with status %d; restarting in %llu ms",
-		        c.slot, (int)pid, WEXITSTATUS(status), (unsigned long long)(delay / 1000));
+		log_msg(
+		    LOG_ERROR,
+		    "worker %zu (pid %d) exited with status %d; restarting in %llu ms",
+		    c.slot, (int)pid, WEXITSTATUS(status),
+		    (unsigned long long)(delay / 1000));
 }
 
 static void
@@ -161,15 +166,19 @@ master_reload(struct master *m)
 	log_msg(LOG_INFO, "SIGHUP: reloading %s", m->cfg_path);
 	next = cfg_load(api_cfg_keys, API__MAX, m->cfg_path, m->cfg_required, &errors);
 	if (next == NULL) {
-		for (line = strtok_r(errors, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		for (line = strtok_r(errors, "\n", &save); line;
+		     line = strtok_r(NULL, "\n", &save))
 			log_msg(LOG_ERROR, "config: %s", line);
-		log_msg(LOG_ERROR, "reload failed; keeping the current configuration and workers");
+		log_msg(LOG_ERROR,
+		        "reload failed; keeping the current configuration and workers");
 		free(errors);
 		return;
 	}
 	for (k = 0; k < API__MAX; k++)
-		if (!(api_cfg_keys[k].flags & CFG_RELOADABLE) && cfg_differs(m->cfg, next, k))
-			log_msg(LOG_WARN, "config: %s changed; it takes effect after a restart",
+		if (!(api_cfg_keys[k].flags & CFG_RELOADABLE) &&
+		    cfg_differs(m->cfg, next, k))
+			log_msg(LOG_WARN,
+			        "config: %s changed; it takes effect after a restart",
 			        api_cfg_keys[k].name);
 	master_retire_all(m);
 	cfg_free(m->cfg);
@@ -200,7 +209,8 @@ master_tick(struct master *m)
 		if (m->kids[i].kill_at_us == 0)
 			continue;
 		if (m->kids[i].kill_at_us <= now) {
-			log_msg(LOG_WARN, "worker pid %d did not finish in time; killing it",
+			log_msg(LOG_WARN,
+			        "worker pid %d did not finish in time; killing it",
 			        (int)m->kids[i].pid);
 			kill(m->kids[i].pid, SIGKILL);
 			m->kids[i].kill_at_us = UINT64_MAX;
@@ -226,7 +236,8 @@ master_block_signals(void)
 int
 master_run(struct cfg *cfg, const char *cfg_path, bool cfg_required, int listen_fd)
 {
-	struct master m = {cfg, cfg_path, cfg_required, listen_fd, NULL, 0, NULL, 0, false};
+	struct master m = {cfg,  cfg_path, cfg_required, listen_fd, NULL, 0,
+	                   NULL, 0,        false};
 	struct timespec ts;
 	uint64_t wait_us;
 	int sig;
@@ -249,7 +260,9 @@ master_run(struct cfg *cfg, const char *cfg_path, bool cfg_required, int listen_
 		case SIGTERM:
 		case SIGINT:
 			if (!m.stopping) {
-				log_msg(LOG_INFO, "signal %d: stopping after in-flight requests", sig);
+				log_msg(LOG_INFO,
+				        "signal %d: stopping after in-flight requests",
+				        sig);
 				master_retire_all(&m);
 				m.stopping = true;
 			}

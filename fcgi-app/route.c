@@ -14,8 +14,8 @@ static const struct {
 	unsigned bit;
 	const char *name;
 } methods[] = {
-	{M_GET, "GET"},     {M_HEAD, "HEAD"},     {M_POST, "POST"},
-	{M_PUT, "PUT"},     {M_PATCH, "PATCH"},   {M_DELETE, "DELETE"},
+    {M_GET, "GET"}, {M_HEAD, "HEAD"},   {M_POST, "POST"},
+    {M_PUT, "PUT"}, {M_PATCH, "PATCH"}, {M_DELETE, "DELETE"},
 };
 
 unsigned

@@ -19,28 +19,15 @@
 #include "extern.h"
 #include "xalloc.h"
 
-static const char *const statuses[] = {"created", "pending", "running", "completed",
-                                       "failed", "canceled", NULL};
-
-/* Run one query; on failure answer 503 and return NULL. */
-static PGresult *
-run_query(struct req *r, const char *sql, int n, const char *const *params)
-{
-	PGresult *res;
-	enum db_rc rc = db_query(r->app->db, &res, sql, n, params);
-
-	if (rc != DB_OK) {
-		db_rollback(r->app->db);
-		http_db_failure(r, rc);
-		return NULL;
-	}
-	return res;
-}
+static const char *const statuses[] = {"created", "pending",  "running", "completed",
+                                       "failed",  "canceled", NULL};
 
 static void
-send_run(struct req *r, int status, const char *headers, const char *run_json, bool replay)
+send_run(struct req *r, int status, const char *headers, const char *run_json,
+         bool replay)
 {
-	char *members = xasprintf("%s\"run\":%s", replay ? "\"idempotent\":true," : "", run_json);
+	char *members =
+	    xasprintf("%s\"run\":%s", replay ? "\"idempotent\":true," : "", run_json);
 
 	http_success(r, status, headers, members);
 	free(members);
@@ -62,11 +49,13 @@ idempotency_key(struct req *r, const struct vvalue *v, struct json_object *error
 	n = valid_check(obj, &run_fields[RF_TOKEN], 1, true, &hv, errors);
 	json_object_put(obj);
 	if (n > 0) {
-		valid_error(errors, "/client_token", "(the Idempotency-Key header) is not valid");
+		valid_error(errors, "/client_token",
+		            "(the Idempotency-Key header) is not valid");
 		return NULL;
 	}
 	if (v[RF_TOKEN].present && strcmp(v[RF_TOKEN].str, h) != 0) {
-		valid_error(errors, "/client_token", "differs from the Idempotency-Key header");
+		valid_error(errors, "/client_token",
+		            "differs from the Idempotency-Key header");
 		return NULL;
 	}
 	return h;
@@ -82,7 +71,8 @@ request_hash(const struct vvalue *v, char hex[65])
 
 	for (i = 0; i < RF__MAX; i++)
 		if (i != RF_TOKEN && v[i].present)
-			json_object_object_add(o, run_fields[i].name, json_object_new_string(v[i].str));
+			json_object_object_add(o, run_fields[i].name,
+			                       json_object_new_string(v[i].str));
 	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
 	apikey_sha256_hex(text, strlen(text), hex);
 	json_object_put(o);
@@ -93,8 +83,11 @@ static int
 analysis_visible(struct req *r, const char *id)
 {
 	const char *params[2] = {id, r->tenant->project_id};
-	PGresult *res = run_query(r, "SELECT 1 FROM analyses WHERE id = $1 AND project_id = $2 "
-	                             "AND is_active", 2, params);
+	PGresult *res =
+	    http_query_db(r,
+	                  "SELECT 1 FROM analyses WHERE id = $1 AND project_id = $2 "
+	                  "AND is_active",
+	                  2, params);
 	int found;
 
 	if (res == NULL)
@@ -114,21 +107,25 @@ idempotent_replay(struct req *r, const char *key, const char *hash)
 	const char *params[2] = {r->tenant->id, key};
 	PGresult *res;
 
-	/* Concurrent requests with one key: the first holds the lock, the others get 409. */
-	res = run_query(r, "SELECT pg_try_advisory_xact_lock($1::int, hashtext($2)),"
-	                   " encode(k.request_hash, 'hex'), assay_run_json(j)"
-	                   " FROM (SELECT) AS one"
-	                   " LEFT JOIN idempotency_keys k ON k.tenant_id = $1 AND k.key = $2"
-	                   "  AND k.expires_at > now()"
-	                   " LEFT JOIN analysis_jobs j ON j.id = k.job_id",
-	                2, params);
+	/* Concurrent requests with one key: the first holds the lock, the others get 409.
+	 */
+	res = http_query_db(
+	    r,
+	    "SELECT pg_try_advisory_xact_lock($1::int, hashtext($2)),"
+	    " encode(k.request_hash, 'hex'), assay_run_json(j)"
+	    " FROM (SELECT) AS one"
+	    " LEFT JOIN idempotency_keys k ON k.tenant_id = $1 AND k.key = $2"
+	    "  AND k.expires_at > now()"
+	    " LEFT JOIN analysis_jobs j ON j.id = k.job_id",
+	    2, params);
 	if (res == NULL)
 		return true;
 	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
 		PQclear(res);
 		db_rollback(r->app->db);
 		http_problem(r, 409, "IDEMPOTENCY_IN_PROGRESS", "Retry-After: 1\r\n",
-		             "a request with this idempotency key is still being processed; retry");
+		             "a request with this idempotency key is still being "
+		             "processed; retry");
 		return true;
 	}
 	if (PQgetisnull(res, 0, 1)) { /* no live key */
@@ -139,13 +136,15 @@ idempotent_replay(struct req *r, const char *key, const char *hash)
 	if (strcmp(PQgetvalue(res, 0, 1), hash) == 0) {
 		send_run(r, 200, NULL, PQgetvalue(res, 0, 2), true);
 	} else {
-		struct json_object *extra = json_object_new_object(), *errors = json_object_new_array();
+		struct json_object *extra = json_object_new_object(),
+		                   *errors = json_object_new_array();
 
 		valid_error(errors, "/client_token",
 		            "was already used with a different request; use a new key");
 		json_object_object_add(extra, "errors", errors);
-		http_problem_with(r, 422, "IDEMPOTENCY_KEY_REUSED", NULL, extra,
-		                  "this idempotency key was already used with a different request");
+		http_problem_with(
+		    r, 422, "IDEMPOTENCY_KEY_REUSED", NULL, extra,
+		    "this idempotency key was already used with a different request");
 	}
 	PQclear(res);
 	return true;
@@ -197,16 +196,17 @@ runs_create(struct req *r)
 	params[6] = v[RF_START].str;
 	params[7] = v[RF_PRIORITY].str;
 	params[8] = v[RF_CALLBACK].present ? v[RF_CALLBACK].str : NULL;
-	res = run_query(r,
-	                "INSERT INTO analysis_jobs (project_id, analysis_id, analysis_version, name,"
-	                " input, tags, client_token, status, priority, max_attempts, callback_url)"
-	                " SELECT $1, a.id, a.version, $3, $4::jsonb,"
-	                " ARRAY(SELECT jsonb_array_elements_text($5::jsonb)), $6,"
-	                " CASE WHEN $7::bool THEN 'pending' ELSE 'created' END, $8::int,"
-	                " a.max_attempts, $9"
-	                " FROM analyses a WHERE a.id = $2 AND a.project_id = $1 AND a.is_active"
-	                " RETURNING id, assay_run_json(analysis_jobs)",
-	                9, params);
+	res = http_query_db(
+	    r,
+	    "INSERT INTO analysis_jobs (project_id, analysis_id, analysis_version, name,"
+	    " input, tags, client_token, status, priority, max_attempts, callback_url)"
+	    " SELECT $1, a.id, a.version, $3, $4::jsonb,"
+	    " ARRAY(SELECT jsonb_array_elements_text($5::jsonb)), $6,"
+	    " CASE WHEN $7::bool THEN 'pending' ELSE 'created' END, $8::int,"
+	    " a.max_attempts, $9"
+	    " FROM analyses a WHERE a.id = $2 AND a.project_id = $1 AND a.is_active"
+	    " RETURNING id, assay_run_json(analysis_jobs)",
+	    9, params);
 	if (res == NULL)
 		goto out;
 	if (PQntuples(res) == 0) { /* deleted since we looked */
@@ -220,22 +220,24 @@ runs_create(struct req *r)
 	}
 	if (key != NULL) {
 		PGresult *ires;
-		const char *ip[5] = {r->tenant->id, key, hash, PQgetvalue(res, 0, 0), ttl};
+		const char *ip[5] = {r->tenant->id, key, hash, PQgetvalue(res, 0, 0),
+		                     ttl};
 
 		snprintf(ttl, sizeof ttl, "%ld", cfg_int(r->app->cfg, API_IDEMP_TTL_MS));
 		/* Expired keys are pruned as we go: a small batch per keyed create.
 		 * An expired row for this very key is replaced by the upsert. */
-		ires = run_query(r,
-		                 "WITH pruned AS (DELETE FROM idempotency_keys WHERE ctid IN"
-		                 "  (SELECT ctid FROM idempotency_keys WHERE expires_at < now()"
-		                 "   AND NOT (tenant_id = $1 AND key = $2) LIMIT 100))"
-		                 " INSERT INTO idempotency_keys (tenant_id, key, request_hash, job_id,"
-		                 " expires_at) VALUES ($1, $2, decode($3, 'hex'), $4,"
-		                 " now() + $5::bigint * interval '1 millisecond')"
-		                 " ON CONFLICT (tenant_id, key) DO UPDATE SET"
-		                 " request_hash = EXCLUDED.request_hash, job_id = EXCLUDED.job_id,"
-		                 " created_at = now(), expires_at = EXCLUDED.expires_at",
-		                 5, ip);
+		ires = http_query_db(
+		    r,
+		    "WITH pruned AS (DELETE FROM idempotency_keys WHERE ctid IN"
+		    "  (SELECT ctid FROM idempotency_keys WHERE expires_at < now()"
+		    "   AND NOT (tenant_id = $1 AND key = $2) LIMIT 100))"
+		    " INSERT INTO idempotency_keys (tenant_id, key, request_hash, job_id,"
+		    " expires_at) VALUES ($1, $2, decode($3, 'hex'), $4,"
+		    " now() + $5::bigint * interval '1 millisecond')"
+		    " ON CONFLICT (tenant_id, key) DO UPDATE SET"
+		    " request_hash = EXCLUDED.request_hash, job_id = EXCLUDED.job_id,"
+		    " created_at = now(), expires_at = EXCLUDED.expires_at",
+		    5, ip);
 		if (ires == NULL) {
 			PQclear(res);
 			goto out;
@@ -272,8 +274,10 @@ runs_get(struct req *r)
 		run_not_found(r);
 		return;
 	}
-	res = run_query(r, "SELECT assay_run_json(j) FROM analysis_jobs j "
-	                   "WHERE j.id = $1 AND j.project_id = $2", 2, params);
+	res = http_query_db(r,
+	                    "SELECT assay_run_json(j) FROM analysis_jobs j "
+	                    "WHERE j.id = $1 AND j.project_id = $2",
+	                    2, params);
 	if (res == NULL)
 		return;
 	if (PQntuples(res) == 1)
@@ -297,7 +301,7 @@ run_transition(struct req *r, const char *sql, int ok_status, const char *refuse
 		run_not_found(r);
 		return;
 	}
-	if ((res = run_query(r, sql, 2, params)) == NULL)
+	if ((res = http_query_db(r, sql, 2, params)) == NULL)
 		return;
 	if (PQntuples(res) == 0)
 		run_not_found(r);
@@ -312,32 +316,36 @@ run_transition(struct req *r, const char *sql, int ok_status, const char *refuse
 void
 runs_start(struct req *r)
 {
-	run_transition(r,
-	               "WITH cur AS (SELECT id, status FROM analysis_jobs"
-	               "  WHERE id = $1 AND project_id = $2 FOR UPDATE),"
-	               " upd AS (UPDATE analysis_jobs j SET status = 'pending', run_after = now()"
-	               "  FROM cur WHERE j.id = cur.id AND cur.status = 'created'"
-	               "  RETURNING assay_run_json(j) AS run)"
-	               " SELECT cur.status, (SELECT run FROM upd) FROM cur",
-	               200, "only a created run can be started");
+	run_transition(
+	    r,
+	    "WITH cur AS (SELECT id, status FROM analysis_jobs"
+	    "  WHERE id = $1 AND project_id = $2 FOR UPDATE),"
+	    " upd AS (UPDATE analysis_jobs j SET status = 'pending', run_after = now()"
+	    "  FROM cur WHERE j.id = cur.id AND cur.status = 'created'"
+	    "  RETURNING assay_run_json(j) AS run)"
+	    " SELECT cur.status, (SELECT run FROM upd) FROM cur",
+	    200, "only a created run can be started");
 }
 
 void
 runs_cancel(struct req *r)
 {
 	/* Not yet running: canceled at once. Running: the executor is told (trigger). */
-	run_transition(r,
-	               "WITH cur AS (SELECT id, status, status IN ('created', 'pending') AS idle"
-	               "  FROM analysis_jobs WHERE id = $1 AND project_id = $2 FOR UPDATE),"
-	               " upd AS (UPDATE analysis_jobs j SET"
-	               "  status = CASE WHEN cur.idle THEN 'canceled' ELSE j.status END,"
-	               "  cancel_requested_at = coalesce(j.cancel_requested_at, now()),"
-	               "  finished_at = CASE WHEN cur.idle THEN now() ELSE j.finished_at END,"
-	               "  error_message = CASE WHEN cur.idle THEN 'canceled' ELSE j.error_message END"
-	               "  FROM cur WHERE j.id = cur.id AND cur.status IN ('created', 'pending', 'running')"
-	               "  RETURNING assay_run_json(j) AS run)"
-	               " SELECT cur.status, (SELECT run FROM upd) FROM cur",
-	               202, "a finished run cannot be canceled");
+	run_transition(
+	    r,
+	    "WITH cur AS (SELECT id, status, status IN ('created', 'pending') AS idle"
+	    "  FROM analysis_jobs WHERE id = $1 AND project_id = $2 FOR UPDATE),"
+	    " upd AS (UPDATE analysis_jobs j SET"
+	    "  status = CASE WHEN cur.idle THEN 'canceled' ELSE j.status END,"
+	    "  cancel_requested_at = coalesce(j.cancel_requested_at, now()),"
+	    "  finished_at = CASE WHEN cur.idle THEN now() ELSE j.finished_at END,"
+	    "  error_message = CASE WHEN cur.idle THEN 'canceled' ELSE j.error_message "
+	    "END"
+	    "  FROM cur WHERE j.id = cur.id AND cur.status IN ('created', 'pending', "
+	    "'running')"
+	    "  RETURNING assay_run_json(j) AS run)"
+	    " SELECT cur.status, (SELECT run FROM upd) FROM cur",
+	    202, "a finished run cannot be canceled");
 }
 
 void
@@ -351,17 +359,20 @@ runs_result(struct req *r)
 		run_not_found(r);
 		return;
 	}
-	res = run_query(r, "SELECT status, status IN ('completed', 'failed', 'canceled'),"
-	                   " jsonb_build_object('run_id', id, 'status', status, 'result', result,"
-	                   " 'error_message', error_message, 'finished_at', assay_ts(finished_at))"
-	                   " FROM analysis_jobs WHERE id = $1 AND project_id = $2",
-	                2, params);
+	res = http_query_db(
+	    r,
+	    "SELECT status, status IN ('completed', 'failed', 'canceled'),"
+	    " jsonb_build_object('run_id', id, 'status', status, 'result', result,"
+	    " 'error_message', error_message, 'finished_at', assay_ts(finished_at))"
+	    " FROM analysis_jobs WHERE id = $1 AND project_id = $2",
+	    2, params);
 	if (res == NULL)
 		return;
 	if (PQntuples(res) == 0) {
 		run_not_found(r);
 	} else if (strcmp(PQgetvalue(res, 0, 1), "t") != 0) {
-		http_problem(r, 409, "RUN_NOT_FINISHED", NULL, "the run is %s; it has no result yet",
+		http_problem(r, 409, "RUN_NOT_FINISHED", NULL,
+		             "the run is %s; it has no result yet",
 		             PQgetvalue(res, 0, 0));
 	} else {
 		members = xasprintf("\"result\":%s", PQgetvalue(res, 0, 2));
@@ -381,22 +392,26 @@ list_page(struct req *r, char limit[8], char cursor[128])
 	if (http_query(r, "limit", limit, 8)) {
 		n = strtol(limit, &end, 10);
 		if (*end != '\0' || n < 1 || n > 100) {
-			http_problem(r, 400, "INVALID_PARAMETER", NULL, "limit must be 1 to 100");
+			http_problem(r, 400, "INVALID_PARAMETER", NULL,
+			             "limit must be 1 to 100");
 			return false;
 		}
 	}
 	snprintf(limit, 8, "%ld", n + 1); /* one more tells whether a next page exists */
 	if (!http_query(r, "cursor", cursor, 128)) {
 		cursor[0] = '\0';
-	} else if (strspn(cursor, "0123456789") == 0 || cursor[strspn(cursor, "0123456789")] != '_' ||
+	} else if (strspn(cursor, "0123456789") == 0 ||
+	           cursor[strspn(cursor, "0123456789")] != '_' ||
 	           !valid_uuid(cursor + strspn(cursor, "0123456789") + 1)) {
-		http_problem(r, 400, "INVALID_PARAMETER", NULL, "cursor is not one this API returned");
+		http_problem(r, 400, "INVALID_PARAMETER", NULL,
+		             "cursor is not one this API returned");
 		return false;
 	}
 	return true;
 }
 
-/* Send {"success":true,"<name>":[rows' column 0],"next_cursor":...}; column 1 is the cursor. */
+/* Send {"success":true,"<name>":[rows' column 0],"next_cursor":...}; column 1 is the
+ * cursor. */
 void
 list_send(struct req *r, const char *name, PGresult *res, long limit)
 {
@@ -430,30 +445,34 @@ runs_list(struct req *r)
 	params[0] = r->tenant->project_id;
 	params[1] = http_query(r, "status", status, sizeof status) ? status : NULL;
 	params[2] = http_query(r, "tag", tag, sizeof tag) ? tag : NULL;
-	params[3] = http_query(r, "analysis_id", analysis, sizeof analysis) ? analysis : NULL;
+	params[3] =
+	    http_query(r, "analysis_id", analysis, sizeof analysis) ? analysis : NULL;
 	params[4] = cursor[0] ? cursor : NULL;
 	params[5] = limit;
-	for (i = 0; params[1] != NULL && statuses[i] != NULL && strcmp(statuses[i], status); i++)
+	for (i = 0;
+	     params[1] != NULL && statuses[i] != NULL && strcmp(statuses[i], status); i++)
 		;
 	if (params[1] != NULL && statuses[i] == NULL) {
 		http_problem(r, 400, "INVALID_PARAMETER", NULL,
-		             "status must be created, pending, running, completed, failed or canceled");
+		             "status must be created, pending, running, completed, "
+		             "failed or canceled");
 		return;
 	}
 	if (params[3] != NULL && !valid_uuid(analysis)) {
-		http_problem(r, 400, "INVALID_PARAMETER", NULL, "analysis_id must be a UUID");
+		http_problem(r, 400, "INVALID_PARAMETER", NULL,
+		             "analysis_id must be a UUID");
 		return;
 	}
-	res = run_query(r,
-	                "SELECT assay_run_json(j), assay_cursor(j.created_at, j.id)"
-	                " FROM analysis_jobs j WHERE j.project_id = $1"
-	                " AND ($2::text IS NULL OR j.status = $2)"
-	                " AND ($3::text IS NULL OR j.tags @> ARRAY[$3])"
-	                " AND ($4::uuid IS NULL OR j.analysis_id = $4::uuid)"
-	                " AND ($5::text IS NULL OR (j.created_at, j.id) <"
-	                "      (assay_cursor_time($5), split_part($5, '_', 2)::uuid))"
-	                " ORDER BY j.created_at DESC, j.id DESC LIMIT $6::int",
-	                6, params);
+	res = http_query_db(r,
+	                    "SELECT assay_run_json(j), assay_cursor(j.created_at, j.id)"
+	                    " FROM analysis_jobs j WHERE j.project_id = $1"
+	                    " AND ($2::text IS NULL OR j.status = $2)"
+	                    " AND ($3::text IS NULL OR j.tags @> ARRAY[$3])"
+	                    " AND ($4::uuid IS NULL OR j.analysis_id = $4::uuid)"
+	                    " AND ($5::text IS NULL OR (j.created_at, j.id) <"
+	                    "      (assay_cursor_time($5), split_part($5, '_', 2)::uuid))"
+	                    " ORDER BY j.created_at DESC, j.id DESC LIMIT $6::int",
+	                    6, params);
 	if (res == NULL)
 		return;
 	list_send(r, "runs", res, atol(limit) - 1);

@@ -83,16 +83,18 @@ valid_url(const char *s)
 }
 
 static const char *const type_names[] = {
-	[json_type_null] = "null",       [json_type_boolean] = "a boolean",
-	[json_type_double] = "a number", [json_type_int] = "an integer",
-	[json_type_object] = "an object", [json_type_array] = "an array",
-	[json_type_string] = "a string",
+    [json_type_null] = "null",        [json_type_boolean] = "a boolean",
+    [json_type_double] = "a number",  [json_type_int] = "an integer",
+    [json_type_object] = "an object", [json_type_array] = "an array",
+    [json_type_string] = "a string",
 };
 
 static const char *const kind_wants[] = {
-	[V_TEXT] = "a string", [V_INT] = "an integer",   [V_BOOL] = "a boolean",
-	[V_UUID] = "a string", [V_ENUM] = "a string",    [V_URL] = "a string",
-	[V_TAGS] = "an array", [V_INPUT] = "a string or an object", [V_TOKEN] = "a string",
+    [V_TEXT] = "a string",  [V_INT] = "an integer",
+    [V_BOOL] = "a boolean", [V_UUID] = "a string",
+    [V_ENUM] = "a string",  [V_URL] = "a string",
+    [V_TAGS] = "an array",  [V_INPUT] = "a string or an object",
+    [V_TOKEN] = "a string",
 };
 
 static bool
@@ -127,10 +129,13 @@ check_tags(struct json_object *arr, const struct vfield *f, struct json_object *
 		if (!json_object_is_type(tag, json_type_string))
 			valid_error(errors, ptr, "must be a string");
 		else if (json_object_get_string_len(tag) == 0 ||
-		         utf8_chars(json_object_get_string(tag), (size_t)json_object_get_string_len(tag)) >
+		         utf8_chars(json_object_get_string(tag),
+		                    (size_t)json_object_get_string_len(tag)) >
 		             TAG_MAX_CHARS)
-			valid_error(errors, ptr, "must be 1 to %d characters", TAG_MAX_CHARS);
-		else if (strlen(json_object_get_string(tag)) != (size_t)json_object_get_string_len(tag))
+			valid_error(errors, ptr, "must be 1 to %d characters",
+			            TAG_MAX_CHARS);
+		else if (strlen(json_object_get_string(tag)) !=
+		         (size_t)json_object_get_string_len(tag))
 			valid_error(errors, ptr, "must not contain NUL characters");
 	}
 }
@@ -149,7 +154,8 @@ check_field(struct json_object *m, const struct vfield *f, struct vvalue *v,
 
 	snprintf(ptr, sizeof ptr, "/%s", f->name);
 	if (!kind_accepts(f->kind, t)) {
-		valid_error(errors, ptr, "must be %s, not %s", kind_wants[f->kind], type_names[t]);
+		valid_error(errors, ptr, "must be %s, not %s", kind_wants[f->kind],
+		            type_names[t]);
 		return;
 	}
 	if (t == json_type_string) {
@@ -164,18 +170,23 @@ check_field(struct json_object *m, const struct vfield *f, struct vvalue *v,
 	case V_TEXT:
 		chars = utf8_chars(s, len);
 		if ((long)chars < f->min || (long)chars > f->max)
-			valid_error(errors, ptr, "must be %ld to %ld characters", f->min, f->max);
+			valid_error(errors, ptr, "must be %ld to %ld characters", f->min,
+			            f->max);
 		break;
 	case V_TOKEN:
 		if ((long)len < f->min || (long)len > f->max ||
-		    strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") != len)
-			valid_error(errors, ptr, "must be %ld to %ld characters of A-Z, a-z, 0-9, _ and -",
-			            f->min, f->max);
+		    strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012345"
+		              "6789_-") != len)
+			valid_error(
+			    errors, ptr,
+			    "must be %ld to %ld characters of A-Z, a-z, 0-9, _ and -",
+			    f->min, f->max);
 		break;
 	case V_INT:
 		n = json_object_get_int64(m);
 		if (n < f->min || n > f->max)
-			valid_error(errors, ptr, "must be between %ld and %ld", f->min, f->max);
+			valid_error(errors, ptr, "must be between %ld and %ld", f->min,
+			            f->max);
 		v->num = (long)n;
 		snprintf(v->buf, sizeof v->buf, "%ld", v->num);
 		s = v->buf;
@@ -196,7 +207,8 @@ check_field(struct json_object *m, const struct vfield *f, struct vvalue *v,
 		break;
 	case V_URL:
 		if ((long)len > f->max || !valid_url(s))
-			valid_error(errors, ptr, "must be an http or https URL of at most %ld bytes",
+			valid_error(errors, ptr,
+			            "must be an http or https URL of at most %ld bytes",
 			            f->max);
 		break;
 	case V_TAGS:
@@ -206,12 +218,15 @@ check_field(struct json_object *m, const struct vfield *f, struct vvalue *v,
 	case V_INPUT:
 		if (t == json_type_string) {
 			if ((long)len > f->max)
-				valid_error(errors, ptr, "a string input must be at most %ld bytes, got %zu",
-				            f->max, len);
+				valid_error(
+				    errors, ptr,
+				    "a string input must be at most %ld bytes, got %zu",
+				    f->max, len);
 		}
 		s = json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN);
 		if (t == json_type_object && strlen(s) > INPUT_OBJECT_MAX)
-			valid_error(errors, ptr, "an object input must be at most %d bytes serialized",
+			valid_error(errors, ptr,
+			            "an object input must be at most %d bytes serialized",
 			            INPUT_OBJECT_MAX);
 		break;
 	}
@@ -278,8 +293,9 @@ valid_check(struct json_object *body, const struct vfield *fields, size_t n, boo
 		} else if (fields[i].def != NULL) {
 			values[i].present = true;
 			values[i].str = fields[i].def;
-			values[i].num = fields[i].kind == V_BOOL ? strcmp(fields[i].def, "true") == 0
-			                                         : atol(fields[i].def);
+			values[i].num = fields[i].kind == V_BOOL
+			                    ? strcmp(fields[i].def, "true") == 0
+			                    : atol(fields[i].def);
 		}
 	}
 	return json_object_array_length(errors) - before;
@@ -302,11 +318,14 @@ valid_parse(const char *buf, size_t len, char *err, size_t errlen)
 		         e == json_tokener_continue ? "the document is incomplete"
 		                                    : json_tokener_error_desc(e));
 	} else {
-		while (end < len && strchr(" \t\r\n", buf[end]) != NULL && buf[end] != '\0')
+		while (end < len && strchr(" \t\r\n", buf[end]) != NULL &&
+		       buf[end] != '\0')
 			end++;
 		if (end < len) {
-			snprintf(err, errlen, "invalid JSON at byte %zu: unexpected data after the value",
-			         end);
+			snprintf(
+			    err, errlen,
+			    "invalid JSON at byte %zu: unexpected data after the value",
+			    end);
 			json_object_put(obj);
 			obj = NULL;
 		}

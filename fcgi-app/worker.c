@@ -75,7 +75,8 @@ req_path(struct req *r)
 	n = strcspn(uri, "?");
 	if (n >= sizeof r->path)
 		n = sizeof r->path - 1;
-	if (strncmp(uri, "/api/", 5) == 0 && strncmp(uri, "/api/v1/", 8) != 0 && n + 3 < sizeof r->path) {
+	if (strncmp(uri, "/api/", 5) == 0 && strncmp(uri, "/api/v1/", 8) != 0 &&
+	    n + 3 < sizeof r->path) {
 		memcpy(r->path, "/api/v1/", 8);
 		memcpy(r->path + 8, uri + 5, n - 5);
 		r->path[n + 3] = '\0';
@@ -98,7 +99,8 @@ access_log(const struct req *r)
 	         "\"request_id\":\"%s\",\"tenant\":%s%s%s",
 	         method, r->match.route ? r->match.route->pattern : "-", r->status,
 	         (double)(util_now_us() - r->start_us) / 1000.0, r->request_id,
-	         r->tenant ? "\"" : "", r->tenant ? r->tenant->name : "null", r->tenant ? "\"" : "");
+	         r->tenant ? "\"" : "", r->tenant ? r->tenant->name : "null",
+	         r->tenant ? "\"" : "");
 	log_line(LOG_INFO, "request", members);
 }
 
@@ -128,7 +130,8 @@ worker_serve(struct app *app, FCGX_Request *fr)
 		route_allow(r.match.allow, allow, sizeof allow);
 		snprintf(headers, sizeof headers, "Allow: %s\r\n", allow);
 		http_problem(&r, 405, "METHOD_NOT_ALLOWED", headers,
-		             "%s is not allowed on %s; allowed: %s", r.method, r.path, allow);
+		             "%s is not allowed on %s; allowed: %s", r.method, r.path,
+		             allow);
 		break;
 	case ROUTE_NOT_FOUND:
 		http_problem(&r, 404, "NOT_FOUND", NULL, "no resource at %s", r.path);
@@ -151,10 +154,12 @@ worker_run(const struct cfg *cfg, int listen_fd)
 	app.db = db_new(cfg_str(cfg, API_DATABASE_URL));
 	app.mc = mc_new(cfg_str(cfg, API_MEMCACHED_SERVERS));
 	if (app.mc == NULL)
-		log_msg(LOG_WARN, "memcached_servers '%s' cannot be parsed; running without cache",
+		log_msg(LOG_WARN,
+		        "memcached_servers '%s' cannot be parsed; running without cache",
 		        cfg_str(cfg, API_MEMCACHED_SERVERS));
 
-	if (FCGX_Init() != 0 || FCGX_InitRequest(&fr, listen_fd, FCGI_FAIL_ACCEPT_ON_INTR) != 0) {
+	if (FCGX_Init() != 0 ||
+	    FCGX_InitRequest(&fr, listen_fd, FCGI_FAIL_ACCEPT_ON_INTR) != 0) {
 		log_msg(LOG_ERROR, "cannot initialise libfcgi");
 		exit(1);
 	}

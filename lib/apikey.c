@@ -32,8 +32,8 @@ apikey_prefix(const char *key, char prefix[APIKEY_PREFIX_LEN + 1])
 {
 	static const char hex[] = "0123456789abcdef";
 
-	if (strlen(key) != APIKEY_LEN || strncmp(key, "assay_", 6) != 0 || key[14] != '_' ||
-	    strspn(key + 6, hex) != 8 || strspn(key + 15, hex) != 48)
+	if (strlen(key) != APIKEY_LEN || strncmp(key, "assay_", 6) != 0 ||
+	    key[14] != '_' || strspn(key + 6, hex) != 8 || strspn(key + 15, hex) != 48)
 		return false;
 	memcpy(prefix, key, APIKEY_PREFIX_LEN);
 	prefix[APIKEY_PREFIX_LEN] = '\0';

@@ -391,7 +391,8 @@ cfg_print(const struct cfg *c, FILE *out)
 	char *text;
 	size_t i;
 
-	fprintf(out, "# configuration file: %s\n", c->path ? c->path : "(none, defaults)");
+	fprintf(out, "# configuration file: %s\n",
+	        c->path ? c->path : "(none, defaults)");
 	for (i = 0; i < c->nkeys; i++) {
 		if (strcmp(section, c->keys[i].section) != 0) {
 			section = c->keys[i].section;
@@ -413,20 +414,25 @@ cfg_write_sample(const struct cfg_key *keys, size_t n, const char *file, FILE *o
 	size_t i;
 
 	fprintf(out, "# %s: sample configuration.\n", file);
-	fprintf(out, "# Every key is shown with its default value. The environment variable\n"
-	             "# named beside a key overrides the file. Generated from the key table.\n");
+	fprintf(
+	    out,
+	    "# Every key is shown with its default value. The environment variable\n"
+	    "# named beside a key overrides the file. Generated from the key table.\n");
 	for (i = 0; i < n; i++) {
 		if (strcmp(section, keys[i].section) != 0) {
 			section = keys[i].section;
 			fprintf(out, "\n[%s]\n", section);
 		}
 		cfg_describe_range(&keys[i], range, sizeof range);
-		fprintf(out, "\n# %s\n# %s%s", keys[i].doc, type_names[keys[i].type], range);
+		fprintf(out, "\n# %s\n# %s%s", keys[i].doc, type_names[keys[i].type],
+		        range);
 		if (keys[i].env != NULL)
 			fprintf(out, "; environment: %s", keys[i].env);
-		fprintf(out, "; %s\n", keys[i].flags & CFG_RELOADABLE ? "reloaded on SIGHUP"
-		                                                      : "needs a restart");
-		fprintf(out, "%s =%s%s\n", keys[i].name, keys[i].def[0] ? " " : "", keys[i].def);
+		fprintf(out, "; %s\n",
+		        keys[i].flags & CFG_RELOADABLE ? "reloaded on SIGHUP"
+		                                       : "needs a restart");
+		fprintf(out, "%s =%s%s\n", keys[i].name, keys[i].def[0] ? " " : "",
+		        keys[i].def);
 	}
 }
 
@@ -437,16 +443,20 @@ cfg_write_doc(const struct cfg_key *keys, size_t n, const char *file, FILE *out)
 	size_t i;
 
 	fprintf(out, "# `%s`\n\n", file);
-	fprintf(out, "INI file; `[section]` headers, `key = value` lines, `#` comments.\n"
-	             "Environment variables override the file. Unknown keys and bad values\n"
-	             "are errors reported with file and line. Generated from the key table.\n\n");
-	fprintf(out, "| section | key | type | default | environment | SIGHUP | description |\n");
+	fprintf(
+	    out,
+	    "INI file; `[section]` headers, `key = value` lines, `#` comments.\n"
+	    "Environment variables override the file. Unknown keys and bad values\n"
+	    "are errors reported with file and line. Generated from the key table.\n\n");
+	fprintf(
+	    out,
+	    "| section | key | type | default | environment | SIGHUP | description |\n");
 	fprintf(out, "|---|---|---|---|---|---|---|\n");
 	for (i = 0; i < n; i++) {
 		cfg_describe_range(&keys[i], range, sizeof range);
-		fprintf(out, "| %s | `%s` | %s%s | `%s` | %s | %s | %s |\n", keys[i].section,
-		        keys[i].name, type_names[keys[i].type], range, keys[i].def,
-		        keys[i].env ? keys[i].env : "", keys[i].flags & CFG_RELOADABLE ? "yes" : "no",
-		        keys[i].doc);
+		fprintf(out, "| %s | `%s` | %s%s | `%s` | %s | %s | %s |\n",
+		        keys[i].section, keys[i].name, type_names[keys[i].type], range,
+		        keys[i].def, keys[i].env ? keys[i].env : "",
+		        keys[i].flags & CFG_RELOADABLE ? "yes" : "no", keys[i].doc);
 	}
 }

@@ -73,7 +73,8 @@ PGconn *
 db_conn(struct db *db)
 {
 	/* The conninfo's own connect_timeout, if any, wins: it comes later. */
-	static const char *const kw[] = {"connect_timeout", "application_name", "dbname", NULL};
+	static const char *const kw[] = {"connect_timeout", "application_name", "dbname",
+	                                 NULL};
 	const char *val[] = {"3", "assay", db->conninfo, NULL};
 
 	if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK)
@@ -105,7 +106,9 @@ db_exec_prepared(struct db *db, const char *sql, int n, const char *const *param
 	PGresult *res;
 	size_t i;
 
-	for (i = 0; i < db->nprepared && db->prepared[i] != sql && strcmp(db->prepared[i], sql); i++)
+	for (i = 0;
+	     i < db->nprepared && db->prepared[i] != sql && strcmp(db->prepared[i], sql);
+	     i++)
 		;
 	snprintf(name, sizeof name, "s%zu", i);
 	if (i == DB_MAX_PREPARED) /* table full: an unnamed statement */
@@ -139,7 +142,8 @@ db_query(struct db *db, PGresult **res, const char *sql, int n, const char *cons
 		PQclear(*res);
 		*res = NULL;
 		if (PQstatus(conn) == CONNECTION_OK) {
-			log_msg(LOG_ERROR, "query failed: %s", strtok(PQerrorMessage(conn), "\n"));
+			log_msg(LOG_ERROR, "query failed: %s",
+			        strtok(PQerrorMessage(conn), "\n"));
 			return DB_ERROR;
 		}
 		db_drop(db); /* broken: reconnect and try once more */

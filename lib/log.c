@@ -86,10 +86,11 @@ log_line(enum log_level level, const char *msg, const char *members)
 	if (n < 0)
 		return;
 	if ((size_t)n >= sizeof buf) { /* cut, but keep it one valid JSON line */
-		n = snprintf(buf, sizeof buf,
-		             "{\"time\":\"%s\",\"level\":\"%s\",\"program\":\"%s\",\"pid\":%d,"
-		             "\"msg\":\"(line too long)\"}\n",
-		             now, log_level_names[level], log_program, (int)getpid());
+		n = snprintf(
+		    buf, sizeof buf,
+		    "{\"time\":\"%s\",\"level\":\"%s\",\"program\":\"%s\",\"pid\":%d,"
+		    "\"msg\":\"(line too long)\"}\n",
+		    now, log_level_names[level], log_program, (int)getpid());
 	}
 	if (write(STDERR_FILENO, buf, (size_t)n) < 0) {
 		/* Nowhere left to report it. */

@@ -15,8 +15,9 @@ static void
 oom(size_t n)
 {
 	char msg[96];
-	int len = snprintf(msg, sizeof msg,
-	                   "{\"level\":\"fatal\",\"msg\":\"out of memory (%zu bytes)\"}\n", n);
+	int len =
+	    snprintf(msg, sizeof msg,
+	             "{\"level\":\"fatal\",\"msg\":\"out of memory (%zu bytes)\"}\n", n);
 
 	/* stdio may itself need memory: write(2) the line directly. */
 	if (len > 0 && write(STDERR_FILENO, msg, (size_t)len) < 0)

@@ -17,12 +17,14 @@ static const char *const levels[] = {"debug", "info", NULL};
 
 enum { K_NAME, K_COUNT, K_ON, K_LEVEL, K_MODE, K_URL, K__MAX };
 static const struct cfg_key keys[K__MAX] = {
-	[K_NAME] = {"main", "name", CFG_STRING, "x", NULL, 0, 0, NULL, 0, "A name."},
-	[K_COUNT] = {"main", "count", CFG_INT, "4", "TEST_COUNT", 1, 10, NULL, 0, "A count."},
-	[K_ON] = {"main", "on", CFG_BOOL, "false", NULL, 0, 0, NULL, 0, "A switch."},
-	[K_LEVEL] = {"main", "level", CFG_ENUM, "info", "TEST_LEVEL", 0, 0, levels, 0, "A level."},
-	[K_MODE] = {"other", "mode", CFG_MODE, "0660", NULL, 0, 0, NULL, 0, "A mode."},
-	[K_URL] = {"other", "url", CFG_STRING, "", "TEST_URL", 0, 0, NULL, CFG_SECRET, "A URL."},
+    [K_NAME] = {"main", "name", CFG_STRING, "x", NULL, 0, 0, NULL, 0, "A name."},
+    [K_COUNT] = {"main", "count", CFG_INT, "4", "TEST_COUNT", 1, 10, NULL, 0, "A count."},
+    [K_ON] = {"main", "on", CFG_BOOL, "false", NULL, 0, 0, NULL, 0, "A switch."},
+    [K_LEVEL] = {"main", "level", CFG_ENUM, "info", "TEST_LEVEL", 0, 0, levels, 0,
+                 "A level."},
+    [K_MODE] = {"other", "mode", CFG_MODE, "0660", NULL, 0, 0, NULL, 0, "A mode."},
+    [K_URL] = {"other", "url", CFG_STRING, "", "TEST_URL", 0, 0, NULL, CFG_SECRET,
+               "A URL."},
 };
 
 static char path[] = "/tmp/check_cfg.XXXXXX";
@@ -110,14 +112,17 @@ START_TEST(every_error_has_file_and_line)
 	ck_assert_msg(strstr(errors, want) != NULL, "missing '%s' in:\n%s", want, errors);
 	snprintf(want, sizeof want, "%s:4: count: 'ten' is not an integer", path);
 	ck_assert_msg(strstr(errors, want) != NULL, "missing '%s' in:\n%s", want, errors);
-	snprintf(want, sizeof want, "%s:5: level: 'loud' is not one of the allowed values "
-	                            "(debug, info)", path);
+	snprintf(want, sizeof want,
+	         "%s:5: level: 'loud' is not one of the allowed values "
+	         "(debug, info)",
+	         path);
 	ck_assert_msg(strstr(errors, want) != NULL, "missing '%s' in:\n%s", want, errors);
 	snprintf(want, sizeof want, "%s:6: expected 'key = value'", path);
 	ck_assert_msg(strstr(errors, want) != NULL, "missing '%s' in:\n%s", want, errors);
 	snprintf(want, sizeof want, "%s:7: unknown section [nowhere]", path);
 	ck_assert_msg(strstr(errors, want) != NULL, "missing '%s' in:\n%s", want, errors);
-	snprintf(want, sizeof want, "%s:10: mode: '0999' is not an octal file mode", path);
+	snprintf(want, sizeof want, "%s:10: mode: '0999' is not an octal file mode",
+	         path);
 	ck_assert_msg(strstr(errors, want) != NULL, "missing '%s' in:\n%s", want, errors);
 	free(errors);
 }
@@ -138,8 +143,8 @@ START_TEST(environment_overrides_file)
 	setenv("TEST_LEVEL", "chatty", 1);
 	c = cfg_load(keys, K__MAX, path, true, &errors);
 	ck_assert_ptr_null(c);
-	ck_assert_msg(strstr(errors, "environment TEST_LEVEL: level: 'chatty'") != NULL, "%s",
-	              errors);
+	ck_assert_msg(strstr(errors, "environment TEST_LEVEL: level: 'chatty'") != NULL,
+	              "%s", errors);
 	free(errors);
 }
 END_TEST

@@ -17,12 +17,12 @@ h_dummy(struct req *r)
 }
 
 static const struct route table[] = {
-	{M_GET, "/health", h_dummy, false},
-	{M_GET, "/api/v1/runs", h_dummy, false},
-	{M_POST, "/api/v1/runs", h_dummy, false},
-	{M_GET, "/api/v1/runs/{id}", h_dummy, false},
-	{M_POST, "/api/v1/runs/{id}/cancel", h_dummy, false},
-	{M_GET | M_DELETE, "/api/v1/analyses/{id}/versions/{version}", h_dummy, false},
+    {M_GET, "/health", h_dummy, false},
+    {M_GET, "/api/v1/runs", h_dummy, false},
+    {M_POST, "/api/v1/runs", h_dummy, false},
+    {M_GET, "/api/v1/runs/{id}", h_dummy, false},
+    {M_POST, "/api/v1/runs/{id}/cancel", h_dummy, false},
+    {M_GET | M_DELETE, "/api/v1/analyses/{id}/versions/{version}", h_dummy, false},
 };
 #define N (sizeof table / sizeof table[0])
 
@@ -43,12 +43,14 @@ START_TEST(parameters)
 {
 	struct route_match m;
 
-	ck_assert_int_eq(route_match(table, N, "POST", "/api/v1/runs/abc/cancel", &m), ROUTE_OK);
+	ck_assert_int_eq(route_match(table, N, "POST", "/api/v1/runs/abc/cancel", &m),
+	                 ROUTE_OK);
 	ck_assert_ptr_eq(m.route, &table[4]);
 	ck_assert_int_eq(m.nparams, 1);
 	ck_assert_str_eq(m.params[0], "abc");
-	ck_assert_int_eq(route_match(table, N, "DELETE", "/api/v1/analyses/a1/versions/3", &m),
-	                 ROUTE_OK);
+	ck_assert_int_eq(
+	    route_match(table, N, "DELETE", "/api/v1/analyses/a1/versions/3", &m),
+	    ROUTE_OK);
 	ck_assert_int_eq(m.nparams, 2);
 	ck_assert_str_eq(m.params[0], "a1");
 	ck_assert_str_eq(m.params[1], "3");
@@ -61,8 +63,10 @@ START_TEST(not_found)
 
 	ck_assert_int_eq(route_match(table, N, "GET", "/healthz", &m), ROUTE_NOT_FOUND);
 	ck_assert_int_eq(route_match(table, N, "GET", "/health/", &m), ROUTE_NOT_FOUND);
-	ck_assert_int_eq(route_match(table, N, "GET", "/api/v1/runs//cancel", &m), ROUTE_NOT_FOUND);
-	ck_assert_int_eq(route_match(table, N, "GET", "/api/v1/runs/a/b", &m), ROUTE_NOT_FOUND);
+	ck_assert_int_eq(route_match(table, N, "GET", "/api/v1/runs//cancel", &m),
+	                 ROUTE_NOT_FOUND);
+	ck_assert_int_eq(route_match(table, N, "GET", "/api/v1/runs/a/b", &m),
+	                 ROUTE_NOT_FOUND);
 	ck_assert_int_eq(route_match(table, N, "GET", "", &m), ROUTE_NOT_FOUND);
 	ck_assert_int_eq(m.nparams, 0);
 }
@@ -73,7 +77,8 @@ START_TEST(method_not_allowed)
 	struct route_match m;
 	char allow[64];
 
-	ck_assert_int_eq(route_match(table, N, "DELETE", "/api/v1/runs", &m), ROUTE_BAD_METHOD);
+	ck_assert_int_eq(route_match(table, N, "DELETE", "/api/v1/runs", &m),
+	                 ROUTE_BAD_METHOD);
 	route_allow(m.allow, allow, sizeof allow);
 	ck_assert_str_eq(allow, "GET, HEAD, POST");
 	ck_assert_int_eq(route_match(table, N, "BREW", "/health", &m), ROUTE_BAD_METHOD);

@@ -42,12 +42,16 @@ run(const char *script, long memory_mb, int *status)
 START_TEST(result_over_the_bridge)
 {
 	int status;
-	char *out = run("function analyze(i, ctx) { ctx.log('info', 'hi'); return i.n * 21; }", 64,
-	                &status);
+	char *out =
+	    run("function analyze(i, ctx) { ctx.log('info', 'hi'); return i.n * 21; }",
+	        64, &status);
 
-	ck_assert_msg(strstr(out, "{\"type\":\"log\",\"level\":\"info\",\"message\":\"hi\"}\n") != NULL,
-	              "%s", out);
-	ck_assert_msg(strstr(out, "{\"type\":\"result\",\"value\":42}\n") != NULL, "%s", out);
+	ck_assert_msg(
+	    strstr(out, "{\"type\":\"log\",\"level\":\"info\",\"message\":\"hi\"}\n") !=
+	        NULL,
+	    "%s", out);
+	ck_assert_msg(strstr(out, "{\"type\":\"result\",\"value\":42}\n") != NULL, "%s",
+	              out);
 	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 END_TEST
@@ -57,8 +61,9 @@ START_TEST(script_errors_are_reported)
 	int status;
 	char *out = run("function analyze() { null.x; }", 64, &status);
 
-	ck_assert_msg(strstr(out, "\"type\":\"error\"") != NULL && strstr(out, "TypeError"), "%s",
-	              out);
+	ck_assert_msg(strstr(out, "\"type\":\"error\"") != NULL &&
+	                  strstr(out, "TypeError"),
+	              "%s", out);
 	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1);
 }
 END_TEST
@@ -66,7 +71,8 @@ END_TEST
 START_TEST(memory_limit_holds)
 {
 	int status;
-	char *out = run("function analyze() { var a = []; for (;;) a.push(new Uint8Array(1 << 20)); }",
+	char *out = run("function analyze() { var a = []; for (;;) a.push(new "
+	                "Uint8Array(1 << 20)); }",
 	                48, &status);
 
 	ck_assert_msg(strstr(out, "memory limit") != NULL, "%s", out);
@@ -86,7 +92,8 @@ START_TEST(seccomp_kills_forbidden_syscalls)
 		_exit(0);
 	}
 	waitpid(pid, &status, 0);
-	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS, "status %#x", status);
+	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS, "status %#x",
+	              status);
 }
 END_TEST
 
@@ -129,7 +136,8 @@ START_TEST(no_new_processes)
 		_exit(rl.rlim_max == 0 ? 0 : 97);
 	}
 	waitpid(pid, &status, 0);
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x", status);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %#x",
+	              status);
 }
 END_TEST
 

@@ -35,8 +35,8 @@ pointers(struct json_object *errors)
 		struct json_object *e = json_object_array_get_idx(errors, i), *p;
 
 		json_object_object_get_ex(e, "pointer", &p);
-		used += (size_t)snprintf(buf + used, sizeof buf - used, "%s%s", i ? "," : "",
-		                         json_object_get_string(p));
+		used += (size_t)snprintf(buf + used, sizeof buf - used, "%s%s",
+		                         i ? "," : "", json_object_get_string(p));
 	}
 	return buf;
 }
@@ -61,16 +61,18 @@ END_TEST
 
 START_TEST(every_violation_is_listed)
 {
-	struct json_object *body = parse(
-	    "{\"name\":\"\",\"analysis_id\":\"x\",\"input\":[1],\"client_token\":\"a b c d e\","
-	    "\"tags\":[\"ok\",2,\"\"],\"priority\":5000,\"callback_url\":\"file:///etc/passwd\","
-	    "\"start\":1,\"x/y~z\":0}");
+	struct json_object *body = parse("{\"name\":\"\",\"analysis_id\":\"x\",\"input\":"
+	                                 "[1],\"client_token\":\"a b c d e\","
+	                                 "\"tags\":[\"ok\",2,\"\"],\"priority\":5000,"
+	                                 "\"callback_url\":\"file:///etc/passwd\","
+	                                 "\"start\":1,\"x/y~z\":0}");
 	struct json_object *errors = json_object_new_array();
 	struct vvalue v[RF__MAX];
 
 	ck_assert_uint_eq(valid_check(body, run_fields, RF__MAX, false, v, errors), 10);
-	ck_assert_str_eq(pointers(errors), "/x~1y~0z,/name,/analysis_id,/input,/client_token,"
-	                                   "/tags/1,/tags/2,/priority,/callback_url,/start");
+	ck_assert_str_eq(pointers(errors),
+	                 "/x~1y~0z,/name,/analysis_id,/input,/client_token,"
+	                 "/tags/1,/tags/2,/priority,/callback_url,/start");
 	json_object_put(errors);
 	json_object_put(body);
 }
@@ -81,11 +83,13 @@ START_TEST(required_and_partial)
 	struct json_object *body = parse("{}"), *errors = json_object_new_array();
 	struct vvalue v[AF__MAX];
 
-	ck_assert_uint_eq(valid_check(body, analysis_fields, AF__MAX, false, v, errors), 2);
+	ck_assert_uint_eq(valid_check(body, analysis_fields, AF__MAX, false, v, errors),
+	                  2);
 	ck_assert_str_eq(pointers(errors), "/title,/script");
 	json_object_put(errors);
 	errors = json_object_new_array();
-	ck_assert_uint_eq(valid_check(body, analysis_fields, AF__MAX, true, v, errors), 0);
+	ck_assert_uint_eq(valid_check(body, analysis_fields, AF__MAX, true, v, errors),
+	                  0);
 	ck_assert(!v[AF_RUNTIME].present); /* no defaults when patching */
 	json_object_put(errors);
 	json_object_put(body);
@@ -125,14 +129,15 @@ END_TEST
 
 START_TEST(parser_is_strict)
 {
-	static const char *const bad[] = {"{", "{\"a\":1,}", "{\"a\":1} x", "[1 2]",
-	                                  "{\"a\":\"\xff\"}", ""};
+	static const char *const bad[] = {"{",     "{\"a\":1,}",       "{\"a\":1} x",
+	                                  "[1 2]", "{\"a\":\"\xff\"}", ""};
 	char err[256];
 	size_t i;
 
 	for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-		ck_assert_msg(valid_parse(bad[i], strlen(bad[i]), err, sizeof err) == NULL, "%s",
-		              bad[i]);
+		ck_assert_msg(valid_parse(bad[i], strlen(bad[i]), err, sizeof err) ==
+		                  NULL,
+		              "%s", bad[i]);
 		ck_assert_msg(strstr(err, "at byte") != NULL, "%s", err);
 	}
 	json_object_put(parse(" {\"a\":1}\r\n "));
