@@ -2,7 +2,10 @@
  * Authentication of API callers: the key comes as "Authorization: Bearer
  * KEY" or "X-API-Key: KEY", is found by its prefix and accepted when the
  * SHA-256 of what was sent equals the stored digest, compared in constant
- * time. The key itself is never logged, stored or echoed.
+ * time. The key itself is never logged, stored or echoed. Each worker
+ * remembers a successful lookup, by digest, for one second: repeated calls
+ * with a key cost no query, and a revoked key stops working within that
+ * second. Failed lookups are never remembered.
  */
 #include "config.h"
 
@@ -13,8 +16,31 @@
 #include "apikey.h"
 #include "db.h"
 #include "extern.h"
+#include "util.h"
 
 #define CHALLENGE "WWW-Authenticate: Bearer realm=\"assay\""
+
+#define AUTH_CACHE_SLOTS 64
+#define AUTH_CACHE_US    1000000u
+
+static struct {
+	char digest[65];
+	struct tenant tenant;
+	uint64_t until_us;
+} auth_cache[AUTH_CACHE_SLOTS];
+
+/* The slot of a digest (lowercase hex): its first digits are uniformly spread. */
+static size_t
+auth_slot(const char *digest)
+{
+	size_t v = 0;
+	int i;
+
+	for (i = 0; i < 4; i++)
+		v = v * 16 +
+		    (size_t)(digest[i] <= '9' ? digest[i] - '0' : digest[i] - 'a' + 10);
+	return v % AUTH_CACHE_SLOTS;
+}
 
 static const char *
 presented_key(const struct req *r)
@@ -48,6 +74,7 @@ auth_request(struct req *r, struct tenant *t)
 	const char *key = presented_key(r), *params[1];
 	char prefix[APIKEY_PREFIX_LEN + 1], digest[65];
 	PGresult *res;
+	size_t i;
 	bool ok;
 
 	if (key == NULL || *key == '\0') {
@@ -62,6 +89,14 @@ auth_request(struct req *r, struct tenant *t)
 		             "the API key is not valid");
 		return false;
 	}
+	apikey_sha256_hex(key, strlen(key), digest);
+	i = auth_slot(digest);
+	if (auth_cache[i].until_us > util_now_us() &&
+	    apikey_equal(auth_cache[i].digest, digest, 64)) {
+		*t = auth_cache[i].tenant;
+		r->tenant = t;
+		return true;
+	}
 	params[0] = prefix;
 	res = http_query_db(
 	    r,
@@ -74,7 +109,6 @@ auth_request(struct req *r, struct tenant *t)
 	    1, params);
 	if (res == NULL)
 		return false;
-	apikey_sha256_hex(key, strlen(key), digest);
 	ok = PQntuples(res) == 1 && apikey_equal(PQgetvalue(res, 0, 0), digest, 64);
 	if (!ok || strcmp(PQgetvalue(res, 0, 1), "t") == 0) {
 		http_problem(
@@ -90,6 +124,9 @@ auth_request(struct req *r, struct tenant *t)
 	if (strcmp(PQgetvalue(res, 0, 6), "t") == 0)
 		touch_key(r, prefix);
 	PQclear(res);
+	memcpy(auth_cache[i].digest, digest, sizeof digest);
+	auth_cache[i].tenant = *t;
+	auth_cache[i].until_us = util_now_us() + AUTH_CACHE_US;
 	r->tenant = t;
 	return true;
 }
