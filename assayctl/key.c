@@ -1,7 +1,7 @@
 /*
  * `assayctl key create --tenant NAME`: a new API key, printed once, alone
  * on stdout; only its SHA-256 is stored. `assayctl key revoke PREFIX`:
- * the key stops working at once.
+ * API workers refuse the key within a second.
  */
 #include "config.h"
 

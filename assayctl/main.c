@@ -22,7 +22,8 @@ static const struct {
     {"tenant", cmd_tenant,
      "tenant create NAME [--tier T] add a tenant (free, pro, enterprise)"},
     {"key", cmd_key, "key create --tenant NAME      print a new API key for the tenant"},
-    {"key", cmd_key, "key revoke PREFIX             revoke a key at once"},
+    {"key", cmd_key,
+     "key revoke PREFIX             revoke a key (refused within a second)"},
 };
 
 static void
