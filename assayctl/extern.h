@@ -22,5 +22,7 @@ int cmd_migrate(const struct ctl *, int argc, char *argv[]);
 int cmd_tenant(const struct ctl *, int argc, char *argv[]);
 /* key.c: `assayctl key create --tenant NAME`, `assayctl key revoke PREFIX`. */
 int cmd_key(const struct ctl *, int argc, char *argv[]);
+/* prune.c: `assayctl prune [--config FILE] [--batch N]`. */
+int cmd_prune(const struct ctl *, int argc, char *argv[]);
 
 #endif

@@ -24,6 +24,8 @@ static const struct {
     {"key", cmd_key, "key create --tenant NAME      print a new API key for the tenant"},
     {"key", cmd_key,
      "key revoke PREFIX             revoke a key (refused within a second)"},
+    {"prune", cmd_prune,
+     "prune [--config F] [--batch N] delete runs past their tier's history"},
 };
 
 static void

@@ -52,14 +52,16 @@ trivial_server() { # SERVER DIR PROCESSES
   trivial_port=$port
 }
 
-# wrk [options] URL -> "req/s p99_ms non2xx"
+# wrk [options] URL -> "req/s p99_ms non2xx p50_ms"
 load() {
   wrk --latency "$@" | awk '
     /Requests\/sec/ { rps = $2 }
     /Non-2xx or 3xx responses/ { bad = $5 }
-    /^ +99%/ { v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+/, "", v)
-               ms = (u == "us") ? v / 1000 : (u == "s") ? v * 1000 : v }
-    END { printf "%.0f %.2f %d\n", rps, ms, bad }'
+    function ms(v,  u) { u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+/, "", v)
+                         return (u == "us") ? v / 1000 : (u == "s") ? v * 1000 : v }
+    /^ +50%/ { p50 = ms($2) }
+    /^ +99%/ { p99 = ms($2) }
+    END { printf "%.0f %.2f %d %.3f\n", rps, p99, bad, p50 }'
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f%%", a * 100 / b }'; }

@@ -101,15 +101,39 @@ void
 analyses_get(struct req *r)
 {
 	const char *params[2] = {r->match.params[0], r->tenant->project_id};
+	char name[160], *text, *members;
 
 	if (!valid_uuid(params[0])) {
 		analysis_not_found(r);
 		return;
 	}
-	analysis_answer(r, 200,
-	                "SELECT assay_analysis_json(a) FROM analyses a"
-	                " WHERE a.id = $1 AND a.project_id = $2 AND a.is_active",
-	                2, params);
+	snprintf(name, sizeof name, "analysis:%s", params[0]);
+	switch (cache_query(r, name, TTL_ANALYSIS,
+	                    "SELECT assay_analysis_json(a) FROM analyses a"
+	                    " WHERE a.id = $1 AND a.project_id = $2 AND a.is_active",
+	                    2, params, &text)) {
+	case CACHE_FOUND:
+		members = xasprintf("\"analysis\":%s", text);
+		http_success(r, 200, NULL, members);
+		free(members);
+		free(text);
+		break;
+	case CACHE_NONE:
+		analysis_not_found(r);
+		break;
+	case CACHE_FAILED:
+		break;
+	}
+}
+
+/* An analysis changed: drop its cached copy. */
+static void
+analysis_forget(struct req *r)
+{
+	char name[160];
+
+	snprintf(name, sizeof name, "analysis:%s", r->match.params[0]);
+	cache_forget(r, name);
 }
 
 void
@@ -151,6 +175,7 @@ analyses_update(struct req *r)
 	    "  SELECT (a).id, (a).version, (a).script_content FROM upd WHERE bumped)"
 	    " SELECT assay_analysis_json(a) FROM upd",
 	    AF__MAX + 2, params);
+	analysis_forget(r);
 	json_object_put(body);
 }
 
@@ -170,6 +195,7 @@ analyses_delete(struct req *r)
 	                    2, params);
 	if (res == NULL)
 		return;
+	analysis_forget(r);
 	if (strcmp(PQcmdTuples(res), "1") == 0)
 		http_send(r, 204, "application/json", NULL, "", 0);
 	else

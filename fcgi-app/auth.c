@@ -77,6 +77,10 @@ auth_request(struct req *r, struct tenant *t)
 	size_t i;
 	bool ok;
 
+	/* Without a usable key the caller is anonymous: limited per address. */
+	if ((key == NULL || *key == '\0' || !apikey_prefix(key, prefix)) &&
+	    !limit_request(r))
+		return false;
 	if (key == NULL || *key == '\0') {
 		http_problem(r, 401, "UNAUTHENTICATED", CHALLENGE "\r\n",
 		             "an API key is required: send Authorization: Bearer <key> "

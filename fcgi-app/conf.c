@@ -44,4 +44,75 @@ const struct cfg_key api_cfg_keys[API__MAX] = {
     [API_IDEMP_TTL_MS] = {"api", "idempotency_ttl_ms", CFG_INT, "86400000",
                           "IDEMP_TTL_MS", 1000, 2592000000, NULL, CFG_RELOADABLE,
                           "How long a client_token or Idempotency-Key replays its run."},
+    [API_RATE_LIMIT_ENABLED] = {"api", "rate_limit_enabled", CFG_BOOL, "true",
+                                "RATE_LIMIT_ENABLED", 0, 0, NULL, CFG_RELOADABLE,
+                                "Enforce the tier limits and the per-address limit."},
+    [API_RATE_LIMIT_PER_SEC] =
+        {"api", "rate_limit_per_sec", CFG_INT, "50", "RATE_LIMIT_PER_SEC", 1, 1000000,
+         NULL, CFG_RELOADABLE,
+         "Requests per second allowed from one client address without an API "
+         "key (the liveness probes /live and /ready are never limited)."},
+    [API_TRUSTED_PROXIES] =
+        {"api", "trusted_proxies", CFG_STRING, "", NULL, 0, 0, NULL, CFG_RELOADABLE,
+         "Comma-separated addresses of proxies in front of the web server; for "
+         "requests from them the client address is the last X-Forwarded-For "
+         "entry. Empty: the address the web server saw (REMOTE_ADDR)."},
+    [API_UPGRADE_URL] = {"api", "upgrade_url", CFG_STRING, "/pricing", NULL, 0, 0, NULL,
+                         CFG_RELOADABLE,
+                         "Where a client over its tier's limit can upgrade (in the 429 "
+                         "body)."},
+/* The [tiers] keys of one tier: name, requests per minute, runs per hour, days kept. */
+#define TIER_KEYS(t, name, req, runs, days)                                              \
+	[API_TIER_FIRST + (t)*TF__MAX +                                                  \
+	    TF_REQUESTS] =                                                               \
+	    {                                                                            \
+	        "tiers",                                                                 \
+	        name "_requests_per_minute",                                             \
+	        CFG_INT,                                                                 \
+	        req,                                                                     \
+	        NULL,                                                                    \
+	        0,                                                                       \
+	        100000000,                                                               \
+	        NULL,                                                                    \
+	        CFG_RELOADABLE,                                                          \
+	        "Requests per minute for a " name " tenant (0: unlimited)."},            \
+	    [API_TIER_FIRST + (t)*TF__MAX + TF_RUNS] =                                   \
+	        {"tiers",                                                                \
+	         name "_runs_per_hour",                                                  \
+	         CFG_INT,                                                                \
+	         runs,                                                                   \
+	         NULL,                                                                   \
+	         0,                                                                      \
+	         100000000,                                                              \
+	         NULL,                                                                   \
+	         CFG_RELOADABLE,                                                         \
+	         "Runs a " name " tenant may create per hour (0: unlimited)."},          \
+	    [API_TIER_FIRST + (t)*TF__MAX + TF_HISTORY] = {                              \
+	        "tiers",                                                                 \
+	        name "_history_days",                                                    \
+	        CFG_INT,                                                                 \
+	        days,                                                                    \
+	        NULL,                                                                    \
+	        0,                                                                       \
+	        36500,                                                                   \
+	        NULL,                                                                    \
+	        CFG_RELOADABLE,                                                          \
+	        "Days a " name                                                           \
+	        " tenant's runs are kept (0: forever); older ones are not "              \
+	        "shown and `assayctl prune` deletes them."}
+    TIER_KEYS(TIER_FREE, "free", "20", "10", "7"),
+    TIER_KEYS(TIER_PRO, "pro", "100", "100", "90"),
+    TIER_KEYS(TIER_ENTERPRISE, "enterprise", "500", "1000", "0"),
+/* The [cache] lifetime of one class of cached data. */
+#define CACHE_TTL(c, name, def, what)                                                    \
+	[API_CACHE_FIRST + (c)] = {"cache",        "ttl_" name,                          \
+	                           CFG_INT,        def,                                  \
+	                           NULL,           1,                                    \
+	                           2592000,        NULL,                                 \
+	                           CFG_RELOADABLE, "Seconds " what " stay cached."}
+    CACHE_TTL(TTL_SHORT, "short", "60", "runs still in progress"),
+    CACHE_TTL(TTL_MEDIUM, "medium", "300", "listings"),
+    CACHE_TTL(TTL_LONG, "long", "1800", "finished runs and results"),
+    CACHE_TTL(TTL_ANALYSIS, "analysis", "3600", "analyses"),
+    CACHE_TTL(TTL_USER, "user", "900", "tenants and keys"),
 };

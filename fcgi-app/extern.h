@@ -32,8 +32,25 @@ enum api_key {
 	API_INPUT_STRING_MAX,
 	API_SCRIPT_MAX,
 	API_IDEMP_TTL_MS,
-	API__MAX
+	API_RATE_LIMIT_ENABLED,
+	API_RATE_LIMIT_PER_SEC,
+	API_TRUSTED_PROXIES,
+	API_UPGRADE_URL,
+	API_TIER_FIRST, /* TIER__MAX x TF__MAX keys: [tiers] <tier>_<field> */
+	API_CACHE_FIRST = API_TIER_FIRST + 9, /* TTL__MAX keys: [cache] ttl_<class> */
+	API__MAX = API_CACHE_FIRST + 5
 };
+
+/* Tiers and what each limits (limit.c). */
+enum tier { TIER_FREE, TIER_PRO, TIER_ENTERPRISE, TIER__MAX };
+enum tier_field { TF_REQUESTS, TF_RUNS, TF_HISTORY, TF__MAX };
+extern const char *const tier_names[];
+enum tier tier_index(const char *name);
+/* requests per minute, runs per hour, days of history; 0 means unlimited. */
+long tier_limit(const struct cfg *, enum tier, enum tier_field);
+
+/* Cache lifetimes (cache.c). */
+enum ttl_class { TTL_SHORT, TTL_MEDIUM, TTL_LONG, TTL_ANALYSIS, TTL_USER, TTL__MAX };
 extern const struct cfg_key api_cfg_keys[API__MAX];
 #define API_CONF_FILE SYSCONFDIR "/assay/assay.conf"
 
@@ -54,7 +71,11 @@ struct route {
 	unsigned methods;    /* M_* bits; HEAD is implied by GET */
 	const char *pattern; /* "/api/v1/runs/{id}": {name} matches one segment */
 	route_handler *handler;
-	bool auth; /* needs an API key; sets req.tenant */
+	enum access {
+		A_PROBE,  /* liveness probes: no key, no limit */
+		A_PUBLIC, /* no key; limited per client address */
+		A_TENANT, /* needs an API key (sets req.tenant); limited per tenant */
+	} access;
 };
 
 #define ROUTE_MAX_PARAMS 4
@@ -102,7 +123,8 @@ struct req {
 	char path[2048];
 	char request_id[65];
 	struct route_match match;
-	int status; /* set when the response is sent */
+	int status;              /* set when the response is sent */
+	char extra_headers[640]; /* sent with whatever response follows (limits) */
 	uint64_t start_us;
 };
 
@@ -215,6 +237,34 @@ void list_send(struct req *, const char *name, PGresult *, long limit);
 /* auth.c: authenticate the caller; false after answering 401 or 503. */
 bool auth_request(struct req *, struct tenant *);
 
+/* limit.c: count the request against its limits; false after answering 429.
+ * Sets the rate-limit headers of the response either way. */
+bool limit_request(struct req *);
+
+/* cache.c: the text of a one-value query (row 0, column 0) through the cache.
+ * name is the entry's name within the caller's project ("run:<id>"). A
+ * second column, if any, says whether the value may be stored. *text is
+ * malloc'd on CACHE_FOUND; CACHE_FAILED means 503 was answered. */
+enum cache_rc { CACHE_FOUND, CACHE_NONE, CACHE_FAILED };
+enum cache_rc cache_query(struct req *, const char *name, enum ttl_class, const char *sql,
+                          int n, const char *const *params, char **text);
+/* Drop an entry after a write that changes it. */
+void cache_forget(struct req *, const char *name);
+
+/* shm.c: counters shared by all workers of this host (made before forking). */
+#define SHM_LIMIT_SLOTS 8192
+struct shm_counter {
+	uint64_t hash, state;
+};
+struct shm {
+	uint32_t mc_down; /* memcached unreachable, as last seen by any worker */
+	uint64_t limited[TIER__MAX + 1]; /* 429s per tier; the last: per address */
+	uint64_t cache_hits, cache_misses, cache_local_hits, cache_errors;
+	struct shm_counter limit[SHM_LIMIT_SLOTS];
+};
+extern struct shm *shm;
+void shm_init(void);
+
 /* master.c: block the signals the master takes synchronously (before forking),
  * then supervise workers on listen_fd until SIGTERM. master_run owns cfg;
  * reloads fail when cfg_path is missing only if cfg_required. */
@@ -225,7 +275,8 @@ int master_run(struct cfg *, const char *cfg_path, bool cfg_required, int listen
 void worker_run(const struct cfg *, int listen_fd); /* never returns */
 
 /* health.c */
-route_handler health_live, health_ready, health_summary, health_detailed;
+route_handler health_live, health_ready, health_summary, health_detailed,
+    health_cache_stats;
 /* runs.c */
 route_handler runs_create, runs_list, runs_get, runs_start, runs_cancel, runs_result;
 /* analyses.c */

@@ -7,6 +7,7 @@
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
 
@@ -159,5 +160,69 @@ health_detailed(struct req *r)
 	add_check(checks, "postgres:responseTime", "datastore", pg);
 	add_check(checks, "memcached:responseTime", "datastore", mc);
 	json_object_object_add(o, "checks", checks);
+	/* What a memcached outage changes, as the workers last saw it. */
+	json_object_object_add(
+	    o, "degraded",
+	    json_object_new_boolean(__atomic_load_n(&shm->mc_down, __ATOMIC_RELAXED)));
+	json_object_object_add(
+	    o, "rate_limits",
+	    json_object_new_string(__atomic_load_n(&shm->mc_down, __ATOMIC_RELAXED)
+	                               ? "per host (memcached unreachable)"
+	                               : "shared through memcached"));
 	http_json(r, health_http_status(overall), HEALTH_JSON, o);
+}
+
+static void
+add_server(const char *host, unsigned port, bool up, void *arg)
+{
+	struct json_object *o = json_object_new_object();
+	char addr[300];
+
+	snprintf(addr, sizeof addr, "%s:%u", host, port);
+	json_object_object_add(o, "address", json_object_new_string(addr));
+	json_object_object_add(o, "status", json_object_new_string(up ? "up" : "down"));
+	json_object_array_add(arg, o);
+}
+
+static void
+add_count(struct json_object *o, const char *name, const uint64_t *counter)
+{
+	json_object_object_add(
+	    o, name,
+	    json_object_new_int64((int64_t)__atomic_load_n(counter, __ATOMIC_RELAXED)));
+}
+
+/* Cache counters of this host's workers; loopback callers only. */
+void
+health_cache_stats(struct req *r)
+{
+	const char *addr = http_param(r, "REMOTE_ADDR");
+	struct json_object *o, *servers;
+	uint64_t hits, misses;
+
+	if (addr == NULL ||
+	    (strcmp(addr, "127.0.0.1") != 0 && strcmp(addr, "::1") != 0)) {
+		http_problem(r, 403, "FORBIDDEN", NULL,
+		             "cache statistics are only served to loopback clients");
+		return;
+	}
+	o = json_object_new_object();
+	hits = __atomic_load_n(&shm->cache_hits, __ATOMIC_RELAXED) +
+	       __atomic_load_n(&shm->cache_local_hits, __ATOMIC_RELAXED);
+	misses = __atomic_load_n(&shm->cache_misses, __ATOMIC_RELAXED);
+	add_count(o, "hits", &shm->cache_hits);
+	add_count(o, "local_hits", &shm->cache_local_hits);
+	add_count(o, "misses", &shm->cache_misses);
+	add_count(o, "errors", &shm->cache_errors);
+	json_object_object_add(
+	    o, "hit_ratio",
+	    json_object_new_double(hits + misses ? (double)hits / (double)(hits + misses)
+	                                         : 0));
+	json_object_object_add(
+	    o, "fallback",
+	    json_object_new_boolean(__atomic_load_n(&shm->mc_down, __ATOMIC_RELAXED)));
+	servers = json_object_new_array();
+	mc_servers(r->app->mc, add_server, servers);
+	json_object_object_add(o, "servers", servers);
+	http_json(r, 200, "application/json", o);
 }

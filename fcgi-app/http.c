@@ -88,7 +88,7 @@ void
 http_send(struct req *r, int status, const char *ctype, const char *headers,
           const char *body, size_t len)
 {
-	char head[1024];
+	char head[2048];
 	int n;
 
 	r->status = status;
@@ -99,9 +99,9 @@ http_send(struct req *r, int status, const char *ctype, const char *headers,
 	             "Content-Length: %zu\r\n"
 	             "X-Request-ID: %s\r\n"
 	             "Cache-Control: no-store\r\n"
-	             "%s\r\n",
+	             "%s%s\r\n",
 	             status, http_reason(status), ctype, len, r->request_id,
-	             headers ? headers : "");
+	             r->extra_headers, headers ? headers : "");
 	if (n < 0 || (size_t)n >= sizeof head)
 		abort(); /* callers pass short, fixed headers */
 	FCGX_PutStr(head, n, r->fcgi->out);

@@ -242,6 +242,7 @@ master_run(struct cfg *cfg, const char *cfg_path, bool cfg_required, int listen_
 	uint64_t wait_us;
 	int sig;
 
+	shm_init();
 	master_resize(&m, (size_t)cfg_int(cfg, API_WORKERS));
 	log_msg(LOG_INFO, "assay-api %s starting %zu workers", PACKAGE_VERSION, m.nslots);
 	while (!m.stopping || m.nkids > 0) {

@@ -264,27 +264,49 @@ run_not_found(struct req *r)
 	http_problem(r, 404, "RUN_NOT_FOUND", NULL, "no run %s", r->match.params[0]);
 }
 
+/* The caller's tier's history, in days (0: all), as an SQL parameter. */
+static const char *
+history_days(struct req *r, char buf[16])
+{
+	snprintf(buf, 16, "%ld",
+	         tier_limit(r->app->cfg, tier_index(r->tenant->tier), TF_HISTORY));
+	return buf;
+}
+
+#define WITHIN_HISTORY(col, param)                                                       \
+	" AND (" param "::int = 0 OR " col " > now() - make_interval(days => " param     \
+	"::int))"
+
 void
 runs_get(struct req *r)
 {
-	const char *params[2] = {r->match.params[0], r->tenant->project_id};
-	PGresult *res;
+	char days[16], name[160], *text;
+	const char *params[3] = {r->match.params[0], r->tenant->project_id,
+	                         history_days(r, days)};
 
 	if (!valid_uuid(params[0])) {
 		run_not_found(r);
 		return;
 	}
-	res = http_query_db(r,
-	                    "SELECT assay_run_json(j) FROM analysis_jobs j "
-	                    "WHERE j.id = $1 AND j.project_id = $2",
-	                    2, params);
-	if (res == NULL)
-		return;
-	if (PQntuples(res) == 1)
-		send_run(r, 200, NULL, PQgetvalue(res, 0, 0), false);
-	else
+	/* Finished runs never change again: those are cached. */
+	snprintf(name, sizeof name, "run:%s", params[0]);
+	switch (cache_query(
+	    r, name, TTL_LONG,
+	    "SELECT assay_run_json(j), j.status IN ('completed', "
+	    "'failed', 'canceled')"
+	    " FROM analysis_jobs j WHERE j.id = $1 AND j.project_id = $2" WITHIN_HISTORY(
+	        "j.created_at", "$3"),
+	    3, params, &text)) {
+	case CACHE_FOUND:
+		send_run(r, 200, NULL, text, false);
+		free(text);
+		break;
+	case CACHE_NONE:
 		run_not_found(r);
-	PQclear(res);
+		break;
+	case CACHE_FAILED:
+		break;
+	}
 }
 
 /*
@@ -351,35 +373,43 @@ runs_cancel(struct req *r)
 void
 runs_result(struct req *r)
 {
-	const char *params[2] = {r->match.params[0], r->tenant->project_id};
-	PGresult *res;
-	char *members;
+	char days[16], name[160], *text, *members;
+	const char *params[3] = {r->match.params[0], r->tenant->project_id,
+	                         history_days(r, days)};
 
 	if (!valid_uuid(params[0])) {
 		run_not_found(r);
 		return;
 	}
-	res = http_query_db(
-	    r,
-	    "SELECT status, status IN ('completed', 'failed', 'canceled'),"
+	/* The result object once finished (then cached), else the status as a string. */
+	snprintf(name, sizeof name, "result:%s", params[0]);
+	switch (cache_query(
+	    r, name, TTL_LONG,
+	    "SELECT CASE WHEN status IN ('completed', 'failed', 'canceled') THEN"
 	    " jsonb_build_object('run_id', id, 'status', status, 'result', result,"
 	    " 'error_message', error_message, 'finished_at', assay_ts(finished_at))"
-	    " FROM analysis_jobs WHERE id = $1 AND project_id = $2",
-	    2, params);
-	if (res == NULL)
-		return;
-	if (PQntuples(res) == 0) {
+	    " ELSE to_jsonb(status) END, status IN ('completed', 'failed', 'canceled')"
+	    " FROM analysis_jobs WHERE id = $1 AND project_id = $2" WITHIN_HISTORY(
+	        "created_at", "$3"),
+	    3, params, &text)) {
+	case CACHE_FOUND:
+		if (text[0] == '"') {
+			http_problem(r, 409, "RUN_NOT_FINISHED", NULL,
+			             "the run is %.*s; it has no result yet",
+			             (int)strlen(text) - 2, text + 1);
+		} else {
+			members = xasprintf("\"result\":%s", text);
+			http_success(r, 200, NULL, members);
+			free(members);
+		}
+		free(text);
+		break;
+	case CACHE_NONE:
 		run_not_found(r);
-	} else if (strcmp(PQgetvalue(res, 0, 1), "t") != 0) {
-		http_problem(r, 409, "RUN_NOT_FINISHED", NULL,
-		             "the run is %s; it has no result yet",
-		             PQgetvalue(res, 0, 0));
-	} else {
-		members = xasprintf("\"result\":%s", PQgetvalue(res, 0, 2));
-		http_success(r, 200, NULL, members);
-		free(members);
+		break;
+	case CACHE_FAILED:
+		break;
 	}
-	PQclear(res);
 }
 
 /* Parse ?limit= and ?cursor= for keyset listings; false after answering 400. */
@@ -435,8 +465,8 @@ list_send(struct req *r, const char *name, PGresult *res, long limit)
 void
 runs_list(struct req *r)
 {
-	char limit[8], cursor[128], status[16], tag[80], analysis[40];
-	const char *params[6];
+	char limit[8], cursor[128], status[16], tag[80], analysis[40], days[16];
+	const char *params[7];
 	PGresult *res;
 	size_t i;
 
@@ -449,6 +479,7 @@ runs_list(struct req *r)
 	    http_query(r, "analysis_id", analysis, sizeof analysis) ? analysis : NULL;
 	params[4] = cursor[0] ? cursor : NULL;
 	params[5] = limit;
+	params[6] = history_days(r, days);
 	for (i = 0;
 	     params[1] != NULL && statuses[i] != NULL && strcmp(statuses[i], status); i++)
 		;
@@ -463,16 +494,18 @@ runs_list(struct req *r)
 		             "analysis_id must be a UUID");
 		return;
 	}
-	res = http_query_db(r,
-	                    "SELECT assay_run_json(j), assay_cursor(j.created_at, j.id)"
-	                    " FROM analysis_jobs j WHERE j.project_id = $1"
-	                    " AND ($2::text IS NULL OR j.status = $2)"
-	                    " AND ($3::text IS NULL OR j.tags @> ARRAY[$3])"
-	                    " AND ($4::uuid IS NULL OR j.analysis_id = $4::uuid)"
-	                    " AND ($5::text IS NULL OR (j.created_at, j.id) <"
-	                    "      (assay_cursor_time($5), split_part($5, '_', 2)::uuid))"
-	                    " ORDER BY j.created_at DESC, j.id DESC LIMIT $6::int",
-	                    6, params);
+	res = http_query_db(
+	    r,
+	    "SELECT assay_run_json(j), assay_cursor(j.created_at, j.id)"
+	    " FROM analysis_jobs j WHERE j.project_id = $1"
+	    " AND ($2::text IS NULL OR j.status = $2)"
+	    " AND ($3::text IS NULL OR j.tags @> ARRAY[$3])"
+	    " AND ($4::uuid IS NULL OR j.analysis_id = $4::uuid)"
+	    " AND ($5::text IS NULL OR (j.created_at, j.id) <"
+	    "      (assay_cursor_time($5), split_part($5, '_', 2)::uuid))" WITHIN_HISTORY(
+	        "j.created_at",
+	        "$7") " ORDER BY j.created_at DESC, j.id DESC LIMIT $6::int",
+	    7, params);
 	if (res == NULL)
 		return;
 	list_send(r, "runs", res, atol(limit) - 1);

@@ -123,10 +123,14 @@ worker_serve(struct app *app, FCGX_Request *fr)
 
 	switch (route_match(api_routes, api_nroutes, r.method, r.path, &r.match)) {
 	case ROUTE_OK:
-		if (!r.match.route->auth || auth_request(&r, &tenant))
+		if (r.match.route->access == A_TENANT && !auth_request(&r, &tenant))
+			break;
+		if (r.match.route->access == A_PROBE || limit_request(&r))
 			r.match.route->handler(&r);
 		break;
 	case ROUTE_BAD_METHOD:
+		if (!limit_request(&r))
+			break;
 		route_allow(r.match.allow, allow, sizeof allow);
 		snprintf(headers, sizeof headers, "Allow: %s\r\n", allow);
 		http_problem(&r, 405, "METHOD_NOT_ALLOWED", headers,
@@ -134,6 +138,8 @@ worker_serve(struct app *app, FCGX_Request *fr)
 		             allow);
 		break;
 	case ROUTE_NOT_FOUND:
+		if (!limit_request(&r))
+			break;
 		http_problem(&r, 404, "NOT_FOUND", NULL, "no resource at %s", r.path);
 		break;
 	}

@@ -4,16 +4,44 @@
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <libmemcached/memcached.h>
 
 #include "mc.h"
+#include "util.h"
 #include "xalloc.h"
+
+#define MC_BACKOFF_MIN_US 100000u
+#define MC_BACKOFF_MAX_US 5000000u
 
 struct mc {
 	memcached_st *mc;
+	uint64_t down_until_us, backoff_us;
+	bool up;
+	char error[128];
 };
+
+static memcached_st *
+mc_handle(memcached_server_st *list)
+{
+	memcached_st *m = memcached_create(NULL);
+
+	if (m == NULL)
+		abort();
+	memcached_server_push(m, list);
+	memcached_behavior_set(m, MEMCACHED_BEHAVIOR_DISTRIBUTION,
+	                       MEMCACHED_DISTRIBUTION_CONSISTENT_KETAMA);
+	memcached_behavior_set(m, MEMCACHED_BEHAVIOR_CONNECT_TIMEOUT, 50);
+	memcached_behavior_set(m, MEMCACHED_BEHAVIOR_POLL_TIMEOUT, 50);
+	memcached_behavior_set(m, MEMCACHED_BEHAVIOR_RCV_TIMEOUT, 50000);
+	memcached_behavior_set(m, MEMCACHED_BEHAVIOR_SND_TIMEOUT, 50000);
+	memcached_behavior_set(m, MEMCACHED_BEHAVIOR_RETRY_TIMEOUT, 1);
+	memcached_behavior_set(m, MEMCACHED_BEHAVIOR_TCP_NODELAY, 1);
+	return m;
+}
 
 struct mc *
 mc_new(const char *servers)
@@ -25,19 +53,9 @@ mc_new(const char *servers)
 	if (list == NULL)
 		return NULL;
 	m = xcalloc(1, sizeof *m);
-	m->mc = memcached_create(NULL);
-	if (m->mc == NULL)
-		abort();
-	memcached_server_push(m->mc, list);
+	m->mc = mc_handle(list);
+	m->up = true;
 	memcached_server_list_free(list);
-	memcached_behavior_set(m->mc, MEMCACHED_BEHAVIOR_DISTRIBUTION,
-	                       MEMCACHED_DISTRIBUTION_CONSISTENT_KETAMA);
-	memcached_behavior_set(m->mc, MEMCACHED_BEHAVIOR_CONNECT_TIMEOUT, 50);
-	memcached_behavior_set(m->mc, MEMCACHED_BEHAVIOR_POLL_TIMEOUT, 50);
-	memcached_behavior_set(m->mc, MEMCACHED_BEHAVIOR_RCV_TIMEOUT, 50000);
-	memcached_behavior_set(m->mc, MEMCACHED_BEHAVIOR_SND_TIMEOUT, 50000);
-	memcached_behavior_set(m->mc, MEMCACHED_BEHAVIOR_RETRY_TIMEOUT, 1);
-	memcached_behavior_set(m->mc, MEMCACHED_BEHAVIOR_TCP_NODELAY, 1);
 	return m;
 }
 
@@ -51,18 +69,168 @@ mc_free(struct mc *m)
 }
 
 bool
+mc_up(const struct mc *m)
+{
+	return m != NULL && m->up;
+}
+
+const char *
+mc_last_error(const struct mc *m)
+{
+	return m == NULL ? "no memcached servers configured" : m->error;
+}
+
+/* May the next operation go out, or is the handle backing off? */
+static bool
+mc_ready(struct mc *m)
+{
+	return m != NULL && (m->up || util_now_us() >= m->down_until_us);
+}
+
+/* Map a libmemcached result, starting or ending a backoff. */
+static enum mc_rc
+mc_result(struct mc *m, memcached_return_t rc)
+{
+	switch (rc) {
+	case MEMCACHED_SUCCESS:
+	case MEMCACHED_STORED:
+	case MEMCACHED_DELETED:
+	case MEMCACHED_END:
+		m->up = true;
+		m->backoff_us = 0;
+		return MC_OK;
+	case MEMCACHED_NOTFOUND:
+	case MEMCACHED_NOTSTORED:
+	case MEMCACHED_DATA_EXISTS:
+		m->up = true;
+		m->backoff_us = 0;
+		return MC_MISS;
+	default:
+		m->backoff_us = m->backoff_us ? m->backoff_us * 2 : MC_BACKOFF_MIN_US;
+		if (m->backoff_us > MC_BACKOFF_MAX_US)
+			m->backoff_us = MC_BACKOFF_MAX_US;
+		m->down_until_us = util_now_us() + m->backoff_us;
+		m->up = false;
+		snprintf(m->error, sizeof m->error, "%s", memcached_strerror(m->mc, rc));
+		return MC_DOWN;
+	}
+}
+
+bool
 mc_ping(struct mc *m, const char **err)
 {
-	static const char key[] = "assay:ping";
+	char *val = NULL;
+	size_t len;
+
+	if (m == NULL || mc_get(m, "assay:ping", &val, &len) == MC_DOWN) {
+		*err = mc_last_error(m);
+		return false;
+	}
+	free(val);
+	return true;
+}
+
+enum mc_rc
+mc_get(struct mc *m, const char *key, char **val, size_t *len)
+{
 	memcached_return_t rc;
+	uint32_t flags;
+
+	if (!mc_ready(m))
+		return MC_DOWN;
+	*val = memcached_get(m->mc, key, strlen(key), len, &flags, &rc);
+	if (rc == MEMCACHED_SUCCESS && *val == NULL)
+		*val = xstrdup(""); /* an empty value */
+	if (rc != MEMCACHED_SUCCESS) {
+		free(*val);
+		*val = NULL;
+	}
+	return mc_result(m, rc);
+}
+
+enum mc_rc
+mc_set(struct mc *m, const char *key, const char *val, size_t len, unsigned ttl_s)
+{
+	if (!mc_ready(m))
+		return MC_DOWN;
+	return mc_result(
+	    m, memcached_set(m->mc, key, strlen(key), val, len, (time_t)ttl_s, 0));
+}
+
+enum mc_rc
+mc_add(struct mc *m, const char *key, const char *val, size_t len, unsigned ttl_s)
+{
+	if (!mc_ready(m))
+		return MC_DOWN;
+	return mc_result(
+	    m, memcached_add(m->mc, key, strlen(key), val, len, (time_t)ttl_s, 0));
+}
+
+enum mc_rc
+mc_delete(struct mc *m, const char *key)
+{
+	if (!mc_ready(m))
+		return MC_DOWN;
+	return mc_result(m, memcached_delete(m->mc, key, strlen(key), 0));
+}
+
+enum mc_rc
+mc_incr(struct mc *m, const char *key, unsigned ttl_s, uint64_t *value)
+{
+	enum mc_rc rc;
+	int tries;
+
+	if (!mc_ready(m))
+		return MC_DOWN;
+	/* incr fails on a missing key; add fails when another process won the race. */
+	for (tries = 0; tries < 3; tries++) {
+		rc = mc_result(m, memcached_increment(m->mc, key, strlen(key), 1, value));
+		if (rc != MC_MISS)
+			return rc;
+		rc = mc_add(m, key, "1", 1, ttl_s);
+		if (rc != MC_MISS) {
+			*value = 1;
+			return rc;
+		}
+	}
+	return MC_DOWN;
+}
+
+struct mc_each {
+	void (*fn)(const char *, unsigned, bool, void *);
+	void *arg;
+};
+
+static memcached_return_t
+mc_server_check(const memcached_st *owner, const memcached_instance_st *s, void *ctx)
+{
+	struct mc_each *each = ctx;
+	memcached_server_st *one = NULL;
+	memcached_return_t rc;
+	memcached_st *probe;
 	size_t len;
 	uint32_t flags;
 	char *val;
 
-	val = memcached_get(m->mc, key, sizeof key - 1, &len, &flags, &rc);
+	(void)owner;
+	one = memcached_server_list_append(one, memcached_server_name(s),
+	                                   memcached_server_port(s), &rc);
+	probe = mc_handle(one);
+	memcached_server_list_free(one);
+	val = memcached_get(probe, "assay:ping", 10, &len, &flags, &rc);
 	free(val);
-	if (rc == MEMCACHED_SUCCESS || rc == MEMCACHED_NOTFOUND)
-		return true;
-	*err = memcached_strerror(m->mc, rc);
-	return false;
+	each->fn(memcached_server_name(s), memcached_server_port(s),
+	         rc == MEMCACHED_SUCCESS || rc == MEMCACHED_NOTFOUND, each->arg);
+	memcached_free(probe);
+	return MEMCACHED_SUCCESS;
+}
+
+void
+mc_servers(struct mc *m, void (*fn)(const char *, unsigned, bool, void *), void *arg)
+{
+	memcached_server_fn cb[1] = {mc_server_check};
+	struct mc_each each = {fn, arg};
+
+	if (m != NULL)
+		memcached_server_cursor(m->mc, cb, &each, 1);
 }

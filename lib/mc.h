@@ -2,18 +2,49 @@
  * memcached access through libmemcached: a server list with consistent
  * hashing and millisecond timeouts. memcached is never required for a
  * request to succeed; callers treat every failure as a cache miss.
+ *
+ * After a failure to reach the servers the handle stops trying for a
+ * backoff (100 ms, doubling up to 5 s, reset by the next success), so a
+ * dead or black-holed cache costs a request nothing while it is down.
  */
 #ifndef ASSAY_MC_H
 #define ASSAY_MC_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 struct mc;
+
+enum mc_rc {
+	MC_OK,
+	MC_MISS, /* no such key (get, incr, delete) or not stored (add) */
+	MC_DOWN, /* the servers could not be reached, or backing off */
+};
 
 /* servers: "host:port,host:port". NULL if the list cannot be parsed. */
 struct mc *mc_new(const char *servers);
 void mc_free(struct mc *);
 /* Round trip to the servers; true if they answered. Sets *err on failure. */
 bool mc_ping(struct mc *, const char **err);
+/* Whether the last operation reached the servers (false while backing off). */
+bool mc_up(const struct mc *);
+/* The last failure, for logs. */
+const char *mc_last_error(const struct mc *);
+
+/* *val is malloc'd and NUL-terminated on MC_OK. */
+enum mc_rc mc_get(struct mc *, const char *key, char **val, size_t *len);
+enum mc_rc mc_set(struct mc *, const char *key, const char *val, size_t len,
+                  unsigned ttl_s);
+enum mc_rc mc_add(struct mc *, const char *key, const char *val, size_t len,
+                  unsigned ttl_s);
+enum mc_rc mc_delete(struct mc *, const char *key);
+/* Add one to a counter, creating it at 1 with ttl_s when absent. */
+enum mc_rc mc_incr(struct mc *, const char *key, unsigned ttl_s, uint64_t *value);
+
+/* Call fn for each configured server with whether it answers a request now. */
+void mc_servers(struct mc *,
+                void (*fn)(const char *host, unsigned port, bool up, void *arg),
+                void *arg);
 
 #endif

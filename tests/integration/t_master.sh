@@ -55,7 +55,7 @@ serving && ok "serving after a broken reload" || fail "not serving after a broke
 
 # SIGHUP with a good file: the workers are replaced with the new count.
 cp "$conf.good" "$conf"
-printf 'workers = 2\n' >>"$conf"
+printf '[api]\nworkers = 2\n' >>"$conf"
 kill -HUP "$master"
 two_new() { count_is 2 && [ -z "$(comm -12 <(workers) <(printf '%s\n' "$before"))" ]; }
 eventually "good reload: 2 new workers" 100 two_new
