@@ -15,9 +15,12 @@
  * refuses: a read that fetched the old row before the write committed
  * cannot put it back afterwards.
  *
- * While memcached is unreachable a small per-worker LRU stands in. Other
- * workers cannot tell it about their writes, so its entries live at most
- * one second.
+ * Each worker also keeps a small LRU of its own. Final values (a finished
+ * run, its result) are kept there for their whole lifetime: nothing can
+ * make them stale, and a repeated read then costs no round trip at all.
+ * While memcached is unreachable the LRU also stands in for it; other
+ * workers cannot tell it about their writes, so those entries live at
+ * most one second.
  */
 #include "config.h"
 
@@ -31,16 +34,28 @@
 #include "util.h"
 #include "xalloc.h"
 
-#define LOCAL_SLOTS     128
+#define LOCAL_SLOTS     256
 #define LOCAL_MAX_BYTES 65536
 #define LOCAL_TTL_US    1000000u
 #define TOMBSTONE_S     5
+#define FINAL_MARK      '=' /* leads a final value in memcached (JSON never does) */
 
 static struct {
+	uint64_t hash;
 	char key[160];
 	char *val;
 	uint64_t until_us, used_us;
 } local[LOCAL_SLOTS];
+
+static uint64_t
+key_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603u;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211u;
+	return h;
+}
 
 static void
 cache_key(const struct req *r, const char *name, char key[160])
@@ -51,12 +66,12 @@ cache_key(const struct req *r, const char *name, char key[160])
 static char *
 local_get(const char *key)
 {
-	uint64_t now = util_now_us();
+	uint64_t now = util_now_us(), h = key_hash(key);
 	size_t i;
 
 	for (i = 0; i < LOCAL_SLOTS; i++)
-		if (local[i].val != NULL && local[i].until_us > now &&
-		    strcmp(local[i].key, key) == 0) {
+		if (local[i].hash == h && local[i].val != NULL &&
+		    local[i].until_us > now && strcmp(local[i].key, key) == 0) {
 			local[i].used_us = now;
 			return xstrdup(local[i].val);
 		}
@@ -77,7 +92,7 @@ local_forget(const char *key)
 
 /* Store in the least recently used (or an expired or empty) slot. */
 static void
-local_put(const char *key, const char *val)
+local_put(const char *key, const char *val, uint64_t ttl_us)
 {
 	uint64_t now = util_now_us();
 	size_t i, victim = 0;
@@ -95,8 +110,9 @@ local_put(const char *key, const char *val)
 	}
 	free(local[victim].val);
 	snprintf(local[victim].key, sizeof local[victim].key, "%s", key);
+	local[victim].hash = key_hash(key);
 	local[victim].val = xstrdup(val);
-	local[victim].until_us = now + LOCAL_TTL_US;
+	local[victim].until_us = now + ttl_us;
 	local[victim].used_us = now;
 }
 
@@ -110,27 +126,33 @@ enum cache_rc
 cache_query(struct req *r, const char *name, enum ttl_class ttl, const char *sql, int n,
             const char *const *params, char **text)
 {
+	unsigned ttl_s = (unsigned)cfg_int(r->app->cfg, API_CACHE_FIRST + ttl);
+	bool final, changing, tombstone = false;
+	char *stored;
 	char key[160];
 	size_t len;
 	PGresult *res;
-	bool keep, keep_out = false;
 
 	cache_key(r, name, key);
+	if ((*text = local_get(key)) != NULL) {
+		stat_add(&shm->cache_local_hits);
+		return CACHE_FOUND;
+	}
 	switch (mc_get(r->app->mc, key, text, &len)) {
 	case MC_OK:
 		if (len > 0) {
 			stat_add(&shm->cache_hits);
+			if (**text == FINAL_MARK) { /* final: keep it here too */
+				memmove(*text, *text + 1, len);
+				local_put(key, *text, (uint64_t)ttl_s * 1000000u);
+			}
 			return CACHE_FOUND;
 		}
 		free(*text); /* a tombstone: just written, read the database */
-		keep_out = true;
+		tombstone = true;
 		break;
 	case MC_DOWN:
 		stat_add(&shm->cache_errors);
-		if ((*text = local_get(key)) != NULL) {
-			stat_add(&shm->cache_local_hits);
-			return CACHE_FOUND;
-		}
 		break;
 	case MC_MISS:
 		break;
@@ -143,12 +165,22 @@ cache_query(struct req *r, const char *name, enum ttl_class ttl, const char *sql
 		return CACHE_NONE;
 	}
 	*text = xstrdup(PQgetvalue(res, 0, 0));
-	keep = PQnfields(res) < 2 || strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+	final = PQnfields(res) > 1 && strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+	changing = PQnfields(res) > 1 && !final;
 	PQclear(res);
-	if (keep && !keep_out &&
-	    mc_add(r->app->mc, key, *text, strlen(*text),
-	           (unsigned)cfg_int(r->app->cfg, API_CACHE_FIRST + ttl)) == MC_DOWN)
-		local_put(key, *text);
+	if (changing)
+		return CACHE_FOUND; /* changed outside this API: never stored */
+	if (final) {
+		local_put(key, *text, (uint64_t)ttl_s * 1000000u);
+		if (!tombstone) {
+			stored = xasprintf("%c%s", FINAL_MARK, *text);
+			mc_add(r->app->mc, key, stored, strlen(stored), ttl_s);
+			free(stored);
+		}
+	} else if (!tombstone &&
+	           mc_add(r->app->mc, key, *text, strlen(*text), ttl_s) == MC_DOWN) {
+		local_put(key, *text, LOCAL_TTL_US);
+	}
 	return CACHE_FOUND;
 }
 
