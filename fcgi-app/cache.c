@@ -129,6 +129,8 @@ cache_query(struct req *r, const char *name, enum ttl_class ttl, const char *sql
 	unsigned ttl_s = (unsigned)cfg_int(r->app->cfg, API_CACHE_FIRST + ttl);
 	bool final, changing, tombstone = false;
 	char *stored;
+	uint64_t t0;
+	enum mc_rc rc;
 	char key[160];
 	size_t len;
 	PGresult *res;
@@ -138,7 +140,10 @@ cache_query(struct req *r, const char *name, enum ttl_class ttl, const char *sql
 		stat_add(&shm->cache_local_hits);
 		return CACHE_FOUND;
 	}
-	switch (mc_get(r->app->mc, key, text, &len)) {
+	t0 = util_now_us();
+	rc = mc_get(r->app->mc, key, text, &len);
+	metrics_cache_op(util_now_us() - t0);
+	switch (rc) {
 	case MC_OK:
 		if (len > 0) {
 			stat_add(&shm->cache_hits);

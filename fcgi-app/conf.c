@@ -61,7 +61,11 @@ const struct cfg_key api_cfg_keys[API__MAX] = {
                          CFG_RELOADABLE,
                          "Where a client over its tier's limit can upgrade (in the 429 "
                          "body)."},
-/* The [tiers] keys of one tier: name, requests per minute, runs per hour, days kept. */
+    /* The [tiers] keys of one tier: name, requests per minute, runs per hour, days kept.
+     */
+    [API_METRICS] = {"api", "metrics", CFG_BOOL, "true", NULL, 0, 0, NULL, CFG_RELOADABLE,
+                     "Record request, database and cache metrics and serve GET "
+                     "/metrics (Prometheus text format)."},
 #define TIER_KEYS(t, name, req, runs, days)                                              \
 	[API_TIER_FIRST + (t)*TF__MAX +                                                  \
 	    TF_REQUESTS] =                                                               \

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <fcgiapp.h>
 #include <libpq-fe.h>
@@ -36,6 +37,7 @@ enum api_key {
 	API_RATE_LIMIT_PER_SEC,
 	API_TRUSTED_PROXIES,
 	API_UPGRADE_URL,
+	API_METRICS,
 	API_TIER_FIRST, /* TIER__MAX x TF__MAX keys: [tiers] <tier>_<field> */
 	API_CACHE_FIRST = API_TIER_FIRST + 9, /* TTL__MAX keys: [cache] ttl_<class> */
 	API__MAX = API_CACHE_FIRST + 5
@@ -255,17 +257,39 @@ void cache_forget(struct req *, const char *name);
 
 /* shm.c: counters shared by all workers of this host (made before forking). */
 #define SHM_LIMIT_SLOTS 8192
+#define SHM_WORKERS     256
+#define METRIC_BUCKETS  12
+#define METRIC_ROUTES   48 /* routes in the table, then one for unmatched paths */
 struct shm_counter {
 	uint64_t hash, state;
+};
+struct shm_hist {
+	uint64_t count, sum_us, bucket[METRIC_BUCKETS];
+};
+struct shm_worker {
+	int32_t pid; /* 0: free */
+	uint32_t busy, db_open;
 };
 struct shm {
 	uint32_t mc_down; /* memcached unreachable, as last seen by any worker */
 	uint64_t limited[TIER__MAX + 1]; /* 429s per tier; the last: per address */
 	uint64_t cache_hits, cache_misses, cache_local_hits, cache_errors;
+	uint64_t db_errors;
+	struct shm_hist http[METRIC_ROUTES][5]; /* by route and status class */
+	struct shm_hist db, cache_ops;
+	struct shm_worker workers[SHM_WORKERS];
 	struct shm_counter limit[SHM_LIMIT_SLOTS];
 };
 extern struct shm *shm;
 void shm_init(void);
+
+/* metrics.c: recording into shm, and GET /metrics. */
+void metrics_worker_start(void);     /* a worker takes a slot */
+void metrics_worker_gone(pid_t pid); /* the master frees a dead worker's slot */
+void metrics_request_start(void);
+void metrics_request_end(const struct req *, uint64_t us);
+void metrics_cache_op(uint64_t us);
+route_handler metrics_serve;
 
 /* master.c: block the signals the master takes synchronously (before forking),
  * then supervise workers on listen_fd until SIGTERM. master_run owns cfg;

@@ -33,6 +33,7 @@
 #include "extern.h"
 #include "log.h"
 #include "mc.h"
+#include "util.h"
 
 struct window {
 	const char *policy; /* name in RateLimit-Policy */
@@ -166,12 +167,14 @@ static void
 count(struct app *app, const char *name, const struct window *w, struct verdict *v)
 {
 	uint64_t len = (uint64_t)w->seconds * 1000000u, now = realtime_us();
-	uint64_t window = now / len, into = now % len, cur, prev;
+	uint64_t window = now / len, into = now % len, cur, prev, t0;
 	double left = (double)(len - into) / (double)len, est, target, f;
 
 	/* The host's table counts too, so that it is warm when memcached goes. */
 	counts_shared(name, window, &cur, &prev);
+	t0 = util_now_us();
 	counts_memcached(app->mc, name, window, w->seconds, &cur, &prev);
+	metrics_cache_op(util_now_us() - t0);
 	note_memcached(app->mc);
 	est = (double)prev * left + (double)cur;
 	v->over = est > (double)w->quota;

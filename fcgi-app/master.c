@@ -152,8 +152,10 @@ master_reap(struct master *m)
 	pid_t pid;
 	int status;
 
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		metrics_worker_gone(pid);
 		master_child_exited(m, pid, status);
+	}
 }
 
 static void

@@ -13,6 +13,7 @@ const struct route api_routes[] = {
     {M_GET, "/health", health_summary, A_PUBLIC},
     {M_GET, "/health/detailed", health_detailed, A_PUBLIC},
     {M_GET, "/internal/cache-stats", health_cache_stats, A_PUBLIC},
+    {M_GET, "/metrics", metrics_serve, A_PUBLIC},
 
     {M_POST, "/api/v1/analyses", analyses_create, A_TENANT},
     {M_GET, "/api/v1/analyses", analyses_list, A_TENANT},

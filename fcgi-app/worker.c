@@ -105,7 +105,7 @@ access_log(const struct req *r)
 }
 
 static void
-worker_serve(struct app *app, FCGX_Request *fr)
+worker_serve(struct app *app, FCGX_Request *fr, bool metrics)
 {
 	struct tenant tenant;
 	struct req r;
@@ -113,6 +113,8 @@ worker_serve(struct app *app, FCGX_Request *fr)
 
 	memset(&r, 0, sizeof r);
 	r.start_us = util_now_us();
+	if (metrics)
+		metrics_request_start();
 	r.fcgi = fr;
 	r.app = app;
 	r.method = http_param(&r, "REQUEST_METHOD");
@@ -143,6 +145,8 @@ worker_serve(struct app *app, FCGX_Request *fr)
 		http_problem(&r, 404, "NOT_FOUND", NULL, "no resource at %s", r.path);
 		break;
 	}
+	if (metrics)
+		metrics_request_end(&r, util_now_us() - r.start_us);
 	access_log(&r);
 }
 
@@ -150,6 +154,7 @@ void
 worker_run(const struct cfg *cfg, int listen_fd)
 {
 	struct app app = {cfg, NULL, NULL};
+	bool metrics = cfg_int(cfg, API_METRICS) != 0;
 	FCGX_Request fr;
 
 	worker_listen_fd = listen_fd;
@@ -158,6 +163,8 @@ worker_run(const struct cfg *cfg, int listen_fd)
 	if (getppid() == 1)
 		exit(0); /* the master died before we got here */
 	app.db = db_new(cfg_str(cfg, API_DATABASE_URL));
+	if (metrics)
+		metrics_worker_start();
 	app.mc = mc_new(cfg_str(cfg, API_MEMCACHED_SERVERS));
 	if (app.mc == NULL)
 		log_msg(LOG_WARN,
@@ -176,7 +183,7 @@ worker_run(const struct cfg *cfg, int listen_fd)
 			log_msg(LOG_ERROR, "accept failed: %s", strerror(errno));
 			exit(1);
 		}
-		worker_serve(&app, &fr);
+		worker_serve(&app, &fr, metrics);
 		FCGX_Finish_r(&fr);
 	}
 	db_free(app.db);

@@ -11,6 +11,7 @@
 
 #include "db.h"
 #include "log.h"
+#include "util.h"
 #include "xalloc.h"
 
 #define DB_MAX_PREPARED 64
@@ -69,6 +70,12 @@ db_drop(struct db *db)
 	db->nprepared = 0;
 }
 
+int
+db_connected(const struct db *db)
+{
+	return db != NULL && db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK;
+}
+
 PGconn *
 db_conn(struct db *db)
 {
@@ -123,8 +130,17 @@ db_exec_prepared(struct db *db, const char *sql, int n, const char *const *param
 	return PQexecPrepared(db->conn, name, n, params, NULL, NULL, 0);
 }
 
-enum db_rc
-db_query(struct db *db, PGresult **res, const char *sql, int n, const char *const *params)
+static void (*db_observer)(uint64_t, enum db_rc);
+
+void
+db_observe(void (*fn)(uint64_t, enum db_rc))
+{
+	db_observer = fn;
+}
+
+static enum db_rc
+db_query_once(struct db *db, PGresult **res, const char *sql, int n,
+              const char *const *params)
 {
 	ExecStatusType st;
 	PGconn *conn;
@@ -149,6 +165,17 @@ db_query(struct db *db, PGresult **res, const char *sql, int n, const char *cons
 		db_drop(db); /* broken: reconnect and try once more */
 	}
 	return DB_DOWN;
+}
+
+enum db_rc
+db_query(struct db *db, PGresult **res, const char *sql, int n, const char *const *params)
+{
+	uint64_t t0 = db_observer ? util_now_us() : 0;
+	enum db_rc rc = db_query_once(db, res, sql, n, params);
+
+	if (db_observer)
+		db_observer(util_now_us() - t0, rc);
+	return rc;
 }
 
 static enum db_rc

@@ -7,6 +7,8 @@
 #ifndef ASSAY_DB_H
 #define ASSAY_DB_H
 
+#include <stdint.h>
+
 #include <libpq-fe.h>
 
 enum db_rc {
@@ -37,6 +39,10 @@ enum db_rc db_query(struct db *, PGresult **res, const char *sql, int n,
 enum db_rc db_begin(struct db *);
 enum db_rc db_commit(struct db *);
 void db_rollback(struct db *);
+/* Call fn after every db_query of this process with its duration and outcome. */
+void db_observe(void (*fn)(uint64_t us, enum db_rc));
+/* Whether the connection is open now (without connecting). */
+int db_connected(const struct db *);
 /* The connection, connecting first if needed; NULL when down. */
 PGconn *db_conn(struct db *);
 

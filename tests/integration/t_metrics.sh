@@ -1,0 +1,44 @@
+# GET /metrics: the sum over every prefork worker, in the Prometheus text
+# format (promtool check metrics), with no high-cardinality labels.
+. "$(dirname "$0")/lib.sh"
+command -v promtool >/dev/null ||
+  { fail "promtool not found (tools/stack check fetches it into var/tools/bin)"; finish; }
+
+metric() { # metric 'NAME{LABELS}' -> its value, 0 when absent
+  curl -s "$ASSAY_URL/metrics" | awk -v m="$1" '$1 == m { v = $2 } END { print v + 0 }'
+}
+ready='http_requests_total{route="/ready",method="GET",status="2xx"}'
+before=$(metric "$ready")
+for i in $(seq 1 40); do curl -s -o /dev/null "$ASSAY_URL/ready"; done
+check "40 requests counted, whichever of the workers served them" "$(metric "$ready")" "$((before + 40))"
+
+http GET /metrics
+check "200" "$status" 200
+check_match "text format 0.0.4" "$(header Content-Type)" '^text/plain; version=0.0.4'
+out=$(printf '%s\n' "$body" | promtool check metrics 2>&1); rc=$?
+check "promtool check metrics accepts it" "$rc:$out" "0:"
+for family in http_request_duration_seconds http_requests_total http_requests_in_flight \
+  assay_runs idempotency_store_size database_query_duration_seconds \
+  database_connections_active database_connections_idle database_query_errors_total \
+  cache_hits_total cache_misses_total cache_operation_duration_seconds \
+  rate_limit_exceeded_total assay_build_info memcached_up; do
+  grep -q "^# TYPE $family " <<<"$body" && ok "family $family" || fail "family $family missing"
+done
+check_match "request histogram has buckets per route" "$body" \
+  'http_request_duration_seconds_bucket\{route="/ready",method="GET",status="2xx",le="\+Inf"\}'
+check "no id, key or raw path in any label" \
+  "$(grep -v '^#' <<<"$body" | grep -Eic '[0-9a-f]{8}-[0-9a-f]{4}|assay_[0-9a-f]{8}_')" 0
+check_match "in flight counts this request" "$(metric http_requests_in_flight)" '^[1-9]'
+check_match "database connections are open" "$(metric database_connections_idle)" '^[1-9]'
+
+# A 429 is counted under its tier.
+free='rate_limit_exceeded_total{tier="free"}'
+before=$(metric "$free")
+KEY=$(new_tenant "metrics_$$_$RANDOM" free)
+for i in $(seq 1 21); do api GET /api/v1/runs; done
+check "last of 21 free requests refused" "$status" 429
+check "429 counted for the free tier" "$(metric "$free")" "$((before + 1))"
+
+# Database query time is recorded by every worker.
+check_match "database queries observed" "$(metric database_query_duration_seconds_count)" '^[1-9]'
+finish
