@@ -30,6 +30,11 @@ http() {
   fi
   body=$(cat "$b")
   headers=$(tr -d '\r' <"$h")
+  # Every response is kept for the contract check against the OpenAPI document.
+  [ -n "${ASSAY_RESPONSES:-}" ] &&
+    jq -nc --arg m "$method" --arg p "$path" --argjson s "${status:-0}" \
+      --arg t "$(header Content-Type)" --rawfile b "$b" \
+      '{method: $m, path: $p, status: $s, type: $t, body: $b}' >>"$ASSAY_RESPONSES" 2>/dev/null
   rm -f "$h" "$b"
 }
 header() { printf '%s\n' "$headers" | grep -i "^$1:" | head -n 1 | cut -d' ' -f2-; }
@@ -48,6 +53,8 @@ eventually() {
 }
 
 api_log="$ASSAY_STACK_DIR/log/assay-api.log"
+# Node tools (tools/node/package.json), fetched by tools/stack check.
+export ASSAY_NODE_MODULES=${ASSAY_NODE_MODULES:-$srcdir/var/tools/node/node_modules}
 # Lines the api logged since the mark: log_mark; ...; log_since | grep ...
 log_mark() { mark=$(wc -l <"$api_log"); }
 log_since() { tail -n +"$((mark + 1))" "$api_log"; }

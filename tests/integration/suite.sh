@@ -18,9 +18,16 @@ else
   # shellcheck disable=SC1091
   . "$stackdir/env"
 fi
+export ASSAY_RESPONSES=$(mktemp)
 rc=0
 for t in "$here"/t_*.sh; do
   echo "== $(basename "$t") behind $server"
   bash "$t" || { echo "== FAILED: $(basename "$t") behind $server"; rc=1; }
 done
+# Every response the tests received must be as the OpenAPI document says.
+echo "== contract: recorded responses against htdocs/openapi.json"
+. "$here/lib.sh"
+node "$here/validate-responses.mjs" "$srcdir/htdocs/openapi.json" "$ASSAY_RESPONSES" ||
+  { echo "== FAILED: contract behind $server"; rc=1; }
+rm -f "$ASSAY_RESPONSES"
 exit $rc

@@ -13,6 +13,7 @@ for i in $(seq 1 40); do curl -s -o /dev/null "$ASSAY_URL/ready"; done
 check "40 requests counted, whichever of the workers served them" "$(metric "$ready")" "$((before + 40))"
 
 http GET /metrics
+apimetrics=$body
 check "200" "$status" 200
 check_match "text format 0.0.4" "$(header Content-Type)" '^text/plain; version=0.0.4'
 out=$(printf '%s\n' "$body" | promtool check metrics 2>&1); rc=$?
@@ -38,6 +39,33 @@ KEY=$(new_tenant "metrics_$$_$RANDOM" free)
 for i in $(seq 1 21); do api GET /api/v1/runs; done
 check "last of 21 free requests refused" "$status" 429
 check "429 counted for the free tier" "$(metric "$free")" "$((before + 1))"
+
+# The executor's metrics: outcomes, durations, failure reasons, queue depth.
+KEY=$ASSAY_API_KEY
+analysis=$(new_analysis)
+api POST /api/v1/runs "{\"name\":\"m\",\"analysis_id\":\"$analysis\"}"
+run=$(json .run.id)
+finished() { api GET "/api/v1/runs/$run" && [ "$(json .run.status)" = completed ]; }
+eventually "a run completes" 100 finished
+ex=$(curl -s "$EXECUTOR_URL/metrics")
+out=$(printf '%s\n' "$ex" | promtool check metrics 2>&1); rc=$?
+check "executor: promtool check metrics accepts it" "$rc:$out" "0:"
+for family in assay_executor_jobs_total assay_executor_job_duration_seconds \
+  assay_executor_failures_total assay_executor_leases_recovered_total \
+  assay_executor_running_jobs assay_executor_queue_depth; do
+  grep -q "^# TYPE $family " <<<"$ex" && ok "executor family $family" || fail "executor family $family missing"
+done
+check_match "executor: completions counted" "$(grep '^assay_executor_jobs_total{outcome="completed"}' <<<"$ex")" ' [1-9]'
+check_match "executor: durations observed" "$(grep '^assay_executor_job_duration_seconds_count' <<<"$ex")" ' [1-9]'
+
+# The Grafana dashboard only uses metrics that exist.
+missing=
+for name in $(grep -oE '(http|database|cache|rate_limit|memcached|assay)_[a-z_]+' "$srcdir/etc/grafana/assay-dashboard.json" |
+  sed 's/_bucket$//' | sort -u); do
+  grep -q "^# TYPE $name " <<<"$apimetrics
+$ex" || missing="$missing $name"
+done
+check "the dashboard's metrics all exist" "$missing" ""
 
 # Database query time is recorded by every worker.
 check_match "database queries observed" "$(metric database_query_duration_seconds_count)" '^[1-9]'
