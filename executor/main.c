@@ -29,6 +29,7 @@
 #include "db.h"
 #include "extern.h"
 #include "log.h"
+#include "probe.h"
 #include "util.h"
 #include "xalloc.h"
 
@@ -207,9 +208,10 @@ ex_line(struct ex *ex, struct job *j, const char *line)
 		j->error = strcmp(msg, "memory limit") == 0
 		               ? xstrdup(msg)
 		               : xasprintf("script error: %s", msg);
+		/* Not "error": EventSource clients reserve that name. */
 		if (json_object_object_get_ex(o, "stack", &v))
 			jobs_event(
-			    ex->db, j, "error",
+			    ex->db, j, "script_error",
 			    json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	} else if (strcmp(type, "log") == 0 || strcmp(type, "progress") == 0 ||
 	           strcmp(type, "emit") == 0) {
@@ -453,73 +455,27 @@ ex_signals(struct ex *ex)
 	}
 }
 
-/* The HTTP endpoint: one short request per connection, answered at once. */
-static void
-ex_http(struct ex *ex)
+/* The HTTP port (lib/probe.c): GET /health and GET /metrics. */
+static int
+ex_probe(const char *path, FILE *f, const char **ctype, void *arg)
 {
-	struct timeval tv = {0, 200000};
-	char req[1024], *body = NULL, head[256];
-	const char *ctype = "application/json", *status = "200 OK";
-	size_t len = 0;
-	ssize_t n;
-	FILE *f;
-	int c;
+	struct ex *ex = arg;
 
-	c = accept4(ex->http_fd, NULL, NULL, SOCK_CLOEXEC);
-	if (c < 0)
-		return;
-	setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	n = read(c, req, sizeof req - 1);
-	req[n > 0 ? n : 0] = '\0';
-	f = open_memstream(&body, &len);
-	if (strncmp(req, "GET /health ", 12) == 0) {
+	if (strcmp(path, "/health") == 0) {
 		fprintf(f,
 		        "{\"status\":\"%s\",\"version\":\"%s\",\"jobs_processed\":%lu,"
 		        "\"running\":%zu,\"capacity\":%ld,\"database\":\"%s\"}",
 		        ex->stopping ? "stopping" : "healthy", PACKAGE_VERSION,
 		        ex->processed, ex->njobs, ex_int(ex, EX_MAX_CONCURRENT),
 		        ex->listening ? "connected" : "unavailable");
-	} else if (strncmp(req, "GET /metrics ", 13) == 0) {
-		ctype = "text/plain; version=0.0.4";
+		return 1;
+	}
+	if (strcmp(path, "/metrics") == 0) {
+		*ctype = "text/plain; version=0.0.4";
 		ex_metrics(ex, f);
-	} else {
-		status = "404 Not Found";
-		ctype = "application/problem+json";
-		fprintf(
-		    f, "{\"type\":\"about:blank\",\"title\":\"Not Found\",\"status\":404,"
-		       "\"detail\":\"this port serves GET /health and GET /metrics\"}");
+		return 1;
 	}
-	fclose(f);
-	snprintf(head, sizeof head,
-	         "HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\nConnection: "
-	         "close\r\n\r\n",
-	         status, ctype, len);
-	if (write(c, head, strlen(head)) < 0 || write(c, body, len) < 0) {
-		/* the client left */
-	}
-	free(body);
-	close(c);
-}
-
-static int
-ex_http_listen(const struct ex *ex)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET};
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), one = 1;
-
-	sa.sin_port = htons((uint16_t)ex_int(ex, EX_PORT));
-	if (fd < 0 ||
-	    inet_pton(AF_INET, cfg_str(ex->cfg, EX_LISTEN_ADDRESS), &sa.sin_addr) != 1 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-	    bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 64) != 0) {
-		log_msg(LOG_ERROR, "cannot listen on %s:%ld: %s",
-		        cfg_str(ex->cfg, EX_LISTEN_ADDRESS), ex_int(ex, EX_PORT),
-		        strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	return fd;
+	return 0;
 }
 
 /* Time-driven work; returns milliseconds until the next deadline. */
@@ -602,7 +558,7 @@ ex_run(struct ex *ex)
 		if (pfd[2].revents)
 			ex_notifications(ex);
 		if (pfd[1].revents)
-			ex_http(ex);
+			probe_serve(ex->http_fd, ex_probe, ex);
 		if (pfd[0].revents)
 			ex_signals(ex);
 	}
@@ -693,7 +649,8 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	ex.sig_fd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
-	ex.http_fd = ex_http_listen(&ex);
+	ex.http_fd =
+	    probe_listen(cfg_str(ex.cfg, EX_LISTEN_ADDRESS), ex_int(&ex, EX_PORT));
 	if (ex.sig_fd < 0 || ex.http_fd < 0)
 		return 1;
 	ex.db = db_new(cfg_str(ex.cfg, EX_DATABASE_URL));

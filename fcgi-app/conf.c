@@ -61,6 +61,35 @@ const struct cfg_key api_cfg_keys[API__MAX] = {
                          CFG_RELOADABLE,
                          "Where a client over its tier's limit can upgrade (in the 429 "
                          "body)."},
+    [STREAM_LISTEN] = {"stream", "listen", CFG_STRING, "/run/assay/stream.sock", NULL, 0,
+                       0, NULL, 0,
+                       "assay-stream's FastCGI socket (a path); the web server sends "
+                       "GET /api/v1/runs/{id}/events there."},
+    [STREAM_SOCKET_MODE] = {"stream", "socket_mode", CFG_MODE, "0660", NULL, 0, 0, NULL,
+                            0, "Permissions of assay-stream's socket."},
+    [STREAM_PROBE_ADDRESS] = {"stream", "listen_address", CFG_STRING, "127.0.0.1", NULL,
+                              0, 0, NULL, 0,
+                              "Address of assay-stream's GET /health and /metrics port."},
+    [STREAM_PROBE_PORT] = {"stream", "port", CFG_INT, "8003", NULL, 1, 65535, NULL, 0,
+                           "Port of assay-stream's GET /health and /metrics."},
+    [STREAM_MAX_STREAMS] = {"stream", "max_streams", CFG_INT, "20000", NULL, 1, 1000000,
+                            NULL, 0,
+                            "Streams held at once; more get 503 (the open-file limit "
+                            "is raised to fit)."},
+    [STREAM_HEARTBEAT] = {"stream", "heartbeat_seconds", CFG_INT, "15", NULL, 1, 3600,
+                          NULL, 0,
+                          "A comment line is sent on a stream idle this long, so that "
+                          "proxies keep it open and clients notice a dead one."},
+    [STREAM_RETRY_MS] = {"stream", "retry_ms", CFG_INT, "3000", NULL, 0, 600000, NULL, 0,
+                         "The reconnection delay suggested to clients (retry:)."},
+    [STREAM_BUFFER] = {"stream", "buffer_bytes", CFG_INT, "262144", NULL, 4096, 67108864,
+                       NULL, 0,
+                       "Unsent bytes a stream may hold; a client further behind is "
+                       "disconnected and resumes with Last-Event-ID."},
+    [STREAM_TOKEN_TTL] = {"stream", "token_ttl_seconds", CFG_INT, "600", NULL, 10, 86400,
+                          NULL, CFG_RELOADABLE,
+                          "Lifetime of the single-run tokens of POST "
+                          "/api/v1/runs/{id}/events/token (for EventSource)."},
     /* The [tiers] keys of one tier: name, requests per minute, runs per hour, days kept.
      */
     [API_METRICS] = {"api", "metrics", CFG_BOOL, "true", NULL, 0, 0, NULL, CFG_RELOADABLE,

@@ -38,6 +38,15 @@ enum api_key {
 	API_TRUSTED_PROXIES,
 	API_UPGRADE_URL,
 	API_METRICS,
+	STREAM_LISTEN, /* [stream]: assay-stream */
+	STREAM_SOCKET_MODE,
+	STREAM_PROBE_ADDRESS,
+	STREAM_PROBE_PORT,
+	STREAM_MAX_STREAMS,
+	STREAM_HEARTBEAT,
+	STREAM_RETRY_MS,
+	STREAM_BUFFER,
+	STREAM_TOKEN_TTL,
 	API_TIER_FIRST, /* TIER__MAX x TF__MAX keys: [tiers] <tier>_<field> */
 	API_CACHE_FIRST = API_TIER_FIRST + 9, /* TTL__MAX keys: [cache] ttl_<class> */
 	API__MAX = API_CACHE_FIRST + 5
@@ -304,7 +313,8 @@ void worker_run(const struct cfg *, int listen_fd); /* never returns */
 route_handler health_live, health_ready, health_summary, health_detailed,
     health_cache_stats;
 /* runs.c */
-route_handler runs_create, runs_list, runs_get, runs_start, runs_cancel, runs_result;
+route_handler runs_create, runs_list, runs_get, runs_start, runs_cancel, runs_result,
+    runs_events_token;
 /* analyses.c */
 route_handler analyses_create, analyses_list, analyses_get, analyses_update,
     analyses_delete, analyses_versions;

@@ -28,6 +28,7 @@ const struct route api_routes[] = {
     {M_POST, "/api/v1/runs/{id}/start", runs_start, A_TENANT},
     {M_POST, "/api/v1/runs/{id}/cancel", runs_cancel, A_TENANT},
     {M_GET, "/api/v1/runs/{id}/result", runs_result, A_TENANT},
+    {M_POST, "/api/v1/runs/{id}/events/token", runs_events_token, A_TENANT},
 };
 
 const size_t api_nroutes = sizeof api_routes / sizeof api_routes[0];

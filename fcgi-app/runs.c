@@ -17,6 +17,7 @@
 #include "cfg.h"
 #include "db.h"
 #include "extern.h"
+#include "util.h"
 #include "xalloc.h"
 
 static const char *const statuses[] = {"created", "pending",  "running", "completed",
@@ -509,5 +510,59 @@ runs_list(struct req *r)
 	if (res == NULL)
 		return;
 	list_send(r, "runs", res, atol(limit) - 1);
+	PQclear(res);
+}
+
+/*
+ * A token for following this run's events where headers cannot be sent
+ * (EventSource): random, stored as its SHA-256, valid for this run only,
+ * for token_ttl_seconds, and accepted only by assay-stream. Expired
+ * tokens are deleted as new ones are made.
+ */
+void
+runs_events_token(struct req *r)
+{
+	char days[16], ttl[16], hex[49], token[56], digest[65], *members;
+	const char *params[5] = {r->match.params[0], r->tenant->project_id,
+	                         history_days(r, days), digest, ttl};
+	PGresult *res;
+
+	if (!valid_uuid(params[0])) {
+		run_not_found(r);
+		return;
+	}
+	if (!util_random_hex(hex, 24)) {
+		http_problem(r, 503, "NO_RANDOMNESS", "Retry-After: 1\r\n",
+		             "no random bytes available; try again");
+		return;
+	}
+	snprintf(token, sizeof token, "sse_%s", hex);
+	apikey_sha256_hex(token, strlen(token), digest);
+	snprintf(ttl, sizeof ttl, "%ld", cfg_int(r->app->cfg, STREAM_TOKEN_TTL));
+	res = http_query_db(
+	    r,
+	    "WITH j AS (SELECT id FROM analysis_jobs WHERE id = $1 AND project_id = "
+	    "$2" WITHIN_HISTORY(
+	        "created_at",
+	        "$3") "),"
+	              " gone AS (DELETE FROM stream_tokens WHERE expires_at < now()),"
+	              " t AS (INSERT INTO stream_tokens (token_hash, job_id, expires_at)"
+	              "  SELECT decode($4, 'hex'), id, now() + $5::int * interval '1 "
+	              "second' FROM j"
+	              "  RETURNING expires_at)"
+	              " SELECT assay_ts(expires_at) FROM t",
+	    5, params);
+	if (res == NULL)
+		return;
+	if (PQntuples(res) == 1) {
+		members =
+		    xasprintf("\"token\":\"%s\",\"run_id\":\"%s\",\"expires_at\":\"%s\","
+		              "\"events_url\":\"/api/v1/runs/%s/events?token=%s\"",
+		              token, params[0], PQgetvalue(res, 0, 0), params[0], token);
+		http_success(r, 201, NULL, members);
+		free(members);
+	} else {
+		run_not_found(r);
+	}
 	PQclear(res);
 }

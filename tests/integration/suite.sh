@@ -11,6 +11,7 @@ if [ -n "${ASSAY_TEST_ENV:-}" ]; then
   . "$ASSAY_TEST_ENV"
 else
   export ASSAY_BUILDDIR=$top_builddir
+  export ASSAY_STREAM_HEARTBEAT=2 # so that a test sees heartbeats quickly
   stackdir=$top_builddir/tests/integration/stack-$server
   "$top_srcdir/tools/stack" down --purge --dir "$stackdir" >/dev/null 2>&1
   trap '"$top_srcdir/tools/stack" down --dir "$stackdir"' EXIT
@@ -30,4 +31,9 @@ echo "== contract: recorded responses against htdocs/openapi.json"
 node "$here/validate-responses.mjs" "$srcdir/htdocs/openapi.json" "$ASSAY_RESPONSES" ||
   { echo "== FAILED: contract behind $server"; rc=1; }
 rm -f "$ASSAY_RESPONSES"
+# No API key the tests used, nor any other, may appear in any log.
+echo "== secrets: no API key in the logs of the whole run"
+if grep -rEl 'assay_[0-9a-f]{8}_[0-9a-f]{48}' "$ASSAY_STACK_DIR/log"; then
+  echo "== FAILED: an API key was logged behind $server"; rc=1
+fi
 exit $rc

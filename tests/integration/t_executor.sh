@@ -69,7 +69,7 @@ check "the executor is the same process" "$(running "$(ex_pid)" && echo yes)" ye
 r=$(submit "$(analysis 'function analyze() { throw new Error("flaky"); }' ', max_attempts: 2')")
 wait_run "$r" "retried" 100
 check "retry: failed after 2 attempts" "$(json .run.attempts)" 2
-check "retry: events" "$(sql "SELECT string_agg(type, ',' ORDER BY seq) FROM job_events WHERE job_id = '$r' AND type NOT IN ('error')")" \
+check "retry: events" "$(sql "SELECT string_agg(type, ',' ORDER BY seq) FROM job_events WHERE job_id = '$r' AND type NOT IN ('script_error')")" \
   "created,pending,running,pending,running,failed"
 
 # Cancel a running job.
