@@ -87,6 +87,7 @@ struct topic {
 	size_t nsubs;
 	long fetched;      /* highest event id fetched */
 	bool queued;       /* a fetch is queued or running */
+	bool delivering;   /* events are being handed out */
 	bool again;        /* news arrived while it was */
 };
 
@@ -147,7 +148,7 @@ topic_release(struct topic *t)
 {
 	struct topic **pp;
 
-	if (t->nsubs > 0 || t->queued)
+	if (t->nsubs > 0 || t->queued || t->delivering)
 		return;
 	for (pp = &st.topics[topic_bucket(t->run)]; *pp != t; pp = &(*pp)->hnext)
 		;
@@ -188,6 +189,20 @@ topic_fetch(struct topic *t)
 	query_push(q);
 }
 
+/* The three statements, prepared on each new connection under their kind's number. */
+static const char *const statements[] = {
+    [Q_KEY] = "SELECT encode(k.hash, 'hex'), k.revoked_at IS NOT NULL, j.status,"
+              " j.event_seq FROM api_keys k"
+              " JOIN projects p ON p.tenant_id = k.tenant_id AND p.name = 'default'"
+              " LEFT JOIN analysis_jobs j ON j.id = $2::uuid AND j.project_id = p.id"
+              " WHERE k.prefix = $1",
+    [Q_TOKEN] = "SELECT t.expires_at > now(), j.status, j.event_seq"
+                " FROM stream_tokens t JOIN analysis_jobs j ON j.id = t.job_id"
+                " WHERE t.token_hash = decode($1, 'hex') AND t.job_id = $2::uuid",
+    [Q_FETCH] = "SELECT seq, type, data::text FROM job_events"
+                " WHERE job_id = $1::uuid AND seq > $2::int ORDER BY seq LIMIT 500",
+};
+
 static void
 pg_watch(uint32_t events)
 {
@@ -210,6 +225,15 @@ pg_connect(void)
 	st.pg = PQconnectdbParams(kw, val, 1);
 	res = PQstatus(st.pg) == CONNECTION_OK ? PQexec(st.pg, "LISTEN assay_events")
 	                                       : NULL;
+	for (i = 0; i < sizeof statements / sizeof statements[0] && res != NULL &&
+	            PQresultStatus(res) == PGRES_COMMAND_OK;
+	     i++) {
+		char name[8];
+
+		PQclear(res);
+		snprintf(name, sizeof name, "s%zu", i);
+		res = PQprepare(st.pg, name, statements[i], 2, NULL);
+	}
 	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
 		if (st.pg_retry_us == 0)
 			log_msg(LOG_WARN, "PostgreSQL unreachable: %s; retrying every second",
@@ -233,6 +257,7 @@ pg_connect(void)
 	pg_pump();
 }
 
+static void notified(const char *payload);
 static void conn_answer(struct conn *, int status, const char *code, const char *headers,
                         const char *detail);
 static void conn_close(struct conn *);
@@ -260,20 +285,9 @@ pg_lost(void)
 static void
 pg_send(struct query *q)
 {
-	static const char *const sql[] = {
-	    [Q_KEY] = "SELECT encode(k.hash, 'hex'), k.revoked_at IS NOT NULL, j.status,"
-	              " j.event_seq FROM api_keys k"
-	              " JOIN projects p ON p.tenant_id = k.tenant_id AND p.name = 'default'"
-	              " LEFT JOIN analysis_jobs j ON j.id = $2::uuid AND j.project_id = p.id"
-	              " WHERE k.prefix = $1",
-	    [Q_TOKEN] = "SELECT t.expires_at > now(), j.status, j.event_seq"
-	                " FROM stream_tokens t JOIN analysis_jobs j ON j.id = t.job_id"
-	                " WHERE t.token_hash = decode($1, 'hex') AND t.job_id = $2::uuid",
-	    [Q_FETCH] = "SELECT seq, type, data::text FROM job_events"
-	                " WHERE job_id = $1::uuid AND seq > $2::int ORDER BY seq LIMIT 500",
-	};
 	const char *params[2] = {q->p[0], q->p[1]};
 	struct conn *c;
+	char name[8];
 	long low;
 
 	if (q->kind == Q_FETCH) {
@@ -284,7 +298,8 @@ pg_send(struct query *q)
 		snprintf(q->p[1], sizeof q->p[1], "%ld", low == LONG_MAX ? 0 : low);
 		q->topic->again = false;
 	}
-	if (!PQsendQueryParams(st.pg, sql[q->kind], 2, NULL, params, NULL, NULL, 0)) {
+	snprintf(name, sizeof name, "s%d", (int)q->kind);
+	if (!PQsendQueryPrepared(st.pg, name, 2, params, NULL, NULL, 0)) {
 		st.running = q;
 		pg_lost();
 		return;
@@ -322,9 +337,6 @@ pg_readable(void)
 {
 	PGresult *res, *first = NULL;
 	PGnotify *n;
-	struct topic *t;
-	char run[37];
-	long seq;
 
 	if (st.pg_flushing) {
 		st.pg_flushing = PQflush(st.pg) == 1;
@@ -335,9 +347,7 @@ pg_readable(void)
 		return;
 	}
 	while ((n = PQnotifies(st.pg)) != NULL) {
-		if (sscanf(n->extra, "%36s %ld", run, &seq) == 2 &&
-		    (t = topic_find(run)) != NULL && seq > t->fetched)
-			topic_fetch(t);
+		notified(n->extra);
 		PQfreemem(n);
 	}
 	if (!st.pg_busy || PQisBusy(st.pg))
@@ -612,36 +622,84 @@ conn_start(struct conn *c, const char *status, long event_seq)
 	conn_flush(c);
 }
 
-static void
-fetched(struct topic *t, PGresult *res)
+/*
+ * Hand event seq to the subscribers whose last event is seq - 1 (so none
+ * gets a gap or a duplicate); end those it finishes. Not flushed here.
+ * Returns how many subscribers are further behind.
+ */
+static size_t
+topic_deliver(struct topic *t, long seq, const char *type, const char *data)
 {
 	struct conn *c, *next;
-	long seq = 0;
-	int i, rows = PQntuples(res);
+	size_t behind = 0;
 
-	for (i = 0; i < rows; i++) {
-		seq = atol(PQgetvalue(res, i, 0));
-		for (c = t->subs; c != NULL; c = next) {
-			next = c->next;
-			if (c->last >= seq)
-				continue;
-			if (!conn_event(c, seq, PQgetvalue(res, i, 1), PQgetvalue(res, i, 2)))
-				continue;
-			if (is_terminal(PQgetvalue(res, i, 1))) {
-				unsubscribe(c);
-				conn_end(c);
-				conn_flush(c); /* closes it once all is written */
-			}
+	t->delivering = true; /* unsubscribing the last one must not free t */
+	for (c = t->subs; c != NULL; c = next) {
+		next = c->next;
+		if (c->last < seq - 1)
+			behind++;
+		if (c->last != seq - 1 || !conn_event(c, seq, type, data))
+			continue;
+		if (is_terminal(type)) {
+			unsubscribe(c);
+			conn_end(c);
+			conn_flush(c); /* closes it once all is written */
 		}
-		if (seq > t->fetched)
-			t->fetched = seq;
 	}
+	t->delivering = false;
+	if (seq > t->fetched)
+		t->fetched = seq;
+	return behind;
+}
+
+static void
+topic_flush(struct topic *t)
+{
+	struct conn *c, *next;
+
 	for (c = t->subs; c != NULL; c = next) {
 		next = c->next;
 		conn_flush(c);
 	}
+}
+
+static void
+fetched(struct topic *t, PGresult *res)
+{
+	int i, rows = PQntuples(res);
+
+	for (i = 0; i < rows; i++)
+		topic_deliver(t, atol(PQgetvalue(res, i, 0)), PQgetvalue(res, i, 1),
+		              PQgetvalue(res, i, 2));
+	topic_flush(t);
 	if (rows == FETCH_ROWS)
 		t->again = true;
+}
+
+/*
+ * A NOTIFY: '<run> <seq>', or '<run> <seq> <type> <data>' carrying the
+ * event. A carried event goes straight to the watchers that are up to
+ * date; anyone behind, or a short notice, makes the topic fetch.
+ */
+static void
+notified(const char *payload)
+{
+	char run[37], type[32];
+	struct topic *t;
+	long seq;
+	int n = 0;
+
+	if (sscanf(payload, "%36s %ld %31s %n", run, &seq, type, &n) < 2 ||
+	    (t = topic_find(run)) == NULL)
+		return;
+	if (n > 0 && seq == t->fetched + 1) {
+		if (topic_deliver(t, seq, type, payload + n) > 0)
+			topic_fetch(t);
+		topic_flush(t);
+		topic_release(t);
+	} else if (seq > t->fetched) {
+		topic_fetch(t);
+	}
 }
 
 static void

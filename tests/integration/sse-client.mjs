@@ -1,6 +1,6 @@
 // EventSource clients (npm eventsource) for the stream tests and benchmark.
 //   node sse-client.mjs URL[,URL...] COUNT [--header 'Name: value'] [--timeout S]
-//                       [--print] [--latency]
+//                       [--print] [--latency] [--delays FILE]
 // Opens COUNT streams, spread over the URLs in turn. Each stream is closed
 // by the client at its run's terminal event (EventSource would otherwise
 // reconnect); it reconnects by itself, with Last-Event-ID, when the server
@@ -8,7 +8,9 @@
 // --latency: events whose data has "t" (ms since the epoch, set when the
 // event was written) give their delivery delay. At the end one JSON line:
 // {"opened", "finished", "events", "errors", "ids": {stream: [ids...]},
-//  "latency_ms": {"p50", "p99", "n"}}. Exit 1 on timeout.
+//  "latency_ms": {"p50", "p99", "n"}}; --delays also writes every delay
+// (ms, one per line) to FILE, to merge several clients. Exit 1 on timeout.
+import { writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
 const require = createRequire(process.env.ASSAY_NODE_MODULES + '/');
@@ -18,7 +20,7 @@ const args = process.argv.slice(2);
 const urls = args[0].split(',');
 const count = Number(args[1]);
 const headers = {};
-let timeout = 60, print = false, latency = false;
+let timeout = 60, print = false, latency = false, delaysFile = null;
 for (let i = 2; i < args.length; i++) {
   if (args[i] === '--header') {
     const h = args[++i], c = h.indexOf(':');
@@ -26,6 +28,7 @@ for (let i = 2; i < args.length; i++) {
   } else if (args[i] === '--timeout') timeout = Number(args[++i]);
   else if (args[i] === '--print') print = true;
   else if (args[i] === '--latency') latency = true;
+  else if (args[i] === '--delays') { latency = true; delaysFile = args[++i]; }
 }
 
 const terminal = new Set(['completed', 'failed', 'canceled']);
@@ -34,6 +37,7 @@ let opened = 0, finished = 0, events = 0, errors = 0;
 
 function done(code) {
   delays.sort((a, b) => a - b);
+  if (delaysFile) writeFileSync(delaysFile, delays.join('\n') + '\n');
   const q = (p) => (delays.length ? delays[Math.min(delays.length - 1, Math.floor(p * delays.length))] : null);
   console.log(JSON.stringify({
     opened, finished, events, errors,
