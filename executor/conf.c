@@ -46,4 +46,9 @@ const struct cfg_key ex_cfg_keys[EX__MAX] = {
                        "Largest result stored inline with the run."},
     [EX_LOG_LEVEL] = {"executor", "log_level", CFG_ENUM, "info", "LOG_LEVEL", 0, 0,
                       log_level_names, CFG_RELOADABLE, "Least severe level logged."},
+    [EX_MEMCACHED_SERVERS] =
+        {"executor", "memcached_servers", CFG_STRING,
+         "127.0.0.1:11211", "MEMCACHED_SERVERS", 0, 0, NULL, 0,
+         "The API's memcached servers (as in assay.conf): each change of a run's "
+         "state makes the API's cache forget the run. Empty: no cache to tell."},
 };

@@ -29,6 +29,7 @@ enum ex_key {
 	EX_OUTPUT_MAX,
 	EX_RESULT_MAX,
 	EX_LOG_LEVEL,
+	EX_MEMCACHED_SERVERS,
 	EX__MAX
 };
 extern const struct cfg_key ex_cfg_keys[EX__MAX];
@@ -45,6 +46,7 @@ struct job_spec {
 /* One claimed run. */
 struct job {
 	char id[40];
+	char project[24];
 	int attempts, max_attempts;
 	char *script, *input;
 	long timeout_ms, memory_mb;
@@ -59,16 +61,22 @@ struct job {
 	bool canceled, timed_out, too_large, lost;
 };
 
-/* jobs.c: the job table. All return false after logging a database failure. */
-int jobs_claim(struct db *, const char *worker, int n, int lease_s, struct job **out);
+/*
+ * jobs.c: the job table. All return false after logging a database
+ * failure. Every change of a run's state also makes the API's cache
+ * forget that run (mc may be NULL: no cache).
+ */
+struct mc;
+int jobs_claim(struct db *, struct mc *, const char *worker, int n, int lease_s,
+               struct job **out);
 bool jobs_heartbeat(struct db *, const char *worker, int lease_s, struct job *const *,
                     size_t n);
-int jobs_recover(struct db *);
+int jobs_recover(struct db *, struct mc *);
 bool jobs_event(struct db *, const struct job *, const char *type, const char *data_json);
 /* Record the end of an attempt: completed, canceled, retried or failed. */
-void jobs_finish(struct db *, const char *worker, struct job *);
+void jobs_finish(struct db *, struct mc *, const char *worker, struct job *);
 /* Put a claimed job back untouched (shutdown): no attempt is charged. */
-void jobs_release(struct db *, const char *worker, struct job *);
+void jobs_release(struct db *, struct mc *, const char *worker, struct job *);
 void job_free(struct job *);
 
 /* sandbox.c: fork a child that runs spec under limits; returns its pid and the

@@ -16,7 +16,22 @@
 #include "db.h"
 #include "extern.h"
 #include "log.h"
+#include "mc.h"
 #include "xalloc.h"
+
+/* The run changed: the API's cached copy must go (see fcgi-app/cache.c). */
+static void
+jobs_forget(struct mc *mc, const char *project, const char *id)
+{
+	char name[64];
+
+	if (mc == NULL)
+		return;
+	snprintf(name, sizeof name, "run:%s", id);
+	mc_forget(mc, project, name);
+	snprintf(name, sizeof name, "result:%s", id);
+	mc_forget(mc, project, name);
+}
 
 void
 job_free(struct job *j)
@@ -32,7 +47,8 @@ job_free(struct job *j)
 }
 
 int
-jobs_claim(struct db *db, const char *worker, int n, int lease_s, struct job **out)
+jobs_claim(struct db *db, struct mc *mc, const char *worker, int n, int lease_s,
+           struct job **out)
 {
 	char limit[16], lease[16];
 	const char *params[3] = {limit, worker, lease};
@@ -55,7 +71,8 @@ jobs_claim(struct db *db, const char *worker, int n, int lease_s, struct job **o
 	        "  AND v.analysis_id = j.analysis_id AND v.version = j.analysis_version"
 	        " RETURNING j.id, j.attempts, j.max_attempts, coalesce(j.input::text, "
 	        "'null'),"
-	        "  v.script_content, a.timeout_ms, a.memory_limit_mb, a.runtime",
+	        "  v.script_content, a.timeout_ms, a.memory_limit_mb, a.runtime, "
+	        "j.project_id",
 	        3, params) != DB_OK)
 		return 0;
 	rows = PQntuples(res);
@@ -63,6 +80,8 @@ jobs_claim(struct db *db, const char *worker, int n, int lease_s, struct job **o
 		struct job *j = xcalloc(1, sizeof *j);
 
 		snprintf(j->id, sizeof j->id, "%s", PQgetvalue(res, i, 0));
+		snprintf(j->project, sizeof j->project, "%s", PQgetvalue(res, i, 8));
+		jobs_forget(mc, j->project, j->id);
 		j->attempts = atoi(PQgetvalue(res, i, 1));
 		j->max_attempts = atoi(PQgetvalue(res, i, 2));
 		j->input = xstrdup(PQgetvalue(res, i, 3));
@@ -116,10 +135,10 @@ jobs_heartbeat(struct db *db, const char *worker, int lease_s, struct job *const
 }
 
 int
-jobs_recover(struct db *db)
+jobs_recover(struct db *db, struct mc *mc)
 {
 	PGresult *res;
-	int n;
+	int n, i;
 
 	if (db_query(
 	        db, &res,
@@ -131,10 +150,13 @@ jobs_recover(struct db *db)
 	        "    OR attempts >= max_attempts THEN now() END,"
 	        "  error_message = 'lease expired: its executor stopped renewing it'"
 	        " WHERE id IN (SELECT id FROM analysis_jobs WHERE status = 'running'"
-	        "  AND lease_expires_at < now() FOR UPDATE SKIP LOCKED)",
+	        "  AND lease_expires_at < now() FOR UPDATE SKIP LOCKED)"
+	        " RETURNING id, project_id",
 	        0, NULL) != DB_OK)
 		return 0;
-	n = atoi(PQcmdTuples(res));
+	n = PQntuples(res);
+	for (i = 0; i < n; i++)
+		jobs_forget(mc, PQgetvalue(res, i, 1), PQgetvalue(res, i, 0));
 	PQclear(res);
 	if (n > 0)
 		log_msg(LOG_WARN, "recovered %d run(s) whose lease had expired", n);
@@ -169,7 +191,7 @@ jobs_end(struct db *db, const char *sql, int n, const char *const *params)
 }
 
 void
-jobs_finish(struct db *db, const char *worker, struct job *j)
+jobs_finish(struct db *db, struct mc *mc, const char *worker, struct job *j)
 {
 	char backoff[24];
 	const char *params[5] = {j->id, worker, j->canceled ? "canceled" : j->error,
@@ -213,10 +235,12 @@ jobs_finish(struct db *db, const char *worker, struct job *j)
 		log_msg(LOG_WARN,
 		        "run %s: lease lost before the outcome was written; discarded",
 		        j->id);
+	else
+		jobs_forget(mc, j->project, j->id);
 }
 
 void
-jobs_release(struct db *db, const char *worker, struct job *j)
+jobs_release(struct db *db, struct mc *mc, const char *worker, struct job *j)
 {
 	const char *params[2] = {j->id, worker};
 
@@ -228,4 +252,6 @@ jobs_release(struct db *db, const char *worker, struct job *j)
 	        " WHERE id = $1 AND worker_id = $2 AND status = 'running'",
 	        2, params))
 		log_msg(LOG_WARN, "run %s: could not be requeued (lease lost)", j->id);
+	else
+		jobs_forget(mc, j->project, j->id);
 }

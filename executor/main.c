@@ -29,6 +29,7 @@
 #include "db.h"
 #include "extern.h"
 #include "log.h"
+#include "mc.h"
 #include "probe.h"
 #include "util.h"
 #include "xalloc.h"
@@ -43,6 +44,7 @@ struct ex {
 	const char *cfg_path;
 	bool cfg_required;
 	struct db *db;
+	struct mc *mc;     /* the API's cache, told of every change of a run */
 	PGconn *listening; /* the connection our LISTENs were issued on */
 	char worker[96];
 	struct job *jobs[MAX_JOBS];
@@ -165,8 +167,8 @@ ex_claim(struct ex *ex)
 		return;
 	if (room > MAX_JOBS - (long)ex->njobs)
 		room = MAX_JOBS - (long)ex->njobs;
-	n = jobs_claim(ex->db, ex->worker, (int)room, (int)ex_int(ex, EX_LEASE_SECONDS),
-	               got);
+	n = jobs_claim(ex->db, ex->mc, ex->worker, (int)room,
+	               (int)ex_int(ex, EX_LEASE_SECONDS), got);
 	for (i = 0; i < n; i++) {
 		ex->jobs[ex->njobs++] = got[i];
 		ex->claimed++;
@@ -374,10 +376,10 @@ ex_done(struct ex *ex, size_t i)
 	struct job *j = ex->jobs[i];
 
 	if (ex->stopping && j->canceled == false && j->kill_at_us == UINT64_MAX) {
-		jobs_release(ex->db, ex->worker,
+		jobs_release(ex->db, ex->mc, ex->worker,
 		             j); /* killed by shutdown: requeue, no charge */
 	} else {
-		jobs_finish(ex->db, ex->worker, j);
+		jobs_finish(ex->db, ex->mc, ex->worker, j);
 		ex_count(ex, j);
 		log_msg(j->error && !j->canceled ? LOG_WARN : LOG_INFO,
 		        "run %s: %s in %.1f ms", j->id,
@@ -494,7 +496,7 @@ ex_tick(struct ex *ex)
 		ex->next_beat_us = now + lease_us / 3;
 	}
 	if (!ex->stopping && now >= ex->next_poll_us) {
-		ex->recovered += (unsigned long)jobs_recover(ex->db);
+		ex->recovered += (unsigned long)jobs_recover(ex->db, ex->mc);
 		ex->wake = true;
 		ex->next_poll_us =
 		    now + (uint64_t)ex_int(ex, EX_POLL_INTERVAL_MS) * 1000u;
@@ -654,11 +656,18 @@ main(int argc, char *argv[])
 	if (ex.sig_fd < 0 || ex.http_fd < 0)
 		return 1;
 	ex.db = db_new(cfg_str(ex.cfg, EX_DATABASE_URL));
+	if (cfg_str(ex.cfg, EX_MEMCACHED_SERVERS)[0] != '\0' &&
+	    (ex.mc = mc_new(cfg_str(ex.cfg, EX_MEMCACHED_SERVERS))) == NULL)
+		log_msg(LOG_WARN,
+		        "memcached_servers '%s' cannot be parsed; the API's cache "
+		        "will not be told of run changes",
+		        cfg_str(ex.cfg, EX_MEMCACHED_SERVERS));
 	log_msg(LOG_INFO, "assay-executor %s as %s: up to %ld jobs, health on %s:%ld",
 	        PACKAGE_VERSION, ex.worker, ex_int(&ex, EX_MAX_CONCURRENT),
 	        cfg_str(ex.cfg, EX_LISTEN_ADDRESS), ex_int(&ex, EX_PORT));
 	rc = ex_run(&ex);
 	db_free(ex.db);
+	mc_free(ex.mc);
 	cfg_free(ex.cfg);
 	return rc;
 }

@@ -4,23 +4,18 @@
  * are namespaced by the caller's project ("assay:p:<project>:<name>"), so
  * one tenant can never read another's entry.
  *
- * Only values that cannot go stale without the API knowing are stored:
- * analyses (written only through this API, which forgets them on every
- * write) and finished runs and their results (final: nothing changes them
- * again). A run still in progress is changed by the executor, so it is
- * always read from PostgreSQL.
+ * Every write forgets what it changes: the API after its own writes
+ * (analyses, start, cancel), the executor after each change of a run's
+ * state. Forgetting leaves a tombstone (an empty value) for a few seconds,
+ * and reads store with add, which a tombstone refuses: a read that
+ * fetched the old row before the write committed cannot put it back.
  *
- * A write leaves a tombstone (an empty value) for a few seconds instead of
- * just deleting the entry, and reads store with add, which a tombstone
- * refuses: a read that fetched the old row before the write committed
- * cannot put it back afterwards.
- *
- * Each worker also keeps a small LRU of its own. Final values (a finished
- * run, its result) are kept there for their whole lifetime: nothing can
- * make them stale, and a repeated read then costs no round trip at all.
- * While memcached is unreachable the LRU also stands in for it; other
- * workers cannot tell it about their writes, so those entries live at
- * most one second.
+ * Final values (a finished run, its result) never change again: they are
+ * kept for ttl_long, and each worker also keeps those it has read in a
+ * small LRU of its own, so that a repeated read costs no round trip at
+ * all. Runs in progress are kept for ttl_short. While memcached is
+ * unreachable the LRU stands in for it; other workers and the executor
+ * cannot tell it about their writes, so those entries live one second.
  */
 #include "config.h"
 
@@ -37,12 +32,11 @@
 #define LOCAL_SLOTS     256
 #define LOCAL_MAX_BYTES 65536
 #define LOCAL_TTL_US    1000000u
-#define TOMBSTONE_S     5
 #define FINAL_MARK      '=' /* leads a final value in memcached (JSON never does) */
 
 static struct {
 	uint64_t hash;
-	char key[160];
+	char key[MC_KEY_MAX];
 	char *val;
 	uint64_t until_us, used_us;
 } local[LOCAL_SLOTS];
@@ -58,9 +52,9 @@ key_hash(const char *s)
 }
 
 static void
-cache_key(const struct req *r, const char *name, char key[160])
+cache_key(const struct req *r, const char *name, char key[MC_KEY_MAX])
 {
-	snprintf(key, 160, "assay:p:%s:%s", r->tenant->project_id, name);
+	mc_key(key, r->tenant->project_id, name);
 }
 
 static char *
@@ -126,12 +120,13 @@ enum cache_rc
 cache_query(struct req *r, const char *name, enum ttl_class ttl, const char *sql, int n,
             const char *const *params, char **text)
 {
-	unsigned ttl_s = (unsigned)cfg_int(r->app->cfg, API_CACHE_FIRST + ttl);
-	bool final, changing, tombstone = false;
+	unsigned ttl_s = (unsigned)cfg_int(r->app->cfg, API_CACHE_FIRST + ttl),
+	         final_s = (unsigned)cfg_int(r->app->cfg, API_CACHE_FIRST + TTL_LONG);
+	bool final, tombstone = false;
 	char *stored;
 	uint64_t t0;
 	enum mc_rc rc;
-	char key[160];
+	char key[MC_KEY_MAX];
 	size_t len;
 	PGresult *res;
 
@@ -149,7 +144,7 @@ cache_query(struct req *r, const char *name, enum ttl_class ttl, const char *sql
 			stat_add(&shm->cache_hits);
 			if (**text == FINAL_MARK) { /* final: keep it here too */
 				memmove(*text, *text + 1, len);
-				local_put(key, *text, (uint64_t)ttl_s * 1000000u);
+				local_put(key, *text, (uint64_t)final_s * 1000000u);
 			}
 			return CACHE_FOUND;
 		}
@@ -171,15 +166,12 @@ cache_query(struct req *r, const char *name, enum ttl_class ttl, const char *sql
 	}
 	*text = xstrdup(PQgetvalue(res, 0, 0));
 	final = PQnfields(res) > 1 && strcmp(PQgetvalue(res, 0, 1), "t") == 0;
-	changing = PQnfields(res) > 1 && !final;
 	PQclear(res);
-	if (changing)
-		return CACHE_FOUND; /* changed outside this API: never stored */
 	if (final) {
-		local_put(key, *text, (uint64_t)ttl_s * 1000000u);
+		local_put(key, *text, (uint64_t)final_s * 1000000u);
 		if (!tombstone) {
 			stored = xasprintf("%c%s", FINAL_MARK, *text);
-			mc_add(r->app->mc, key, stored, strlen(stored), ttl_s);
+			mc_add(r->app->mc, key, stored, strlen(stored), final_s);
 			free(stored);
 		}
 	} else if (!tombstone &&
@@ -192,10 +184,10 @@ cache_query(struct req *r, const char *name, enum ttl_class ttl, const char *sql
 void
 cache_forget(struct req *r, const char *name)
 {
-	char key[160];
+	char key[MC_KEY_MAX];
 
 	cache_key(r, name, key);
 	local_forget(key);
-	if (mc_set(r->app->mc, key, "", 0, TOMBSTONE_S) == MC_DOWN)
+	if (!mc_forget(r->app->mc, r->tenant->project_id, name))
 		stat_add(&shm->cache_errors);
 }

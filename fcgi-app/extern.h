@@ -254,10 +254,10 @@ bool limit_request(struct req *);
 
 /* cache.c: the text of a one-value query (row 0, column 0) through the cache.
  * name is the entry's name within the caller's project ("run:<id>"). A
- * second column, if any, says whether the value is final: true, it is
- * stored and also kept by each worker; false, it is not stored at all.
- * Without it the value is stored until cache_forget. *text is malloc'd
- * on CACHE_FOUND; CACHE_FAILED means 503 was answered. */
+ * second column, if any, says whether the value is final: then it is
+ * kept for ttl_long, and by each worker too; otherwise for the given
+ * class. *text is malloc'd on CACHE_FOUND; CACHE_FAILED means 503 was
+ * answered. */
 enum cache_rc { CACHE_FOUND, CACHE_NONE, CACHE_FAILED };
 enum cache_rc cache_query(struct req *, const char *name, enum ttl_class, const char *sql,
                           int n, const char *const *params, char **text);

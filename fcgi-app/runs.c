@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <json-c/json.h>
 
@@ -17,6 +18,7 @@
 #include "cfg.h"
 #include "db.h"
 #include "extern.h"
+#include "mc.h"
 #include "util.h"
 #include "xalloc.h"
 
@@ -98,6 +100,101 @@ analysis_visible(struct req *r, const char *id)
 	return found;
 }
 
+static void
+key_reused(struct req *r)
+{
+	struct json_object *extra = json_object_new_object(),
+	                   *errors = json_object_new_array();
+
+	valid_error(errors, "/client_token",
+	            "was already used with a different request; use a new key");
+	json_object_object_add(extra, "errors", errors);
+	http_problem_with(
+	    r, 422, "IDEMPOTENCY_KEY_REUSED", NULL, extra,
+	    "this idempotency key was already used with a different request");
+}
+
+/*
+ * The fast path of idempotency: memcached remembers "<request hash> <run
+ * id> <expiry, ms since the epoch>" for each key once PostgreSQL (which
+ * stays authoritative) has it; the expiry is PostgreSQL's.
+ */
+static void
+idempotent_remember(struct req *r, const char *key, const char *hash, const char *run,
+                    long long expires_ms)
+{
+	char mkey[MC_KEY_MAX], name[200], value[140];
+	long long ttl = expires_ms / 1000 - (long long)time(NULL) + 1;
+
+	if (ttl < 1)
+		return;
+	snprintf(name, sizeof name, "idem:%s", key);
+	mc_key(mkey, r->tenant->project_id, name);
+	snprintf(value, sizeof value, "%s %s %lld", hash, run, expires_ms);
+	/* memcached reads more than 30 days as a date: keep it a duration. */
+	mc_add(r->app->mc, mkey, value, strlen(value),
+	       (unsigned)(ttl > 2592000 ? 2592000 : ttl));
+}
+
+static long long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A replay or a refusal answered from memcached alone; false: ask PostgreSQL. */
+static bool
+idempotent_fast(struct req *r, const char *key, const char *hash)
+{
+	char mkey[MC_KEY_MAX], name[200], *val, *text;
+	const char *params[2];
+	size_t len;
+
+	snprintf(name, sizeof name, "idem:%s", key);
+	mc_key(mkey, r->tenant->project_id, name);
+	if (mc_get(r->app->mc, mkey, &val, &len) != MC_OK)
+		return false;
+	if (len < 103 || val[64] != ' ' || val[101] != ' ' ||
+	    strtoll(val + 102, NULL, 10) <= now_ms()) {
+		free(val); /* not ours, or expired: PostgreSQL decides */
+		return false;
+	}
+	val[101] = '\0';
+	if (!valid_uuid(val + 65)) {
+		free(val);
+		return false;
+	}
+	if (strncmp(val, hash, 64) != 0) {
+		free(val);
+		key_reused(r);
+		return true;
+	}
+	params[0] = val + 65;
+	params[1] = r->tenant->project_id;
+	snprintf(name, sizeof name, "run:%s", val + 65);
+	switch (cache_query(r, name, TTL_SHORT,
+	                    "SELECT assay_run_json(j), j.status IN ('completed', "
+	                    "'failed', 'canceled')"
+	                    " FROM analysis_jobs j WHERE j.id = $1 AND j.project_id = $2",
+	                    2, params, &text)) {
+	case CACHE_FOUND:
+		send_run(r, 200, NULL, text, true);
+		free(text);
+		free(val);
+		return true;
+	case CACHE_FAILED:
+		free(val);
+		return true; /* answered 503 */
+	case CACHE_NONE:
+		break;
+	}
+	free(val);
+	return false; /* the run is gone (pruned): PostgreSQL decides */
+}
+
 /*
  * Within the open transaction: replay or refuse a known key. Returns true
  * when the request was answered (replayed, 409 or 422).
@@ -113,7 +210,8 @@ idempotent_replay(struct req *r, const char *key, const char *hash)
 	res = http_query_db(
 	    r,
 	    "SELECT pg_try_advisory_xact_lock($1::int, hashtext($2)),"
-	    " encode(k.request_hash, 'hex'), assay_run_json(j)"
+	    " encode(k.request_hash, 'hex'), assay_run_json(j), j.id,"
+	    " (extract(epoch FROM k.expires_at) * 1000)::bigint"
 	    " FROM (SELECT) AS one"
 	    " LEFT JOIN idempotency_keys k ON k.tenant_id = $1 AND k.key = $2"
 	    "  AND k.expires_at > now()"
@@ -136,16 +234,10 @@ idempotent_replay(struct req *r, const char *key, const char *hash)
 	db_rollback(r->app->db);
 	if (strcmp(PQgetvalue(res, 0, 1), hash) == 0) {
 		send_run(r, 200, NULL, PQgetvalue(res, 0, 2), true);
+		idempotent_remember(r, key, hash, PQgetvalue(res, 0, 3),
+		                    atoll(PQgetvalue(res, 0, 4)));
 	} else {
-		struct json_object *extra = json_object_new_object(),
-		                   *errors = json_object_new_array();
-
-		valid_error(errors, "/client_token",
-		            "was already used with a different request; use a new key");
-		json_object_object_add(extra, "errors", errors);
-		http_problem_with(
-		    r, 422, "IDEMPOTENCY_KEY_REUSED", NULL, extra,
-		    "this idempotency key was already used with a different request");
+		key_reused(r);
 	}
 	PQclear(res);
 	return true;
@@ -181,6 +273,8 @@ runs_create(struct req *r)
 		goto out;
 	}
 	request_hash(v, hash);
+	if (key != NULL && idempotent_fast(r, key, hash))
+		goto out;
 	if (db_begin(r->app->db) != DB_OK) {
 		http_db_failure(r, DB_DOWN);
 		goto out;
@@ -252,6 +346,9 @@ runs_create(struct req *r)
 	}
 	location = xasprintf("Location: /api/v1/runs/%s\r\n", PQgetvalue(res, 0, 0));
 	send_run(r, 201, location, PQgetvalue(res, 0, 1), false);
+	if (key != NULL)
+		idempotent_remember(r, key, hash, PQgetvalue(res, 0, 0),
+		                    now_ms() + cfg_int(r->app->cfg, API_IDEMP_TTL_MS));
 	free(location);
 	PQclear(res);
 out:
@@ -289,10 +386,11 @@ runs_get(struct req *r)
 		run_not_found(r);
 		return;
 	}
-	/* Finished runs never change again: those are cached. */
+	/* Runs in progress briefly (the executor forgets them when it changes
+	 * them), finished runs for long: they never change again. */
 	snprintf(name, sizeof name, "run:%s", params[0]);
 	switch (cache_query(
-	    r, name, TTL_LONG,
+	    r, name, TTL_SHORT,
 	    "SELECT assay_run_json(j), j.status IN ('completed', "
 	    "'failed', 'canceled')"
 	    " FROM analysis_jobs j WHERE j.id = $1 AND j.project_id = $2" WITHIN_HISTORY(
@@ -318,6 +416,7 @@ static void
 run_transition(struct req *r, const char *sql, int ok_status, const char *refused)
 {
 	const char *params[2] = {r->match.params[0], r->tenant->project_id};
+	char name[64];
 	PGresult *res;
 
 	if (!valid_uuid(params[0])) {
@@ -326,6 +425,10 @@ run_transition(struct req *r, const char *sql, int ok_status, const char *refuse
 	}
 	if ((res = http_query_db(r, sql, 2, params)) == NULL)
 		return;
+	snprintf(name, sizeof name, "run:%s", params[0]);
+	cache_forget(r, name);
+	snprintf(name, sizeof name, "result:%s", params[0]);
+	cache_forget(r, name);
 	if (PQntuples(res) == 0)
 		run_not_found(r);
 	else if (PQgetisnull(res, 0, 1))
@@ -385,7 +488,7 @@ runs_result(struct req *r)
 	/* The result object once finished (then cached), else the status as a string. */
 	snprintf(name, sizeof name, "result:%s", params[0]);
 	switch (cache_query(
-	    r, name, TTL_LONG,
+	    r, name, TTL_SHORT,
 	    "SELECT CASE WHEN status IN ('completed', 'failed', 'canceled') THEN"
 	    " jsonb_build_object('run_id', id, 'status', status, 'result', result,"
 	    " 'error_message', error_message, 'finished_at', assay_ts(finished_at))"

@@ -234,3 +234,18 @@ mc_servers(struct mc *m, void (*fn)(const char *, unsigned, bool, void *), void 
 	if (m != NULL)
 		memcached_server_cursor(m->mc, cb, &each, 1);
 }
+
+void
+mc_key(char key[MC_KEY_MAX], const char *project, const char *name)
+{
+	snprintf(key, MC_KEY_MAX, "assay:p:%s:%s", project, name);
+}
+
+bool
+mc_forget(struct mc *m, const char *project, const char *name)
+{
+	char key[MC_KEY_MAX];
+
+	mc_key(key, project, name);
+	return mc_set(m, key, "", 0, MC_TOMBSTONE) != MC_DOWN;
+}

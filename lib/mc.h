@@ -42,6 +42,18 @@ enum mc_rc mc_delete(struct mc *, const char *key);
 /* Add one to a counter, creating it at 1 with ttl_s when absent. */
 enum mc_rc mc_incr(struct mc *, const char *key, unsigned ttl_s, uint64_t *value);
 
+/*
+ * The cache's keys and write marks, shared by assay-api (which caches) and
+ * assay-executor (which changes runs): an entry is named within a project,
+ * and a write replaces it with a tombstone (an empty value) for a few
+ * seconds, which cache fills (mc_add) cannot overwrite.
+ */
+#define MC_KEY_MAX   160
+#define MC_TOMBSTONE 5
+void mc_key(char key[MC_KEY_MAX], const char *project, const char *name);
+/* Tombstone project's entry name; false if memcached could not be told. */
+bool mc_forget(struct mc *, const char *project, const char *name);
+
 /* Call fn for each configured server with whether it answers a request now. */
 void mc_servers(struct mc *,
                 void (*fn)(const char *host, unsigned port, bool up, void *arg),

@@ -99,3 +99,9 @@ new_analysis() {
   json .analysis.id
 }
 sql() { psql -tAq "$DATABASE_URL" -c "$1"; }
+# A memcached command to the stack's server; prints the reply.
+mc() {
+  local hp=${MEMCACHED_SERVERS%%,*}
+  printf '%s\r\nquit\r\n' "$1" |
+    timeout 2 bash -c "exec 3<>/dev/tcp/${hp%:*}/${hp#*:}; cat >&3; cat <&3" | tr -d '\r'
+}

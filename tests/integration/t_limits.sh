@@ -152,6 +152,21 @@ for i in 1 2 3 4; do api GET "/api/v1/runs/$run" >/dev/null; done
 api POST "/api/v1/runs/$run/cancel"
 api GET "/api/v1/runs/$run"
 check "cancel: the next read says canceled" "$(json .run.status)" canceled
+# Runs in progress are cached briefly; every change forgets them: the API's
+# own (start) and the executor's (claim, outcome).
+api POST /api/v1/runs "{\"name\":\"live\",\"analysis_id\":\"$analysis\",\"start\":false}"
+live=$(json .run.id)
+for i in 1 2 3 4; do api GET "/api/v1/runs/$live" >/dev/null; done
+check "a created run is cached" "$(mc "get assay:p:$(sql "SELECT project_id FROM analysis_jobs WHERE id = '$live'"):run:$live" | grep -c '"status": "created"')" 1
+api POST "/api/v1/runs/$live/start"
+api GET "/api/v1/runs/$live"
+check_match "start: the next read is not the cached 'created'" "$(json .run.status)" '^(pending|running|completed)$'
+done_in_db() { [ "$(sql "SELECT status FROM analysis_jobs WHERE id = '$live'")" = completed ]; }
+eventually "the executor completes it" 100 done_in_db
+sleep 0.05
+stale=0
+for i in 1 2 3 4 5 6 7 8; do api GET "/api/v1/runs/$live"; [ "$(json .run.status)" = completed ] || stale=1; done
+check "executor's change: no worker serves the cached run in progress" "$stale" 0
 before=$(curl -s "$ASSAY_URL/internal/cache-stats" | jq ".hits + .local_hits")
 for i in 1 2 3 4 5 6; do api GET "/api/v1/runs/$run" >/dev/null; done
 after=$(curl -s "$ASSAY_URL/internal/cache-stats" | jq ".hits + .local_hits")

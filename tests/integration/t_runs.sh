@@ -147,7 +147,13 @@ api POST /api/v1/runs "{\"name\":\"h\",\"analysis_id\":\"$aid\"}" -H "Idempotenc
 check "header key replay: same run" "$(json .run.id)" "$hid"
 api POST /api/v1/runs "{\"name\":\"h\",\"analysis_id\":\"$aid\",\"client_token\":\"zzz_$tag\"}" -H "Idempotency-Key: hdr_$tag"
 check "header and token disagree: 422" "$status" 422
+# Replays are answered from memcached when it has the key (PostgreSQL decides
+# otherwise): expire the key in both, as time would.
+project=$(sql "SELECT p.id FROM projects p JOIN tenants t ON t.id = p.tenant_id WHERE t.name = 'demo'")
+check_match "the key is remembered in memcached" "$(mc "get assay:p:$project:idem:tok_$tag")" "VALUE .*
+[0-9a-f]{64} $idem [0-9]+"
 sql "UPDATE idempotency_keys SET expires_at = now() - interval '1 second' WHERE key = 'tok_$tag'" >/dev/null
+mc "delete assay:p:$project:idem:tok_$tag" >/dev/null
 api POST /api/v1/runs "$req"
 check "expired key: a new run" "$status" 201
 [ "$(json .run.id)" != "$idem" ] && ok "expired key: different run" || fail "expired key replayed"
