@@ -7,10 +7,14 @@
 
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "apikey.h"
+#include "../fcgi-app/extern.h"
+#include "cfg.h"
 #include "extern.h"
+#include "mc.h"
 
 static int
 key_create(PGconn *conn, const char *tenant)
@@ -45,6 +49,40 @@ key_create(PGconn *conn, const char *tenant)
 	return rc;
 }
 
+/* The memcached servers of assay.conf (or MEMCACHED_SERVERS). */
+static const char *
+memcached_servers(void)
+{
+	static char servers[512];
+	struct cfg *cfg;
+	char *errors = NULL;
+
+	if (servers[0] == '\0') {
+		cfg = cfg_load(api_cfg_keys, API__MAX, API_CONF_FILE, false, &errors);
+		snprintf(servers, sizeof servers, "%s",
+		         cfg ? cfg_str(cfg, API_MEMCACHED_SERVERS) : "127.0.0.1:11211");
+		cfg_free(cfg);
+		free(errors);
+	}
+	return servers;
+}
+
+/* Make the API's cached lookup of the key (by its digest) go at once. */
+static bool
+key_forget(const char *digest)
+{
+	struct mc *mc = mc_new(memcached_servers());
+	char key[MC_KEY_MAX];
+	bool ok;
+
+	if (mc == NULL)
+		return false;
+	snprintf(key, sizeof key, "assay:key:%s", digest);
+	ok = mc_set(mc, key, "", 0, MC_TOMBSTONE) != MC_DOWN;
+	mc_free(mc);
+	return ok;
+}
+
 static int
 key_revoke(PGconn *conn, const char *prefix)
 {
@@ -54,12 +92,19 @@ key_revoke(PGconn *conn, const char *prefix)
 
 	res = PQexecParams(conn,
 	                   "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())"
-	                   " WHERE prefix = $1",
+	                   " WHERE prefix = $1 RETURNING encode(hash, 'hex')",
 	                   1, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 		fprintf(stderr, "assayctl: %s", PQresultErrorMessage(res));
-	else if (strcmp(PQcmdTuples(res), "1") != 0)
+	else if (PQntuples(res) != 1)
 		fprintf(stderr, "assayctl: no key %s\n", prefix);
+	else if (!key_forget(PQgetvalue(res, 0, 0)))
+		fprintf(
+		    stderr,
+		    "assayctl: key %s is revoked in the database, but memcached (%s) "
+		    "could not be told: API hosts reaching it may accept the key until "
+		    "its cached lookup expires ([cache] ttl_user); run this again\n",
+		    prefix, memcached_servers());
 	else {
 		printf("key %s revoked\n", prefix);
 		rc = 0;

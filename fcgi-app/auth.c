@@ -2,20 +2,25 @@
  * Authentication of API callers: the key comes as "Authorization: Bearer
  * KEY" or "X-API-Key: KEY", is found by its prefix and accepted when the
  * SHA-256 of what was sent equals the stored digest, compared in constant
- * time. The key itself is never logged, stored or echoed. Each worker
- * remembers a successful lookup, by digest, for one second: repeated calls
- * with a key cost no query, and a revoked key stops working within that
- * second. Failed lookups are never remembered.
+ * time. The key itself is never logged, stored or echoed.
+ *
+ * Successful lookups are cached at two levels, by digest: in memcached
+ * ("assay:key:<sha256>", [cache] ttl_user), shared by all workers and
+ * hosts, and in each worker for one second. `assayctl key revoke` replaces
+ * the memcached entry with a tombstone, so a revoked key stops working
+ * within that second. Failed lookups are never remembered.
  */
 #include "config.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "apikey.h"
 #include "db.h"
 #include "extern.h"
+#include "mc.h"
 #include "util.h"
 
 #define CHALLENGE "WWW-Authenticate: Bearer realm=\"assay\""
@@ -40,6 +45,49 @@ auth_slot(const char *digest)
 		v = v * 16 +
 		    (size_t)(digest[i] <= '9' ? digest[i] - '0' : digest[i] - 'a' + 10);
 	return v % AUTH_CACHE_SLOTS;
+}
+
+static void
+auth_keep(size_t slot, const char digest[65], const struct tenant *t)
+{
+	memcpy(auth_cache[slot].digest, digest, 65);
+	auth_cache[slot].tenant = *t;
+	auth_cache[slot].until_us = util_now_us() + AUTH_CACHE_US;
+}
+
+/* The tenant of a digest from memcached: "id\tname\ttier\tproject". */
+static bool
+auth_shared_get(struct req *r, const char digest[65], struct tenant *t)
+{
+	char key[MC_KEY_MAX], *val, *f[4], *save = NULL;
+	size_t len, n = 0;
+
+	snprintf(key, sizeof key, "assay:key:%s", digest);
+	if (mc_get(r->app->mc, key, &val, &len) != MC_OK)
+		return false;
+	for (f[n] = strtok_r(val, "\t", &save); f[n] != NULL && n < 3;
+	     f[++n] = strtok_r(NULL, "\t", &save))
+		;
+	if (n == 3 && f[3] != NULL) {
+		snprintf(t->id, sizeof t->id, "%s", f[0]);
+		snprintf(t->name, sizeof t->name, "%s", f[1]);
+		snprintf(t->tier, sizeof t->tier, "%s", f[2]);
+		snprintf(t->project_id, sizeof t->project_id, "%s", f[3]);
+	}
+	free(val); /* a tombstone (revoked just now) has no fields */
+	return n == 3 && f[3] != NULL;
+}
+
+static void
+auth_shared_put(struct req *r, const char digest[65], const struct tenant *t)
+{
+	char key[MC_KEY_MAX], val[200];
+
+	snprintf(key, sizeof key, "assay:key:%s", digest);
+	snprintf(val, sizeof val, "%s\t%s\t%s\t%s", t->id, t->name, t->tier,
+	         t->project_id);
+	mc_add(r->app->mc, key, val, strlen(val),
+	       (unsigned)cfg_int(r->app->cfg, API_CACHE_FIRST + TTL_USER));
 }
 
 static const char *
@@ -101,6 +149,11 @@ auth_request(struct req *r, struct tenant *t)
 		r->tenant = t;
 		return true;
 	}
+	if (auth_shared_get(r, digest, t)) {
+		auth_keep(i, digest, t);
+		r->tenant = t;
+		return true;
+	}
 	params[0] = prefix;
 	res = http_query_db(
 	    r,
@@ -128,9 +181,8 @@ auth_request(struct req *r, struct tenant *t)
 	if (strcmp(PQgetvalue(res, 0, 6), "t") == 0)
 		touch_key(r, prefix);
 	PQclear(res);
-	memcpy(auth_cache[i].digest, digest, sizeof digest);
-	auth_cache[i].tenant = *t;
-	auth_cache[i].until_us = util_now_us() + AUTH_CACHE_US;
+	auth_keep(i, digest, t);
+	auth_shared_put(r, digest, t);
 	r->tenant = t;
 	return true;
 }

@@ -30,10 +30,18 @@ check "only its hash is stored" "$(sql "SELECT count(*) FROM api_keys WHERE hash
 check "the key is nowhere in clear" "$(sql "SELECT count(*) FROM api_keys WHERE prefix = '$key' OR encode(hash, 'escape') LIKE '%${key:15}%'")" 0
 KEY=$key api GET /api/v1/runs
 check "new key works" "$status" 200
+digest=$(printf '%s' "$key" | sha256sum | cut -d' ' -f1)
+check_match "the lookup is shared through memcached" "$(mc "get assay:key:$digest")" "VALUE assay:key:$digest"
+check "and it holds no secret" "$(mc "get assay:key:$digest" | grep -c -- "${key:15}")" 0
 # Same prefix, wrong secret: refused.
 KEY=${key:0:15}000000000000000000000000000000000000000000000000 api GET /api/v1/runs
 check "right prefix, wrong secret: 401" "$status" 401
 check "revoke" "$(assayctl key revoke "${key:0:14}")" "key ${key:0:14} revoked"
+check "revoke leaves a tombstone in memcached" "$(mc "get assay:key:$digest" | sed -n 1p)" "VALUE assay:key:$digest 0 0"
+out=$(MEMCACHED_SERVERS=127.0.0.1:1 assayctl key revoke "${key:0:14}" 2>&1); rc=$?
+check "revoke with memcached unreachable: fails" "$rc" 1
+check_match "and says what it means" "$out" "could not be told"
+
 # Workers remember a good key for a second; after that it must be refused.
 sleep 1.1
 for i in 1 2 3 4 5 6 7 8; do
