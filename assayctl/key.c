@@ -71,14 +71,15 @@ memcached_servers(void)
 static bool
 key_forget(const char *digest)
 {
-	struct mc *mc = mc_new(memcached_servers());
+	struct mc *mc = mc_new(memcached_servers(), 1000);
 	char key[MC_KEY_MAX];
 	bool ok;
 
 	if (mc == NULL)
 		return false;
 	snprintf(key, sizeof key, "assay:key:%s", digest);
-	ok = mc_set(mc, key, "", 0, MC_TOMBSTONE) != MC_DOWN;
+	ok = mc_set(mc, key, "", 0, MC_TOMBSTONE) != MC_DOWN ||
+	     mc_set(mc, key, "", 0, MC_TOMBSTONE) != MC_DOWN;
 	mc_free(mc);
 	return ok;
 }

@@ -657,7 +657,7 @@ main(int argc, char *argv[])
 		return 1;
 	ex.db = db_new(cfg_str(ex.cfg, EX_DATABASE_URL));
 	if (cfg_str(ex.cfg, EX_MEMCACHED_SERVERS)[0] != '\0' &&
-	    (ex.mc = mc_new(cfg_str(ex.cfg, EX_MEMCACHED_SERVERS))) == NULL)
+	    (ex.mc = mc_new(cfg_str(ex.cfg, EX_MEMCACHED_SERVERS), 500)) == NULL)
 		log_msg(LOG_WARN,
 		        "memcached_servers '%s' cannot be parsed; the API's cache "
 		        "will not be told of run changes",

@@ -137,7 +137,7 @@ cache_query(struct req *r, const char *name, enum ttl_class ttl, const char *sql
 	}
 	t0 = util_now_us();
 	rc = mc_get(r->app->mc, key, text, &len);
-	metrics_cache_op(util_now_us() - t0);
+	metrics_cache_op(OP_READ, util_now_us() - t0);
 	switch (rc) {
 	case MC_OK:
 		if (len > 0) {

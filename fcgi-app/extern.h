@@ -285,7 +285,7 @@ struct shm {
 	uint64_t cache_hits, cache_misses, cache_local_hits, cache_errors;
 	uint64_t db_errors;
 	struct shm_hist http[METRIC_ROUTES][5]; /* by route and status class */
-	struct shm_hist db, cache_ops;
+	struct shm_hist db, cache_ops[2];       /* by enum cache_op */
 	struct shm_worker workers[SHM_WORKERS];
 	struct shm_counter limit[SHM_LIMIT_SLOTS];
 };
@@ -297,7 +297,8 @@ void metrics_worker_start(void);     /* a worker takes a slot */
 void metrics_worker_gone(pid_t pid); /* the master frees a dead worker's slot */
 void metrics_request_start(void);
 void metrics_request_end(const struct req *, uint64_t us);
-void metrics_cache_op(uint64_t us);
+enum cache_op { OP_READ, OP_COUNT }; /* cache reads; rate-limit counting */
+void metrics_cache_op(enum cache_op, uint64_t us);
 route_handler metrics_serve;
 
 /* master.c: block the signals the master takes synchronously (before forking),

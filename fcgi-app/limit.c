@@ -174,7 +174,7 @@ count(struct app *app, const char *name, const struct window *w, struct verdict 
 	counts_shared(name, window, &cur, &prev);
 	t0 = util_now_us();
 	counts_memcached(app->mc, name, window, w->seconds, &cur, &prev);
-	metrics_cache_op(util_now_us() - t0);
+	metrics_cache_op(OP_COUNT, util_now_us() - t0);
 	note_memcached(app->mc);
 	est = (double)prev * left + (double)cur;
 	v->over = est > (double)w->quota;

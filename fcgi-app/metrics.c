@@ -108,9 +108,9 @@ metrics_request_end(const struct req *r, uint64_t us)
 }
 
 void
-metrics_cache_op(uint64_t us)
+metrics_cache_op(enum cache_op op, uint64_t us)
 {
-	observe(&shm->cache_ops, us);
+	observe(&shm->cache_ops[op], us);
 }
 
 /* One histogram's series; labels is "" or "name=\"value\",...". */
@@ -271,8 +271,12 @@ metrics_serve(struct req *r)
 	fprintf(f, "cache_errors_total %llu\n",
 	        (unsigned long long)get(&shm->cache_errors));
 	head(f, "cache_operation_duration_seconds", "histogram",
-	     "memcached round trips (cache reads and writes, limit counters).");
-	put_hist(f, "cache_operation_duration_seconds", "", &shm->cache_ops);
+	     "memcached round trips: cache reads (op=read), rate-limit counting "
+	     "(op=count).");
+	put_hist(f, "cache_operation_duration_seconds", "op=\"read\"",
+	         &shm->cache_ops[OP_READ]);
+	put_hist(f, "cache_operation_duration_seconds", "op=\"count\"",
+	         &shm->cache_ops[OP_COUNT]);
 	head(f, "memcached_up", "gauge",
 	     "1 while memcached answers; 0 while limits and cache fall back.");
 	fprintf(f, "memcached_up %d\n",

@@ -165,7 +165,7 @@ worker_run(const struct cfg *cfg, int listen_fd)
 	app.db = db_new(cfg_str(cfg, API_DATABASE_URL));
 	if (metrics)
 		metrics_worker_start();
-	app.mc = mc_new(cfg_str(cfg, API_MEMCACHED_SERVERS));
+	app.mc = mc_new(cfg_str(cfg, API_MEMCACHED_SERVERS), 50);
 	if (app.mc == NULL)
 		log_msg(LOG_WARN,
 		        "memcached_servers '%s' cannot be parsed; running without cache",

@@ -19,13 +19,14 @@
 
 struct mc {
 	memcached_st *mc;
+	unsigned timeout_ms;
 	uint64_t down_until_us, backoff_us;
 	bool up;
 	char error[128];
 };
 
 static memcached_st *
-mc_handle(memcached_server_st *list)
+mc_handle(memcached_server_st *list, unsigned timeout_ms)
 {
 	memcached_st *m = memcached_create(NULL);
 
@@ -34,17 +35,17 @@ mc_handle(memcached_server_st *list)
 	memcached_server_push(m, list);
 	memcached_behavior_set(m, MEMCACHED_BEHAVIOR_DISTRIBUTION,
 	                       MEMCACHED_DISTRIBUTION_CONSISTENT_KETAMA);
-	memcached_behavior_set(m, MEMCACHED_BEHAVIOR_CONNECT_TIMEOUT, 50);
-	memcached_behavior_set(m, MEMCACHED_BEHAVIOR_POLL_TIMEOUT, 50);
-	memcached_behavior_set(m, MEMCACHED_BEHAVIOR_RCV_TIMEOUT, 50000);
-	memcached_behavior_set(m, MEMCACHED_BEHAVIOR_SND_TIMEOUT, 50000);
+	memcached_behavior_set(m, MEMCACHED_BEHAVIOR_CONNECT_TIMEOUT, timeout_ms);
+	memcached_behavior_set(m, MEMCACHED_BEHAVIOR_POLL_TIMEOUT, timeout_ms);
+	memcached_behavior_set(m, MEMCACHED_BEHAVIOR_RCV_TIMEOUT, timeout_ms * 1000u);
+	memcached_behavior_set(m, MEMCACHED_BEHAVIOR_SND_TIMEOUT, timeout_ms * 1000u);
 	memcached_behavior_set(m, MEMCACHED_BEHAVIOR_RETRY_TIMEOUT, 1);
 	memcached_behavior_set(m, MEMCACHED_BEHAVIOR_TCP_NODELAY, 1);
 	return m;
 }
 
 struct mc *
-mc_new(const char *servers)
+mc_new(const char *servers, unsigned timeout_ms)
 {
 	memcached_server_st *list;
 	struct mc *m;
@@ -53,7 +54,8 @@ mc_new(const char *servers)
 	if (list == NULL)
 		return NULL;
 	m = xcalloc(1, sizeof *m);
-	m->mc = mc_handle(list);
+	m->mc = mc_handle(list, timeout_ms);
+	m->timeout_ms = timeout_ms;
 	m->up = true;
 	memcached_server_list_free(list);
 	return m;
@@ -199,6 +201,7 @@ mc_incr(struct mc *m, const char *key, unsigned ttl_s, uint64_t *value)
 struct mc_each {
 	void (*fn)(const char *, unsigned, bool, void *);
 	void *arg;
+	unsigned timeout_ms;
 };
 
 static memcached_return_t
@@ -215,7 +218,7 @@ mc_server_check(const memcached_st *owner, const memcached_instance_st *s, void 
 	(void)owner;
 	one = memcached_server_list_append(one, memcached_server_name(s),
 	                                   memcached_server_port(s), &rc);
-	probe = mc_handle(one);
+	probe = mc_handle(one, ((struct mc_each *)ctx)->timeout_ms);
 	memcached_server_list_free(one);
 	val = memcached_get(probe, "assay:ping", 10, &len, &flags, &rc);
 	free(val);
@@ -229,7 +232,7 @@ void
 mc_servers(struct mc *m, void (*fn)(const char *, unsigned, bool, void *), void *arg)
 {
 	memcached_server_fn cb[1] = {mc_server_check};
-	struct mc_each each = {fn, arg};
+	struct mc_each each = {fn, arg, m ? m->timeout_ms : 0};
 
 	if (m != NULL)
 		memcached_server_cursor(m->mc, cb, &each, 1);
@@ -245,7 +248,14 @@ bool
 mc_forget(struct mc *m, const char *project, const char *name)
 {
 	char key[MC_KEY_MAX];
+	int tries;
 
+	if (m == NULL)
+		return false;
 	mc_key(key, project, name);
-	return mc_set(m, key, "", 0, MC_TOMBSTONE) != MC_DOWN;
+	for (tries = 0; tries < 2; tries++)
+		if (mc_result(m, memcached_set(m->mc, key, strlen(key), "", 0,
+		                               MC_TOMBSTONE, 0)) != MC_DOWN)
+			return true;
+	return false;
 }

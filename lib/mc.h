@@ -22,8 +22,12 @@ enum mc_rc {
 	MC_DOWN, /* the servers could not be reached, or backing off */
 };
 
-/* servers: "host:port,host:port". NULL if the list cannot be parsed. */
-struct mc *mc_new(const char *servers);
+/*
+ * servers: "host:port,host:port"; timeout_ms bounds each operation (the
+ * API's request path uses a few tens, daemons that only write can wait
+ * longer). NULL if the list cannot be parsed.
+ */
+struct mc *mc_new(const char *servers, unsigned timeout_ms);
 void mc_free(struct mc *);
 /* Round trip to the servers; true if they answered. Sets *err on failure. */
 bool mc_ping(struct mc *, const char **err);
@@ -51,7 +55,11 @@ enum mc_rc mc_incr(struct mc *, const char *key, unsigned ttl_s, uint64_t *value
 #define MC_KEY_MAX   160
 #define MC_TOMBSTONE 5
 void mc_key(char key[MC_KEY_MAX], const char *project, const char *name);
-/* Tombstone project's entry name; false if memcached could not be told. */
+/*
+ * Tombstone project's entry name; false if memcached could not be told.
+ * A forgotten write would leave stale data behind, so this is tried even
+ * while the handle backs off, and once more on failure.
+ */
 bool mc_forget(struct mc *, const char *project, const char *name);
 
 /* Call fn for each configured server with whether it answers a request now. */

@@ -104,7 +104,8 @@ check "cancel vs claim: 202 means canceled, 409 means finished first" "$bad" 0
 check "cancel vs claim: all 12 answered" "$(wc -l <"$tmp/cancels")" 12
 
 # SIGKILL the executor mid-job: after the lease expires, a restarted executor finishes it.
-long=$(analysis 'function analyze() { var t = Date.now(); while (Date.now() - t < 1500) {} return "survived"; }' ', max_attempts: 3, timeout_ms: 10000')
+# The job runs 5 s, so that the kill lands mid-job even on a loaded machine.
+long=$(analysis 'function analyze() { var t = Date.now(); while (Date.now() - t < 5000) {} return "survived"; }' ', max_attempts: 3, timeout_ms: 20000')
 r=$(submit "$long")
 eventually "long job running" 50 is_running
 pid=$(ex_pid)
@@ -112,7 +113,7 @@ kill -KILL "$pid"
 gone() { ! running "$pid"; }
 eventually "killed executor gone" 50 gone
 stack_up
-wait_run "$r" "after executor crash" 200
+wait_run "$r" "after executor crash" 300
 check "crash: completed by the new executor" "$(json .run.result)" survived
 check "crash: second attempt" "$(json .run.attempts)" 2
 check_match "crash: the event log says so" "$(sql "SELECT data->>'error_message' FROM job_events WHERE job_id = '$r' AND type = 'pending' ORDER BY seq DESC LIMIT 1")" "lease expired"
