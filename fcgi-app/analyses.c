@@ -101,29 +101,17 @@ void
 analyses_get(struct req *r)
 {
 	const char *params[2] = {r->match.params[0], r->tenant->project_id};
-	char name[160], *text, *members;
+	char name[160];
 
 	if (!valid_uuid(params[0])) {
 		analysis_not_found(r);
 		return;
 	}
 	snprintf(name, sizeof name, "analysis:%s", params[0]);
-	switch (cache_query(r, name, TTL_ANALYSIS,
-	                    "SELECT assay_analysis_json(a) FROM analyses a"
-	                    " WHERE a.id = $1 AND a.project_id = $2 AND a.is_active",
-	                    2, params, &text)) {
-	case CACHE_FOUND:
-		members = xasprintf("\"analysis\":%s", text);
-		http_success(r, 200, NULL, members);
-		free(members);
-		free(text);
-		break;
-	case CACHE_NONE:
-		analysis_not_found(r);
-		break;
-	case CACHE_FAILED:
-		break;
-	}
+	cache_answer(r, name, TTL_ANALYSIS, "analysis", analysis_not_found,
+	             "SELECT assay_analysis_json(a) FROM analyses a"
+	             " WHERE a.id = $1 AND a.project_id = $2 AND a.is_active",
+	             2, params);
 }
 
 /* An analysis changed: drop its cached copy. */

@@ -191,3 +191,24 @@ cache_forget(struct req *r, const char *name)
 	if (!mc_forget(r->app->mc, r->tenant->project_id, name))
 		stat_add(&shm->cache_errors);
 }
+
+void
+cache_answer(struct req *r, const char *name, enum ttl_class ttl, const char *member,
+             route_handler *not_found, const char *sql, int n, const char *const *params)
+{
+	char *text, *members;
+
+	switch (cache_query(r, name, ttl, sql, n, params, &text)) {
+	case CACHE_FOUND:
+		members = xasprintf("\"%s\":%s", member, text);
+		http_success(r, 200, NULL, members);
+		free(members);
+		free(text);
+		break;
+	case CACHE_NONE:
+		not_found(r);
+		break;
+	case CACHE_FAILED:
+		break; /* answered 503 */
+	}
+}

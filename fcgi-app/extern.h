@@ -263,6 +263,11 @@ enum cache_rc cache_query(struct req *, const char *name, enum ttl_class, const 
                           int n, const char *const *params, char **text);
 /* Drop an entry after a write that changes it. */
 void cache_forget(struct req *, const char *name);
+/* A GET of one object through cache_query: 200 {"success":true, member: value},
+ * or not_found when there is no row. */
+void cache_answer(struct req *, const char *name, enum ttl_class, const char *member,
+                  route_handler *not_found, const char *sql, int n,
+                  const char *const *params);
 
 /* shm.c: counters shared by all workers of this host (made before forking). */
 #define SHM_LIMIT_SLOTS 8192

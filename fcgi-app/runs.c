@@ -378,7 +378,7 @@ history_days(struct req *r, char buf[16])
 void
 runs_get(struct req *r)
 {
-	char days[16], name[160], *text;
+	char days[16], name[160];
 	const char *params[3] = {r->match.params[0], r->tenant->project_id,
 	                         history_days(r, days)};
 
@@ -389,23 +389,13 @@ runs_get(struct req *r)
 	/* Runs in progress briefly (the executor forgets them when it changes
 	 * them), finished runs for long: they never change again. */
 	snprintf(name, sizeof name, "run:%s", params[0]);
-	switch (cache_query(
-	    r, name, TTL_SHORT,
-	    "SELECT assay_run_json(j), j.status IN ('completed', "
-	    "'failed', 'canceled')"
+	cache_answer(
+	    r, name, TTL_SHORT, "run", run_not_found,
+	    "SELECT assay_run_json(j), j.status IN ('completed', 'failed', "
+	    "'canceled')"
 	    " FROM analysis_jobs j WHERE j.id = $1 AND j.project_id = $2" WITHIN_HISTORY(
 	        "j.created_at", "$3"),
-	    3, params, &text)) {
-	case CACHE_FOUND:
-		send_run(r, 200, NULL, text, false);
-		free(text);
-		break;
-	case CACHE_NONE:
-		run_not_found(r);
-		break;
-	case CACHE_FAILED:
-		break;
-	}
+	    3, params);
 }
 
 /*
