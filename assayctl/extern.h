@@ -6,12 +6,19 @@
 #ifndef ASSAYCTL_EXTERN_H
 #define ASSAYCTL_EXTERN_H
 
+#include <stdbool.h>
+
 #include <libpq-fe.h>
 
 struct ctl {
 	const char *database_url;
 	const char *sql_dir;
 };
+
+struct cfg;
+/* assay.conf (assay-api's key table: tiers, memcached), or NULL after
+ * printing why, with the exit status in *status. */
+struct cfg *ctl_api_config(const char *path, bool required, int *status);
 
 /* Connect or print why not; NULL on failure. */
 PGconn *ctl_connect(const struct ctl *);

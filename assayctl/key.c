@@ -55,14 +55,13 @@ memcached_servers(void)
 {
 	static char servers[512];
 	struct cfg *cfg;
-	char *errors = NULL;
+	int status;
 
 	if (servers[0] == '\0') {
-		cfg = cfg_load(api_cfg_keys, API__MAX, API_CONF_FILE, false, &errors);
+		cfg = ctl_api_config(API_CONF_FILE, false, &status);
 		snprintf(servers, sizeof servers, "%s",
 		         cfg ? cfg_str(cfg, API_MEMCACHED_SERVERS) : "127.0.0.1:11211");
 		cfg_free(cfg);
-		free(errors);
 	}
 	return servers;
 }
@@ -75,11 +74,8 @@ key_forget(const char *digest)
 	char key[MC_KEY_MAX];
 	bool ok;
 
-	if (mc == NULL)
-		return false;
-	snprintf(key, sizeof key, "assay:key:%s", digest);
-	ok = mc_set(mc, key, "", 0, MC_TOMBSTONE) != MC_DOWN ||
-	     mc_set(mc, key, "", 0, MC_TOMBSTONE) != MC_DOWN;
+	mc_apikey_key(key, digest);
+	ok = mc_tombstone(mc, key);
 	mc_free(mc);
 	return ok;
 }

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../fcgi-app/extern.h"
+#include "cfg.h"
 #include "extern.h"
 
 static const struct {
@@ -38,6 +40,17 @@ usage(FILE *out)
 	             "commands:\n");
 	for (i = 0; i < sizeof commands / sizeof commands[0]; i++)
 		fprintf(out, "  %s\n", commands[i].usage);
+}
+
+struct cfg *
+ctl_api_config(const char *path, bool required, int *status)
+{
+	struct cfg *cfg =
+	    cfg_startup(api_cfg_keys, API__MAX, path, required, false, status);
+
+	if (cfg != NULL)
+		*status = 0;
+	return cfg;
 }
 
 PGconn *

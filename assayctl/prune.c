@@ -88,10 +88,8 @@ cmd_prune(const struct ctl *ctl, int argc, char *argv[])
 			return 2;
 		}
 	}
-	if ((cfg = cfg_startup(api_cfg_keys, API__MAX, path, required, false, &status)) ==
-	    NULL)
+	if ((cfg = ctl_api_config(path, required, &status)) == NULL)
 		return status;
-	status = 0;
 	if ((conn = ctl_connect(ctl)) == NULL) {
 		cfg_free(cfg);
 		return 1;

@@ -62,7 +62,7 @@ auth_shared_get(struct req *r, const char digest[65], struct tenant *t)
 	char key[MC_KEY_MAX], *val, *f[4], *save = NULL;
 	size_t len, n = 0;
 
-	snprintf(key, sizeof key, "assay:key:%s", digest);
+	mc_apikey_key(key, digest);
 	if (mc_get(r->app->mc, key, &val, &len) != MC_OK)
 		return false;
 	for (f[n] = strtok_r(val, "\t", &save); f[n] != NULL && n < 3;
@@ -83,7 +83,7 @@ auth_shared_put(struct req *r, const char digest[65], const struct tenant *t)
 {
 	char key[MC_KEY_MAX], val[200];
 
-	snprintf(key, sizeof key, "assay:key:%s", digest);
+	mc_apikey_key(key, digest);
 	snprintf(val, sizeof val, "%s\t%s\t%s\t%s", t->id, t->name, t->tier,
 	         t->project_id);
 	mc_add(r->app->mc, key, val, strlen(val),

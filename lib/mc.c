@@ -151,29 +151,12 @@ mc_get(struct mc *m, const char *key, char **val, size_t *len)
 }
 
 enum mc_rc
-mc_set(struct mc *m, const char *key, const char *val, size_t len, unsigned ttl_s)
-{
-	if (!mc_ready(m))
-		return MC_DOWN;
-	return mc_result(
-	    m, memcached_set(m->mc, key, strlen(key), val, len, (time_t)ttl_s, 0));
-}
-
-enum mc_rc
 mc_add(struct mc *m, const char *key, const char *val, size_t len, unsigned ttl_s)
 {
 	if (!mc_ready(m))
 		return MC_DOWN;
 	return mc_result(
 	    m, memcached_add(m->mc, key, strlen(key), val, len, (time_t)ttl_s, 0));
-}
-
-enum mc_rc
-mc_delete(struct mc *m, const char *key)
-{
-	if (!mc_ready(m))
-		return MC_DOWN;
-	return mc_result(m, memcached_delete(m->mc, key, strlen(key), 0));
 }
 
 enum mc_rc
@@ -245,17 +228,30 @@ mc_key(char key[MC_KEY_MAX], const char *project, const char *name)
 }
 
 bool
-mc_forget(struct mc *m, const char *project, const char *name)
+mc_tombstone(struct mc *m, const char *key)
 {
-	char key[MC_KEY_MAX];
 	int tries;
 
 	if (m == NULL)
 		return false;
-	mc_key(key, project, name);
 	for (tries = 0; tries < 2; tries++)
 		if (mc_result(m, memcached_set(m->mc, key, strlen(key), "", 0,
 		                               MC_TOMBSTONE, 0)) != MC_DOWN)
 			return true;
 	return false;
+}
+
+bool
+mc_forget(struct mc *m, const char *project, const char *name)
+{
+	char key[MC_KEY_MAX];
+
+	mc_key(key, project, name);
+	return mc_tombstone(m, key);
+}
+
+void
+mc_apikey_key(char key[MC_KEY_MAX], const char *digest)
+{
+	snprintf(key, MC_KEY_MAX, "assay:key:%s", digest);
 }

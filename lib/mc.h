@@ -38,11 +38,8 @@ const char *mc_last_error(const struct mc *);
 
 /* *val is malloc'd and NUL-terminated on MC_OK. */
 enum mc_rc mc_get(struct mc *, const char *key, char **val, size_t *len);
-enum mc_rc mc_set(struct mc *, const char *key, const char *val, size_t len,
-                  unsigned ttl_s);
 enum mc_rc mc_add(struct mc *, const char *key, const char *val, size_t len,
                   unsigned ttl_s);
-enum mc_rc mc_delete(struct mc *, const char *key);
 /* Add one to a counter, creating it at 1 with ttl_s when absent. */
 enum mc_rc mc_incr(struct mc *, const char *key, unsigned ttl_s, uint64_t *value);
 
@@ -56,11 +53,15 @@ enum mc_rc mc_incr(struct mc *, const char *key, unsigned ttl_s, uint64_t *value
 #define MC_TOMBSTONE 5
 void mc_key(char key[MC_KEY_MAX], const char *project, const char *name);
 /*
- * Tombstone project's entry name; false if memcached could not be told.
- * A forgotten write would leave stale data behind, so this is tried even
+ * Replace key by a tombstone; false if memcached could not be told. A
+ * forgotten write would leave stale data behind, so this is tried even
  * while the handle backs off, and once more on failure.
  */
+bool mc_tombstone(struct mc *, const char *key);
+/* mc_tombstone of project's entry name. */
 bool mc_forget(struct mc *, const char *project, const char *name);
+/* The entry of an API key's lookup, by the key's SHA-256 (hex). */
+void mc_apikey_key(char key[MC_KEY_MAX], const char *digest);
 
 /* Call fn for each configured server with whether it answers a request now. */
 void mc_servers(struct mc *,
