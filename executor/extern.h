@@ -1,9 +1,13 @@
 /*
  * Internals of assay-executor, the daemon that runs analyses. One thread,
  * one poll(2) loop (main.c): it claims pending runs from PostgreSQL (jobs.c),
- * runs each in a forked, sandboxed child (sandbox*.c, js.c) and reads the
- * child's JSON lines over a pipe. Nothing here speaks to clients; runs and
- * their events live in the database only.
+ * has each run in a forked, sandboxed child and reads the child's JSON lines
+ * over a pipe. The children are forked by assay-sandbox (zygote.c), a small
+ * helper the executor starts and talks to over a socket (sandbox.c): a
+ * process that never holds the executor's memory, connections or secrets,
+ * with the script engine already initialised, so that each child starts
+ * cheaply and copies only what its script touches. Nothing here speaks to
+ * clients; runs and their events live in the database only.
  */
 #ifndef ASSAY_EXECUTOR_EXTERN_H
 #define ASSAY_EXECUTOR_EXTERN_H
@@ -37,7 +41,7 @@ extern const struct cfg_key ex_cfg_keys[EX__MAX];
 
 /* What the sandboxed child needs to run one job. */
 struct job_spec {
-	const char *script;
+	char *script;      /* the child rewrites `export default` in place */
 	const char *input; /* JSON text */
 	long timeout_ms;
 	long memory_mb;
@@ -50,7 +54,8 @@ struct job {
 	int attempts, max_attempts;
 	char *script, *input;
 	long timeout_ms, memory_mb;
-	pid_t pid;
+	unsigned child; /* its sandbox child's number; 0 before it starts */
+	bool ended;     /* the child has exited (or never started) */
 	int fd;     /* the bridge pipe, read end */
 	char *line; /* partial line from the child */
 	size_t linelen;
@@ -79,15 +84,44 @@ void jobs_finish(struct db *, struct mc *, const char *worker, struct job *);
 void jobs_release(struct db *, struct mc *, const char *worker, struct job *);
 void job_free(struct job *);
 
-/* sandbox.c: fork a child that runs spec under limits; returns its pid and the
- * read end of its pipe in *fd, or -1. */
-pid_t sbx_spawn(const struct job_spec *, int *fd);
-/* sandbox-rlimit.c, sandbox-seccomp.c: applied in the child, in this order.
- * sbx_seccomp_prepare builds the filter once, in the executor, at start. */
+/*
+ * Between the executor and assay-sandbox: SOCK_SEQPACKET messages. RUN
+ * carries two descriptors: the write end of the child's bridge pipe and a
+ * memfd holding the script and the input, each NUL-terminated. Children are
+ * named by the executor's number, never by pid, so a late KILL cannot hit
+ * a reused pid: the sandbox ignores numbers it has already reaped.
+ */
+enum sbx_op { SBX_READY, SBX_RUN, SBX_KILL, SBX_EXITED };
+struct sbx_msg {
+	uint32_t op, child;
+	int32_t status;      /* KILL: the signal; EXITED: wait status, or -errno
+	                        when the child could not be forked */
+	int32_t memory_mb;   /* RUN */
+	int64_t timeout_ms;  /* RUN */
+};
+
+/* sandbox.c, in the executor; one assay-sandbox per executor.
+ * sbx_open starts it (program: its path) and returns the socket to poll,
+ * or -1 (also what sbx_fd says while none runs). sbx_run asks for a child
+ * and returns the read end of its bridge, or -1. sbx_next reads what the
+ * sandbox said: 1 when *child has exited with wait *status, 0 when nothing
+ * more is to be read now, -1 when assay-sandbox itself is gone, and its
+ * children with it (sbx_open starts a new one). */
+int sbx_open(const char *program);
+int sbx_fd(void);
+int sbx_run(unsigned child, const struct job_spec *);
+void sbx_kill(unsigned child, int sig);
+int sbx_next(unsigned *child, int *status);
+void sbx_close(void);
+
+/* In assay-sandbox, applied in each child in this order.
+ * sbx_seccomp_prepare builds the filter once, when assay-sandbox starts. */
 bool sbx_rlimits(const struct job_spec *);
 bool sbx_seccomp_prepare(void);
 bool sbx_seccomp(void);
-/* js.c: run the analysis in this (sandboxed) process, writing JSON lines to fd. */
+/* js.c: js_prepare creates the engine once, before any fork; js_run runs
+ * the analysis in this (sandboxed) child, writing JSON lines to fd. */
+bool js_prepare(void);
 void js_run(const struct job_spec *, int fd) __attribute__((noreturn));
 
 #endif

@@ -93,7 +93,6 @@ jobs_claim(struct db *db, struct mc *mc, const char *worker, int n, int lease_s,
 		j->script = xstrdup(PQgetvalue(res, i, 4));
 		j->timeout_ms = atol(PQgetvalue(res, i, 5));
 		j->memory_mb = atol(PQgetvalue(res, i, 6));
-		j->pid = -1;
 		j->fd = -1;
 		if (strcmp(PQgetvalue(res, i, 7), "js") != 0) {
 			j->error =

@@ -17,6 +17,7 @@
 #include "extern.h"
 
 static int bridge = -1;
+static duk_context *heap; /* made by js_prepare, before any fork */
 
 static void
 bridge_write(const char *s, size_t len)
@@ -163,18 +164,24 @@ static const duk_function_list_entry ctx_functions[] = {
     {NULL, NULL, 0},
 };
 
+bool
+js_prepare(void)
+{
+	heap = duk_create_heap(NULL, NULL, NULL, NULL, js_fatal);
+	return heap != NULL;
+}
+
 void
 js_run(const struct job_spec *spec, int fd)
 {
 	static const char export_kw[] = "export default ";
-	duk_context *ctx;
-	char *script = strdup(spec->script), *exp;
+	duk_context *ctx = heap;
+	char *script = spec->script, *exp;
 	const char *json;
 
 	bridge = fd;
-	ctx = duk_create_heap(NULL, NULL, NULL, NULL, js_fatal);
-	if (ctx == NULL || script == NULL)
-		js_fatal(NULL, "memory limit");
+	if (ctx == NULL)
+		js_fatal(NULL, "the script engine was not prepared");
 	exp = strstr(script, export_kw); /* `export default function analyze` */
 	if (exp != NULL)
 		memset(exp, ' ', sizeof export_kw - 1);

@@ -1,8 +1,9 @@
 /*
  * assay-executor: claims runs and runs them, one sandboxed child each, in
- * a single poll(2) loop over: a signalfd (SIGCHLD, SIGTERM, SIGINT, SIGHUP),
- * the PostgreSQL connection (LISTEN assay_jobs, assay_cancel), the bridge
- * pipes of running children, and the /health, /metrics HTTP socket.
+ * a single poll(2) loop over: a signalfd (SIGTERM, SIGINT, SIGHUP), the
+ * PostgreSQL connection (LISTEN assay_jobs, assay_cancel), the socket to
+ * assay-sandbox (which forks the children and says when they end), the
+ * bridge pipes of running children, and the /health, /metrics HTTP socket.
  *   SIGTERM  stop claiming, let running jobs finish for the grace period,
  *            then kill and requeue the rest without charging an attempt
  *   SIGHUP   reload the configuration (a broken one is logged and ignored)
@@ -43,6 +44,8 @@ struct ex {
 	struct cfg *cfg;
 	const char *cfg_path;
 	bool cfg_required;
+	char sandbox[4096]; /* the assay-sandbox program */
+	unsigned children;  /* numbers the children: the last one used */
 	struct db *db;
 	struct mc *mc;     /* the API's cache, told of every change of a run */
 	PGconn *listening; /* the connection our LISTENs were issued on */
@@ -110,10 +113,10 @@ ex_find(struct ex *ex, const char *id)
 static void
 ex_cancel(struct ex *ex, struct job *j)
 {
-	if (j->kill_at_us != 0 || j->pid <= 0)
+	if (j->kill_at_us != 0 || j->ended)
 		return;
 	j->canceled = true;
-	kill(j->pid, SIGTERM);
+	sbx_kill(j->child, SIGTERM);
 	j->kill_at_us = util_now_us() + (uint64_t)ex_int(ex, EX_CANCEL_GRACE_MS) * 1000u;
 	log_msg(LOG_INFO, "run %s: cancel requested; stopping its process", j->id);
 }
@@ -144,15 +147,21 @@ ex_start(struct ex *ex, struct job *j)
 	struct job_spec spec = {j->script, j->input, j->timeout_ms, j->memory_mb};
 
 	j->started_us = util_now_us();
+	j->ended = true;
 	if (j->error != NULL) /* refused at claim time */
 		return;
 	j->deadline_us = j->started_us + (uint64_t)j->timeout_ms * 1000u;
-	j->pid = sbx_spawn(&spec, &j->fd);
-	if (j->pid < 0)
+	if (++ex->children == 0) /* 0 means "no child" */
+		ex->children = 1;
+	j->child = ex->children;
+	j->fd = sbx_run(j->child, &spec);
+	if (j->fd < 0) {
 		j->error = xstrdup("executor fault: cannot start the sandbox");
-	else
-		log_msg(LOG_DEBUG, "run %s: attempt %d in pid %d", j->id, j->attempts,
-		        (int)j->pid);
+		return;
+	}
+	j->ended = false;
+	log_msg(LOG_DEBUG, "run %s: attempt %d as child %u", j->id, j->attempts,
+	        j->child);
 }
 
 static void
@@ -165,6 +174,8 @@ ex_claim(struct ex *ex)
 	ex->wake = false;
 	if (ex->stopping || room <= 0)
 		return;
+	if (sbx_open(ex->sandbox) < 0)
+		return; /* no job is claimed that could not run; logged */
 	if (room > MAX_JOBS - (long)ex->njobs)
 		room = MAX_JOBS - (long)ex->njobs;
 	n = jobs_claim(ex->db, ex->mc, ex->worker, (int)room,
@@ -240,7 +251,7 @@ ex_read(struct ex *ex, struct job *j)
 	j->output += (size_t)n;
 	if ((long)j->output > ex_int(ex, EX_OUTPUT_MAX)) {
 		if (!j->too_large)
-			kill(j->pid, SIGKILL);
+			sbx_kill(j->child, SIGKILL);
 		j->too_large = true;
 		return;
 	}
@@ -262,7 +273,10 @@ ex_outcome(struct job *j, int status)
 {
 	char *why = NULL;
 
-	if (j->timed_out)
+	if (status < 0)
+		why = xasprintf("executor fault: cannot fork the sandboxed child: %s",
+		                strerror(-status));
+	else if (j->timed_out)
 		why = xasprintf("timeout: no result after %ld ms", j->timeout_ms);
 	else if (j->too_large)
 		why = xstrdup("output too large");
@@ -395,25 +409,41 @@ ex_done(struct ex *ex, size_t i)
 	ex->wake = true;
 }
 
+/* The child of jobs[i] has ended with wait status (or -errno). */
 static void
-ex_reap(struct ex *ex)
+ex_ended(struct ex *ex, size_t i, int status)
 {
-	int status;
-	pid_t pid;
+	struct job *j = ex->jobs[i];
+
+	while (j->fd >= 0) /* drain what the child wrote before it ended */
+		ex_read(ex, j);
+	j->ended = true;
+	ex_outcome(j, status);
+	ex_done(ex, i);
+}
+
+/* What assay-sandbox has to say: which children have ended. */
+static void
+ex_sandbox(struct ex *ex)
+{
+	unsigned child;
+	int status, r;
 	size_t i;
 
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		for (i = 0; i < ex->njobs && ex->jobs[i]->pid != pid; i++)
+	while ((r = sbx_next(&child, &status)) == 1) {
+		for (i = 0; i < ex->njobs && ex->jobs[i]->child != child; i++)
 			;
-		if (i == ex->njobs)
-			continue;
-		while (ex->jobs[i]->fd >=
-		       0) /* drain what the child wrote before it ended */
-			ex_read(ex, ex->jobs[i]);
-		ex->jobs[i]->pid = 0;
-		ex_outcome(ex->jobs[i], status);
-		ex_done(ex, i);
+		if (i < ex->njobs)
+			ex_ended(ex, i, status);
 	}
+	if (r < 0) /* it died, and its children with it */
+		for (i = ex->njobs; i-- > 0;)
+			if (!ex->jobs[i]->ended) {
+				free(ex->jobs[i]->error);
+				ex->jobs[i]->error = xstrdup(
+				    "executor fault: the sandbox process stopped");
+				ex_ended(ex, i, 0);
+			}
 }
 
 static void
@@ -441,9 +471,7 @@ ex_signals(struct ex *ex)
 	struct signalfd_siginfo si;
 
 	while (read(ex->sig_fd, &si, sizeof si) == sizeof si) {
-		if (si.ssi_signo == SIGCHLD) {
-			ex_reap(ex);
-		} else if (si.ssi_signo == SIGHUP) {
+		if (si.ssi_signo == SIGHUP) {
 			ex_reload(ex);
 		} else if (!ex->stopping) {
 			ex->stopping = true;
@@ -507,7 +535,7 @@ ex_tick(struct ex *ex)
 	for (i = 0; i < ex->njobs; i++) {
 		struct job *j = ex->jobs[i];
 
-		if (j->pid < 0) { /* never started: refused or fork failed */
+		if (j->ended) { /* never started: refused, or no sandbox */
 			ex_done(ex, i--);
 			continue;
 		}
@@ -515,16 +543,16 @@ ex_tick(struct ex *ex)
 			ex_cancel(ex, j);
 		if (ex->stopping && now >= ex->stop_at_us &&
 		    j->kill_at_us != UINT64_MAX) {
-			kill(j->pid, SIGKILL);
+			sbx_kill(j->child, SIGKILL);
 			j->kill_at_us = UINT64_MAX; /* requeued when reaped */
 		}
 		if (!j->timed_out && now >= j->deadline_us) {
 			j->timed_out = true;
-			kill(j->pid, SIGKILL);
+			sbx_kill(j->child, SIGKILL);
 		}
 		if (j->kill_at_us != 0 && j->kill_at_us != UINT64_MAX &&
 		    now >= j->kill_at_us)
-			kill(j->pid, SIGKILL);
+			sbx_kill(j->child, SIGKILL);
 		if (j->deadline_us > now && j->deadline_us < next)
 			next = j->deadline_us;
 	}
@@ -533,11 +561,30 @@ ex_tick(struct ex *ex)
 	return next > now ? (int)((next - now + 999) / 1000) : 0;
 }
 
+/* assay-sandbox: beside this program (a build tree), else where installed. */
+static void
+ex_sandbox_program(char *path, size_t size)
+{
+	char self[4096 - 32], *slash;
+	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+
+	if (n > 0) {
+		self[n] = '\0';
+		if ((slash = strrchr(self, '/')) != NULL) {
+			*slash = '\0';
+			snprintf(path, size, "%s/assay-sandbox", self);
+			if (access(path, X_OK) == 0)
+				return;
+		}
+	}
+	snprintf(path, size, "%s/assay-sandbox", PKGLIBEXECDIR);
+}
+
 static int
 ex_run(struct ex *ex)
 {
-	struct pollfd pfd[3 + MAX_JOBS];
-	struct job *byfd[3 + MAX_JOBS];
+	struct pollfd pfd[4 + MAX_JOBS];
+	struct job *byfd[4 + MAX_JOBS];
 	size_t n, i;
 	int timeout;
 
@@ -548,15 +595,18 @@ ex_run(struct ex *ex)
 		pfd[n++] = (struct pollfd){ex->http_fd, POLLIN, 0};
 		pfd[n++] = (struct pollfd){ex->listening ? PQsocket(ex->listening) : -1,
 		                           POLLIN, 0};
+		pfd[n++] = (struct pollfd){sbx_fd(), POLLIN, 0};
 		for (i = 0; i < ex->njobs; i++) {
 			byfd[n] = ex->jobs[i];
 			pfd[n++] = (struct pollfd){ex->jobs[i]->fd, POLLIN, 0};
 		}
 		if (poll(pfd, n, ex->wake ? 0 : timeout) < 0 && errno != EINTR)
 			return 1;
-		for (i = 3; i < n; i++)
+		for (i = 4; i < n; i++)
 			if (pfd[i].revents && byfd[i]->fd >= 0)
 				ex_read(ex, byfd[i]);
+		if (pfd[3].revents)
+			ex_sandbox(ex);
 		if (pfd[2].revents)
 			ex_notifications(ex);
 		if (pfd[1].revents)
@@ -564,6 +614,7 @@ ex_run(struct ex *ex)
 		if (pfd[0].revents)
 			ex_signals(ex);
 	}
+	sbx_close();
 	log_msg(LOG_INFO, "stopped after %lu jobs", ex->processed);
 	return 0;
 }
@@ -638,18 +689,14 @@ main(int argc, char *argv[])
 	srandom((unsigned)(getpid() ^ util_now_us()));
 
 	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGCHLD);
 	sigaddset(&sigs, SIGTERM);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGHUP);
 	sigprocmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	if (!sbx_seccomp_prepare()) {
-		log_msg(
-		    LOG_ERROR,
-		    "cannot build the seccomp filter; refusing to run jobs unconfined");
+	ex_sandbox_program(ex.sandbox, sizeof ex.sandbox);
+	if (sbx_open(ex.sandbox) < 0)
 		return 1;
-	}
 	ex.sig_fd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
 	ex.http_fd =
 	    probe_listen(cfg_str(ex.cfg, EX_LISTEN_ADDRESS), ex_int(&ex, EX_PORT));

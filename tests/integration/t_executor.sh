@@ -1,7 +1,8 @@
 # The executor: a run's result and ctx events; hostile scripts each fail
 # with the right reason while the executor stays healthy; retries with
 # backoff; cancel of a running job and cancel racing the claim; recovery
-# after the executor is SIGKILLed mid-job; SIGTERM drains.
+# after the executor is SIGKILLed mid-job, and after its assay-sandbox is;
+# SIGTERM drains.
 . "$(dirname "$0")/lib.sh"
 
 tmp=$(mktemp -d)
@@ -117,6 +118,21 @@ wait_run "$r" "after executor crash" 300
 check "crash: completed by the new executor" "$(json .run.result)" survived
 check "crash: second attempt" "$(json .run.attempts)" 2
 check_match "crash: the event log says so" "$(sql "SELECT data->>'error_message' FROM job_events WHERE job_id = '$r' AND type = 'pending' ORDER BY seq DESC LIMIT 1")" "lease expired"
+
+# The children come from assay-sandbox, a program of its own (not a copy of
+# the executor). Killed, it takes only its running children with it: their
+# runs are retried, and the executor starts a new one.
+sbx() { pgrep -P "$(ex_pid)" -x assay-sandbox; }
+check_match "the sandbox is its own program" "$(readlink "/proc/$(sbx)/exe")" '/assay-sandbox$'
+r=$(submit "$(analysis 'function analyze() { var t = Date.now(); while (Date.now() - t < 2000) {} return "again"; }' ', max_attempts: 2, timeout_ms: 20000')")
+eventually "job running in the sandbox" 50 is_running
+old=$(sbx)
+kill -KILL "$old"
+wait_run "$r" "after the sandbox was killed" 100
+check "sandbox killed: the run is retried and completes" "$(json .run.result)" again
+check_match "sandbox killed: the event log says why" "$(sql "SELECT data->>'error_message' FROM job_events WHERE job_id = '$r' AND type = 'pending' ORDER BY seq DESC LIMIT 1")" "sandbox process stopped"
+check_match "sandbox killed: a new one runs" "$(sbx)" '^[0-9]+$'
+check "sandbox killed: the executor stayed" "$(http_ex /health | jq -r .status)" healthy
 
 # Three executors on 2,000 jobs: every job completed exactly once.
 noop=$(analysis 'function analyze(i) { return i; }' ', max_attempts: 1')

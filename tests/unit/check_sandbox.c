@@ -1,11 +1,13 @@
 /*
- * Unit tests for the executor's sandbox: a script's result comes back over
- * the bridge; the seccomp filter kills a process that makes a syscall
- * outside the allowlist; the resource limits hold.
+ * Unit tests for the executor's sandbox: through a real assay-sandbox, a
+ * script's result comes back over the bridge and children are killed by
+ * number; the seccomp filter kills a process that makes a syscall outside
+ * the allowlist; the resource limits hold.
  */
 #include "config.h"
 
 #include <check.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,24 +20,33 @@
 #include "extern.h"
 #include "unit.h"
 
-/* Run spec in a sandboxed child; return its bridge output and exit status. */
+/* Run the script in a child of assay-sandbox; return its bridge output and
+ * exit status. */
 static char *
 run(const char *script, long memory_mb, int *status)
 {
-	struct job_spec spec = {script, "{\"n\":2}", 5000, memory_mb};
+	static unsigned serial;
 	static char out[4096];
+	char *copy = strdup(script);
+	struct job_spec spec = {copy, "{\"n\":2}", 5000, memory_mb};
+	struct pollfd pfd;
+	unsigned child;
 	size_t len = 0;
 	ssize_t n;
-	pid_t pid;
 	int fd;
 
-	pid = sbx_spawn(&spec, &fd);
-	ck_assert_int_gt(pid, 0);
+	ck_assert_int_ge(sbx_open(SANDBOX_PROGRAM), 0);
+	fd = sbx_run(++serial, &spec);
+	ck_assert_int_ge(fd, 0);
 	while ((n = read(fd, out + len, sizeof out - 1 - len)) > 0)
 		len += (size_t)n;
 	out[len] = '\0';
 	close(fd);
-	waitpid(pid, status, 0);
+	pfd = (struct pollfd){sbx_fd(), POLLIN, 0};
+	ck_assert_int_eq(poll(&pfd, 1, 5000), 1);
+	ck_assert_int_eq(sbx_next(&child, status), 1);
+	ck_assert_uint_eq(child, serial);
+	free(copy);
 	return out;
 }
 
@@ -76,6 +87,29 @@ START_TEST(memory_limit_holds)
 	                48, &status);
 
 	ck_assert_msg(strstr(out, "memory limit") != NULL, "%s", out);
+}
+END_TEST
+
+START_TEST(children_are_killed_by_number)
+{
+	char script[] = "function analyze() { for (;;) ; }";
+	struct job_spec spec = {script, "null", 5000, 64};
+	struct pollfd pfd;
+	unsigned child;
+	int fd, status, r;
+
+	ck_assert_int_ge(sbx_open(SANDBOX_PROGRAM), 0);
+	fd = sbx_run(7, &spec);
+	ck_assert_int_ge(fd, 0);
+	sbx_kill(8, SIGKILL); /* no such child: ignored */
+	sbx_kill(7, SIGKILL);
+	pfd = (struct pollfd){sbx_fd(), POLLIN, 0};
+	ck_assert_int_eq(poll(&pfd, 1, 5000), 1);
+	r = sbx_next(&child, &status);
+	ck_assert_int_eq(r, 1);
+	ck_assert_uint_eq(child, 7);
+	ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	close(fd);
 }
 END_TEST
 
@@ -154,6 +188,7 @@ main(void)
 	tcase_add_test(tc, result_over_the_bridge);
 	tcase_add_test(tc, script_errors_are_reported);
 	tcase_add_test(tc, memory_limit_holds);
+	tcase_add_test(tc, children_are_killed_by_number);
 	tcase_add_test(tc, seccomp_kills_forbidden_syscalls);
 	tcase_add_test(tc, seccomp_allows_the_bridge);
 	tcase_add_test(tc, no_new_processes);

@@ -1,0 +1,201 @@
+/*
+ * assay-sandbox: forks assay-executor's sandboxed children, one per job.
+ * The executor starts it with a SOCK_SEQPACKET socket as descriptor 0 (see
+ * struct sbx_msg in extern.h); it is not meant to be run by hand. It is a
+ * fresh program, not a copy of the executor, so no child can find the
+ * executor's memory, connections or credentials. Before saying it is ready
+ * it builds the seccomp filter and the script engine; each child inherits
+ * both, copy-on-write, and only has to read its job, drop every descriptor
+ * but its bridge, apply its limits and the filter, and run the script.
+ * It kills children when asked and reports each one's end. When the
+ * executor goes away, so do it and its children.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "extern.h"
+#include "log.h"
+
+#define MAX_CHILDREN 1024
+#define CONTROL 0 /* the socket to the executor */
+
+static struct {
+	unsigned child;
+	pid_t pid;
+} kids[MAX_CHILDREN];
+static size_t nkids;
+
+static void
+tell(enum sbx_op op, unsigned child, int status)
+{
+	struct sbx_msg m = {.op = op, .child = child, .status = status};
+
+	if (send(CONTROL, &m, sizeof m, MSG_NOSIGNAL) != sizeof m)
+		_exit(0); /* the executor is gone; PDEATHSIG takes the children */
+}
+
+static void __attribute__((noreturn)) child_fail(int fd, const char *why)
+{
+	char line[256];
+	int n = snprintf(line, sizeof line,
+	                 "{\"type\":\"error\",\"message\":\"sandbox: %s\"}\n", why);
+
+	if (n > 0 && write(fd, line, (size_t)n) < 0)
+		_exit(3);
+	_exit(3);
+}
+
+/* In the new child: from here on only the job's script runs. */
+static void __attribute__((noreturn))
+child_run(const struct sbx_msg *m, int bridge, int job)
+{
+	struct job_spec spec = {NULL, NULL, m->timeout_ms, m->memory_mb};
+	struct stat st;
+	sigset_t none;
+	char *text, *end;
+
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGPIPE, SIG_DFL);
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (fstat(job, &st) != 0 || st.st_size < 2 ||
+	    (text = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_PRIVATE,
+	                 job, 0)) == MAP_FAILED ||
+	    text[st.st_size - 1] != '\0' ||
+	    (end = memchr(text, '\0', (size_t)st.st_size)) == text + st.st_size - 1)
+		child_fail(bridge, "the job could not be read");
+	spec.script = text;
+	spec.input = end + 1;
+	/* The bridge goes to descriptor 3; nothing else stays open. */
+	if (dup2(bridge, 3) < 0 || close_range(0, 2, 0) != 0 ||
+	    close_range(4, ~0u, 0) != 0)
+		_exit(3);
+	if (!sbx_rlimits(&spec))
+		child_fail(3, "cannot set resource limits");
+	if (!sbx_seccomp())
+		child_fail(3, "cannot install the seccomp filter");
+	js_run(&spec, 3);
+}
+
+static void
+start(const struct sbx_msg *m, int bridge, int job)
+{
+	pid_t pid = nkids < MAX_CHILDREN ? fork() : -1;
+
+	if (pid == 0)
+		child_run(m, bridge, job);
+	close(bridge);
+	close(job);
+	if (pid < 0) {
+		tell(SBX_EXITED, m->child, nkids < MAX_CHILDREN ? -errno : -EAGAIN);
+		return;
+	}
+	kids[nkids].child = m->child;
+	kids[nkids++].pid = pid;
+}
+
+/* One message from the executor: 1 when one was handled, 0 when none is
+ * waiting, -1 when the executor has gone away. */
+static int
+request(void)
+{
+	char cbuf[CMSG_SPACE(2 * sizeof(int))];
+	struct sbx_msg m;
+	struct iovec iov = {&m, sizeof m};
+	struct msghdr msg = {.msg_iov = &iov,
+	                     .msg_iovlen = 1,
+	                     .msg_control = cbuf,
+	                     .msg_controllen = sizeof cbuf};
+	struct cmsghdr *c;
+	int fds[2] = {-1, -1};
+	ssize_t n;
+	size_t i;
+
+	n = recvmsg(CONTROL, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR ? 0 : -1;
+	if (n == 0)
+		return -1;
+	for (c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+		    c->cmsg_len == CMSG_LEN(sizeof fds))
+			memcpy(fds, CMSG_DATA(c), sizeof fds);
+	if (n == sizeof m && m.op == SBX_RUN && fds[0] >= 0) {
+		start(&m, fds[0], fds[1]);
+		return 1;
+	}
+	for (i = 0; i < 2; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	if (n == sizeof m && m.op == SBX_KILL)
+		for (i = 0; i < nkids; i++)
+			if (kids[i].child == m.child)
+				kill(kids[i].pid, m.status);
+	return 1;
+}
+
+static void
+reap(void)
+{
+	int status;
+	pid_t pid;
+	size_t i;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+		for (i = 0; i < nkids; i++)
+			if (kids[i].pid == pid) {
+				tell(SBX_EXITED, kids[i].child, status);
+				kids[i] = kids[--nkids];
+				break;
+			}
+}
+
+int
+main(void)
+{
+	struct signalfd_siginfo si;
+	struct pollfd pfd[2];
+	sigset_t chld;
+	int sig, r = 0;
+
+	log_init("assay-sandbox");
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, NULL);
+	sig = signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sig < 0 || !sbx_seccomp_prepare() || !js_prepare()) {
+		log_msg(LOG_ERROR, "cannot prepare the sandbox (%s)",
+		        sig < 0 ? strerror(errno) : "seccomp filter or script engine");
+		return 1;
+	}
+	tell(SBX_READY, 0, 0);
+	pfd[0] = (struct pollfd){CONTROL, POLLIN, 0};
+	pfd[1] = (struct pollfd){sig, POLLIN, 0};
+	for (;;) {
+		if (poll(pfd, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (pfd[1].revents) {
+			while (read(sig, &si, sizeof si) == sizeof si)
+				;
+			reap();
+		}
+		if (pfd[0].revents)
+			while ((r = request()) > 0)
+				;
+		if (r < 0)
+			break;
+	}
+	return 0; /* the children follow: PDEATHSIG */
+}
