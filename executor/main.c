@@ -449,13 +449,15 @@ ex_sandbox(struct ex *ex)
 static void
 ex_reload(struct ex *ex)
 {
-	char *errors = NULL;
+	char *errors = NULL, *line, *save = NULL;
 	struct cfg *next =
 	    cfg_load(ex_cfg_keys, EX__MAX, ex->cfg_path, ex->cfg_required, &errors);
 
 	if (next == NULL) {
-		log_msg(LOG_ERROR, "reload failed; keeping the current configuration: %s",
-		        errors);
+		for (line = strtok_r(errors, "\n", &save); line;
+		     line = strtok_r(NULL, "\n", &save))
+			log_msg(LOG_ERROR, "config: %s", line);
+		log_msg(LOG_ERROR, "reload failed; keeping the current configuration");
 		free(errors);
 		return;
 	}

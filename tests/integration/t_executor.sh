@@ -2,7 +2,8 @@
 # with the right reason while the executor stays healthy; retries with
 # backoff; cancel of a running job and cancel racing the claim; recovery
 # after the executor is SIGKILLed mid-job, and after its assay-sandbox is;
-# SIGTERM drains.
+# SIGHUP reloads (and keeps the old configuration when the new one is
+# broken); SIGTERM drains.
 . "$(dirname "$0")/lib.sh"
 
 tmp=$(mktemp -d)
@@ -154,6 +155,29 @@ check "each result is its own input" "$(sql "SELECT count(*) FROM analysis_jobs 
 check "all three took part" "$(sql "SELECT count(DISTINCT worker_id) FROM analysis_jobs WHERE name = 'many'")" 3
 kill -TERM "${extra[@]}"
 wait "${extra[@]}" 2>/dev/null
+
+# SIGHUP: a changed file is taken; a broken one is refused, the old
+# configuration stays, and the log says why.
+conf=$ASSAY_STACK_DIR/conf/executor.conf
+cp "$conf" "$tmp/executor.conf.orig"
+capacity() { http_ex /health | jq -r .capacity; }
+echo "max_concurrent_jobs = 2" >>"$conf"
+kill -HUP "$(ex_pid)"
+is_two() { [ "$(capacity)" = 2 ]; }
+eventually "SIGHUP: new max_concurrent_jobs taken" 50 is_two
+echo "max_concurrent_jobs = lots" >>"$conf"
+kill -HUP "$(ex_pid)"
+reload_refused() {
+  grep -q 'config: .*executor.conf:[0-9]*: max_concurrent_jobs' "$ASSAY_STACK_DIR/log/assay-executor.log" &&
+    grep -q 'reload failed' "$ASSAY_STACK_DIR/log/assay-executor.log"
+}
+eventually "SIGHUP: broken file refused and logged" 50 reload_refused
+check "SIGHUP: the old configuration stays" "$(capacity)" 2
+check "SIGHUP: the executor is the same process" "$(running "$(ex_pid)" && echo yes)" yes
+cp "$tmp/executor.conf.orig" "$conf"
+kill -HUP "$(ex_pid)"
+is_back() { [ "$(capacity)" != 2 ]; }
+eventually "SIGHUP: restored" 50 is_back
 
 # SIGTERM: running jobs finish, then the executor exits; nothing is lost.
 r=$(submit "$(analysis 'function analyze() { var t = Date.now(); while (Date.now() - t < 3000) {} return "drained"; }' ', timeout_ms: 20000')")
