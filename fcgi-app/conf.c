@@ -12,7 +12,7 @@
 
 const struct cfg_key api_cfg_keys[API__MAX] = {
     [API_LISTEN] =
-        {"api", "listen", CFG_STRING, "", NULL, 0, 0, NULL, 0,
+        {"api", "listen", CFG_STRING, "/run/assay/api.sock", NULL, 0, 0, NULL, 0,
          "FastCGI socket: a path (unix socket) or host:port; empty means "
          "inherit it on fd 0 from the web server (lighttpd bin-path, spawn-fcgi)."},
     [API_SOCKET_MODE] =

@@ -26,7 +26,7 @@ usage(FILE *out)
 {
 	fprintf(out,
 	        "usage: assay-api [-t] [-c FILE]\n"
-	        "       assay-api --sample-config | --config-doc | --routes | --version\n"
+	        "       assay-api --sample-config | --config-doc | --config-man | --routes | --version\n"
 	        "  -c, --config FILE  configuration file (default " API_CONF_FILE ")\n"
 	        "  -t, --test         check the configuration, print it, and exit\n");
 }
@@ -95,6 +95,7 @@ main(int argc, char *argv[])
 	    {"test", no_argument, NULL, 't'},
 	    {"sample-config", no_argument, NULL, 'S'},
 	    {"config-doc", no_argument, NULL, 'D'},
+	    {"config-man", no_argument, NULL, 'M'},
 	    {"routes", no_argument, NULL, 'R'},
 	    {"version", no_argument, NULL, 'V'},
 	    {"help", no_argument, NULL, 'h'},
@@ -120,7 +121,10 @@ main(int argc, char *argv[])
 			cfg_write_sample(api_cfg_keys, API__MAX, "assay.conf", stdout);
 			return 0;
 		case 'D':
-			cfg_write_doc(api_cfg_keys, API__MAX, "assay.conf", stdout);
+			cfg_write_doc(api_cfg_keys, API__MAX, "assay.conf", CFG_DOC_MARKDOWN, stdout);
+			return 0;
+		case 'M':
+			cfg_write_doc(api_cfg_keys, API__MAX, "assay.conf", CFG_DOC_MAN, stdout);
 			return 0;
 		case 'R':
 			print_routes();

@@ -436,12 +436,81 @@ cfg_write_sample(const struct cfg_key *keys, size_t n, const char *file, FILE *o
 	}
 }
 
+/* Text for roff: backslashes escaped, no line may start with a dot. */
+static void
+man_text(FILE *out, const char *s)
+{
+	if (*s == '.' || *s == '\'')
+		fputs("\\&", out);
+	for (; *s != '\0'; s++)
+		if (*s == '\\')
+			fputs("\\e", out);
+		else if (*s == '-')
+			fputs("\\-", out);
+		else
+			fputc(*s, out);
+}
+
+static void
+write_man(const struct cfg_key *keys, size_t n, const char *file, FILE *out)
+{
+	const char *section = "";
+	char range[256];
+	size_t i;
+
+	fputs(".\\\" Generated from the key table; do not edit.\n.TH ", out);
+	man_text(out, file);
+	fprintf(out, " 5 \"\" \"%s %s\" \"File formats\"\n.SH NAME\n", PACKAGE_NAME,
+	        PACKAGE_VERSION);
+	man_text(out, file);
+	fprintf(out, " \\- %s configuration file\n.SH SYNOPSIS\n.B /etc/assay/",
+	        PACKAGE_NAME);
+	man_text(out, file);
+	fputs("\n.SH DESCRIPTION\n"
+	      "An INI file: \\fB[section]\\fP headers, \\fIkey\\fP = \\fIvalue\\fP lines, "
+	      "\\fB#\\fP comments. Every key is optional and has the default shown. "
+	      "An environment variable named beside a key overrides the file. Unknown "
+	      "keys and bad values are errors reported with file and line; the "
+	      "programs' \\fB\\-t\\fP option checks a file. Keys marked "
+	      "\\(lqreloaded on SIGHUP\\(rq take effect on SIGHUP; the others need a "
+	      "restart. A broken file on SIGHUP is refused and the running "
+	      "configuration kept.\n",
+	      out);
+	for (i = 0; i < n; i++) {
+		if (strcmp(section, keys[i].section) != 0) {
+			section = keys[i].section;
+			fprintf(out, ".SS [%s]\n", section);
+		}
+		cfg_describe_range(&keys[i], range, sizeof range);
+		fprintf(out, ".TP\n.BR %s \" = \"", keys[i].name);
+		man_text(out, keys[i].def);
+		fprintf(out, "\n%s", type_names[keys[i].type]);
+		man_text(out, range);
+		if (keys[i].env != NULL)
+			fprintf(out, "; environment \\fB%s\\fP", keys[i].env);
+		fprintf(out, "; %s.\n",
+		        keys[i].flags & CFG_RELOADABLE ? "reloaded on SIGHUP"
+		                                       : "needs a restart");
+		fputs(".br\n", out);
+		man_text(out, keys[i].doc);
+		fputc('\n', out);
+	}
+	fputs(".SH SEE ALSO\n.BR assay\\-api (8),\n.BR assay\\-stream (8),\n"
+	      ".BR assay\\-executor (8),\n.BR assayctl (8)\n",
+	      out);
+}
+
 void
-cfg_write_doc(const struct cfg_key *keys, size_t n, const char *file, FILE *out)
+cfg_write_doc(const struct cfg_key *keys, size_t n, const char *file, enum cfg_doc format,
+              FILE *out)
 {
 	char range[256];
 	size_t i;
 
+	if (format == CFG_DOC_MAN) {
+		write_man(keys, n, file, out);
+		return;
+	}
 	fprintf(out, "# `%s`\n\n", file);
 	fprintf(
 	    out,

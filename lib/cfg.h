@@ -65,6 +65,8 @@ bool cfg_differs(const struct cfg *, const struct cfg *, size_t key);
 void cfg_print(const struct cfg *, FILE *);
 /* The sample file and the Markdown reference, generated from the table. */
 void cfg_write_sample(const struct cfg_key *, size_t, const char *file, FILE *);
-void cfg_write_doc(const struct cfg_key *, size_t, const char *file, FILE *);
+/* The reference of file's keys, as a Markdown table or a section 5 manual page. */
+enum cfg_doc { CFG_DOC_MARKDOWN, CFG_DOC_MAN };
+void cfg_write_doc(const struct cfg_key *, size_t, const char *file, enum cfg_doc, FILE *);
 
 #endif
