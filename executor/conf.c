@@ -51,4 +51,7 @@ const struct cfg_key ex_cfg_keys[EX__MAX] = {
          "127.0.0.1:11211", "MEMCACHED_SERVERS", 0, 0, NULL, 0,
          "The API's memcached servers (as in assay.conf): each change of a run's "
          "state makes the API's cache forget the run. Empty: no cache to tell."},
+    [EX_NODE_PATH] = {"executor", "node_path", CFG_STRING, "", NULL, 0, 0, NULL, 0,
+                      "The node binary (version 20 or later) for analyses with "
+                      "runtime \"node\". Empty: such runs fail, saying so."},
 };

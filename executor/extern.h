@@ -34,13 +34,18 @@ enum ex_key {
 	EX_RESULT_MAX,
 	EX_LOG_LEVEL,
 	EX_MEMCACHED_SERVERS,
+	EX_NODE_PATH,
 	EX__MAX
 };
 extern const struct cfg_key ex_cfg_keys[EX__MAX];
 #define EX_CONF_FILE SYSCONFDIR "/assay/executor.conf"
 
+/* Where a script runs: Duktape in the child, or a node process. */
+enum runtime { RT_JS, RT_NODE, RT__MAX };
+
 /* What the sandboxed child needs to run one job. */
 struct job_spec {
+	enum runtime runtime;
 	char *script;      /* the child rewrites `export default` in place */
 	const char *input; /* JSON text */
 	long timeout_ms;
@@ -54,6 +59,7 @@ struct job {
 	int attempts, max_attempts;
 	char *script, *input;
 	long timeout_ms, memory_mb;
+	enum runtime runtime;
 	unsigned child; /* its sandbox child's number; 0 before it starts */
 	bool ended;     /* the child has exited (or never started) */
 	int fd;     /* the bridge pipe, read end */
@@ -98,16 +104,19 @@ struct sbx_msg {
 	                        when the child could not be forked */
 	int32_t memory_mb;   /* RUN */
 	int64_t timeout_ms;  /* RUN */
+	int32_t runtime;     /* RUN: enum runtime */
+	int32_t unused;
 };
 
 /* sandbox.c, in the executor; one assay-sandbox per executor.
- * sbx_open starts it (program: its path) and returns the socket to poll,
+ * sbx_open starts it (program: its path; node: the node binary for runtime
+ * "node", or NULL) and returns the socket to poll,
  * or -1 (also what sbx_fd says while none runs). sbx_run asks for a child
  * and returns the read end of its bridge, or -1. sbx_next reads what the
  * sandbox said: 1 when *child has exited with wait *status, 0 when nothing
  * more is to be read now, -1 when assay-sandbox itself is gone, and its
  * children with it (sbx_open starts a new one). */
-int sbx_open(const char *program);
+int sbx_open(const char *program, const char *node);
 int sbx_fd(void);
 int sbx_run(unsigned child, const struct job_spec *);
 void sbx_kill(unsigned child, int sig);
@@ -118,10 +127,16 @@ void sbx_close(void);
  * sbx_seccomp_prepare builds the filter once, when assay-sandbox starts. */
 bool sbx_rlimits(const struct job_spec *);
 bool sbx_seccomp_prepare(void);
-bool sbx_seccomp(void);
+bool sbx_seccomp(enum runtime);
 /* js.c: js_prepare creates the engine once, before any fork; js_run runs
  * the analysis in this (sandboxed) child, writing JSON lines to fd. */
 bool js_prepare(void);
 void js_run(const struct job_spec *, int fd) __attribute__((noreturn));
+/* node.c: node_isolate gives the child a network namespace of its own
+ * (where the host allows it), before its limits; node_exec execs node (the
+ * binary) on the job, with the bridge on fd 3 and the job (script NUL
+ * input NUL) on fd 4. It only returns on failure. */
+void node_isolate(void);
+void node_exec(const char *node, const struct job_spec *);
 
 #endif

@@ -94,12 +94,7 @@ jobs_claim(struct db *db, struct mc *mc, const char *worker, int n, int lease_s,
 		j->timeout_ms = atol(PQgetvalue(res, i, 5));
 		j->memory_mb = atol(PQgetvalue(res, i, 6));
 		j->fd = -1;
-		if (strcmp(PQgetvalue(res, i, 7), "js") != 0) {
-			j->error =
-			    xasprintf("runtime %s is not available on this executor",
-			              PQgetvalue(res, i, 7));
-			j->attempts = j->max_attempts; /* retrying cannot help */
-		}
+		j->runtime = strcmp(PQgetvalue(res, i, 7), "node") == 0 ? RT_NODE : RT_JS;
 		out[i] = j;
 	}
 	PQclear(res);

@@ -45,6 +45,7 @@ struct ex {
 	const char *cfg_path;
 	bool cfg_required;
 	char sandbox[4096]; /* the assay-sandbox program */
+	const char *node;   /* node_path, or NULL: no runtime "node" */
 	unsigned children;  /* numbers the children: the last one used */
 	struct db *db;
 	struct mc *mc;     /* the API's cache, told of every change of a run */
@@ -144,12 +145,17 @@ ex_notifications(struct ex *ex)
 static void
 ex_start(struct ex *ex, struct job *j)
 {
-	struct job_spec spec = {j->script, j->input, j->timeout_ms, j->memory_mb};
+	struct job_spec spec = {j->runtime, j->script, j->input, j->timeout_ms,
+	                        j->memory_mb};
 
 	j->started_us = util_now_us();
 	j->ended = true;
-	if (j->error != NULL) /* refused at claim time */
+	if (j->runtime == RT_NODE && ex->node == NULL) {
+		j->error = xstrdup("runtime node is not available on this executor "
+		                   "(node_path is not set in executor.conf)");
+		j->attempts = j->max_attempts; /* retrying here cannot help */
 		return;
+	}
 	j->deadline_us = j->started_us + (uint64_t)j->timeout_ms * 1000u;
 	if (++ex->children == 0) /* 0 means "no child" */
 		ex->children = 1;
@@ -174,7 +180,7 @@ ex_claim(struct ex *ex)
 	ex->wake = false;
 	if (ex->stopping || room <= 0)
 		return;
-	if (sbx_open(ex->sandbox) < 0)
+	if (sbx_open(ex->sandbox, ex->node) < 0)
 		return; /* no job is claimed that could not run; logged */
 	if (room > MAX_JOBS - (long)ex->njobs)
 		room = MAX_JOBS - (long)ex->njobs;
@@ -282,6 +288,10 @@ ex_outcome(struct job *j, int status)
 		why = xstrdup("output too large");
 	else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGXCPU)
 		why = xstrdup("timeout: CPU time limit reached");
+	else if (j->runtime == RT_NODE && WIFSIGNALED(status) && j->result == NULL &&
+	         (WTERMSIG(status) == SIGABRT || WTERMSIG(status) == SIGTRAP))
+		why = xstrdup("memory limit: node stopped when its heap or data "
+		              "limit was reached");
 	else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS)
 		why = xstrdup("killed by signal 31: the script broke the sandbox");
 	else if (WIFSIGNALED(status) && j->error == NULL)
@@ -701,7 +711,10 @@ main(int argc, char *argv[])
 	sigprocmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	ex_sandbox_program(ex.sandbox, sizeof ex.sandbox);
-	if (sbx_open(ex.sandbox) < 0)
+	ex.node = cfg_str(ex.cfg, EX_NODE_PATH)[0] != '\0'
+	              ? xstrdup(cfg_str(ex.cfg, EX_NODE_PATH))
+	              : NULL;
+	if (sbx_open(ex.sandbox, ex.node) < 0)
 		return 1;
 	ex.sig_fd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
 	ex.http_fd =

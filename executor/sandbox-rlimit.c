@@ -1,7 +1,12 @@
 /*
- * Resource limits of a job's child: address space (the analysis'
- * memory_limit_mb), CPU seconds (its timeout, rounded up, plus one), no
- * core dumps, no file writes, no new processes, no new descriptors.
+ * Resource limits of a job's child: CPU seconds (its timeout, rounded up,
+ * plus one), no core dumps, no file writes; then by runtime. "js": address
+ * space = the analysis' memory_limit_mb, no new processes, no new
+ * descriptors. "node": V8 reserves far more address space than it uses,
+ * so the memory bound is on data (memory_limit_mb plus node's own
+ * NODE_BASE_MB) besides node's heap limit (--max-old-space-size); its
+ * threads count as processes, so new processes are refused by its seccomp
+ * filter instead, and it may open a few descriptors of its own.
  * Applied after fork, before the script; never in the executor itself.
  */
 #include "config.h"
@@ -9,6 +14,9 @@
 #include <sys/resource.h>
 
 #include "extern.h"
+
+#define NODE_BASE_MB 96
+#define NODE_FILES 64
 
 static bool
 limit(int resource, rlim_t value)
@@ -21,8 +29,13 @@ limit(int resource, rlim_t value)
 bool
 sbx_rlimits(const struct job_spec *spec)
 {
-	return limit(RLIMIT_AS, (rlim_t)spec->memory_mb * 1024 * 1024) &&
-	       limit(RLIMIT_CPU, (rlim_t)(spec->timeout_ms + 999) / 1000 + 1) &&
-	       limit(RLIMIT_CORE, 0) && limit(RLIMIT_FSIZE, 0) &&
-	       limit(RLIMIT_NPROC, 0) && limit(RLIMIT_NOFILE, 4);
+	rlim_t mb = (rlim_t)spec->memory_mb * 1024 * 1024;
+
+	if (!limit(RLIMIT_CPU, (rlim_t)(spec->timeout_ms + 999) / 1000 + 1) ||
+	    !limit(RLIMIT_CORE, 0) || !limit(RLIMIT_FSIZE, 0))
+		return false;
+	if (spec->runtime == RT_NODE)
+		return limit(RLIMIT_DATA, mb + (rlim_t)NODE_BASE_MB * 1024 * 1024) &&
+		       limit(RLIMIT_NOFILE, NODE_FILES);
+	return limit(RLIMIT_AS, mb) && limit(RLIMIT_NPROC, 0) && limit(RLIMIT_NOFILE, 4);
 }

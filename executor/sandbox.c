@@ -50,7 +50,7 @@ sbx_close(void)
 }
 
 int
-sbx_open(const char *program)
+sbx_open(const char *program, const char *node)
 {
 	struct pollfd pfd;
 	struct sbx_msg m;
@@ -70,7 +70,7 @@ sbx_open(const char *program)
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (dup2(sv[1], 0) == 0 && close_range(3, ~0u, 0) == 0)
-			execl(program, "assay-sandbox", (char *)NULL);
+			execl(program, "assay-sandbox", node ? node : "", (char *)NULL);
 		_exit(127);
 	}
 	close(sv[1]);
@@ -109,7 +109,7 @@ int
 sbx_run(unsigned child, const struct job_spec *spec)
 {
 	struct sbx_msg m = {SBX_RUN, child, 0, (int32_t)spec->memory_mb,
-	                    spec->timeout_ms};
+	                    spec->timeout_ms, spec->runtime, 0};
 	const char *input = spec->input ? spec->input : "null";
 	char cbuf[CMSG_SPACE(2 * sizeof(int))] = {0};
 	struct iovec iov = {&m, sizeof m};

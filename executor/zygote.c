@@ -1,7 +1,8 @@
 /*
  * assay-sandbox: forks assay-executor's sandboxed children, one per job.
  * The executor starts it with a SOCK_SEQPACKET socket as descriptor 0 (see
- * struct sbx_msg in extern.h); it is not meant to be run by hand. It is a
+ * struct sbx_msg in extern.h) and the node binary, if any, as its argument;
+ * it is not meant to be run by hand. It is a
  * fresh program, not a copy of the executor, so no child can find the
  * executor's memory, connections or credentials. Before saying it is ready
  * it builds the seccomp filter and the script engine; each child inherits
@@ -36,6 +37,7 @@ static struct {
 	pid_t pid;
 } kids[MAX_CHILDREN];
 static size_t nkids;
+static const char *node; /* the node binary, or NULL: no runtime "node" */
 
 static void
 tell(enum sbx_op op, unsigned child, int status)
@@ -61,7 +63,8 @@ static void __attribute__((noreturn)) child_fail(int fd, const char *why)
 static void __attribute__((noreturn))
 child_run(const struct sbx_msg *m, int bridge, int job)
 {
-	struct job_spec spec = {NULL, NULL, m->timeout_ms, m->memory_mb};
+	struct job_spec spec = {(enum runtime)m->runtime, NULL, NULL, m->timeout_ms,
+	                        m->memory_mb};
 	struct stat st;
 	sigset_t none;
 	char *text, *end;
@@ -78,21 +81,37 @@ child_run(const struct sbx_msg *m, int bridge, int job)
 		child_fail(bridge, "the job could not be read");
 	spec.script = text;
 	spec.input = end + 1;
-	/* The bridge goes to descriptor 3; nothing else stays open. */
-	if (dup2(bridge, 3) < 0 || close_range(0, 2, 0) != 0 ||
-	    close_range(4, ~0u, 0) != 0)
+	/* The bridge goes to descriptor 3, the job (for node) to 4; nothing
+	 * else stays open. */
+	if (dup2(bridge, 3) < 0 || dup2(job, 4) < 0 || lseek(4, 0, SEEK_SET) != 0 ||
+	    close_range(0, 2, 0) != 0 ||
+	    close_range(spec.runtime == RT_NODE ? 5 : 4, ~0u, 0) != 0)
 		_exit(3);
+	if (spec.runtime == RT_NODE)
+		node_isolate();
 	if (!sbx_rlimits(&spec))
 		child_fail(3, "cannot set resource limits");
-	if (!sbx_seccomp())
+	if (!sbx_seccomp(spec.runtime))
 		child_fail(3, "cannot install the seccomp filter");
+	if (spec.runtime == RT_NODE) {
+		node_exec(node, &spec);
+		child_fail(3, "cannot start node");
+	}
 	js_run(&spec, 3);
 }
 
 static void
 start(const struct sbx_msg *m, int bridge, int job)
 {
-	pid_t pid = nkids < MAX_CHILDREN ? fork() : -1;
+	pid_t pid;
+
+	if (m->runtime < 0 || m->runtime >= RT__MAX || (m->runtime == RT_NODE && !node)) {
+		close(bridge);
+		close(job);
+		tell(SBX_EXITED, m->child, -ENOEXEC);
+		return;
+	}
+	pid = nkids < MAX_CHILDREN ? fork() : -1;
 
 	if (pid == 0)
 		child_run(m, bridge, job);
@@ -163,7 +182,7 @@ reap(void)
 }
 
 int
-main(void)
+main(int argc, char *argv[])
 {
 	struct signalfd_siginfo si;
 	struct pollfd pfd[2];
@@ -171,6 +190,7 @@ main(void)
 	int sig, r = 0;
 
 	log_init("assay-sandbox");
+	node = argc > 1 && argv[1][0] != '\0' ? argv[1] : NULL;
 	sigemptyset(&chld);
 	sigaddset(&chld, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &chld, NULL);

@@ -1,5 +1,6 @@
 # The executor: a run's result and ctx events; hostile scripts each fail
-# with the right reason while the executor stays healthy; retries with
+# with the right reason while the executor stays healthy; the same for
+# runtime "node"; retries with
 # backoff; cancel of a running job and cancel racing the claim; recovery
 # after the executor is SIGKILLed mid-job, and after its assay-sandbox is;
 # SIGHUP reloads (and keeps the old configuration when the new one is
@@ -66,6 +67,43 @@ wait_run "$ok_run" "beside the hostile ones"
 check "other jobs still run" "$(json .run.result)" "still fine"
 check "the executor survived" "$(http_ex /health | jq -r .status)" healthy
 check "the executor is the same process" "$(running "$(ex_pid)" && echo yes)" yes
+
+# Runtime "node": the same contract in a node process (ES modules, modern
+# syntax), and the same refusals: no network, no processes, no files.
+node_analysis() { analysis "$1" ", runtime: \"node\", timeout_ms: ${2:-3000}"; }
+grep -q '^node_path = /' "$ASSAY_STACK_DIR/conf/executor.conf" ||
+  fail "runtime node: the stack has no node 20 or later (node_path is empty)"
+r=$(submit "$(node_analysis 'export default async function analyze(input, ctx) {
+  ctx.log("info", "adding"); ctx.progress(50, "half way"); ctx.emit("partial", { a: input.a });
+  const { a, b } = input; return { sum: [a, b].reduce((p, q) => p + q, input?.c ?? 0) };
+}')" '{"a":2,"b":40}')
+wait_run "$r" "node"
+check "node: completed" "$(json .run.status)" completed
+check "node: result" "$(json -c .run.result)" '{"sum":42}'
+check "node: events in order" "$(sql "SELECT string_agg(type, ',' ORDER BY seq) FROM job_events WHERE job_id = '$r'")" \
+  "created,pending,running,log,progress,emit,completed"
+r=$(submit "$(node_analysis 'function analyze(i) { return `plain ${i}`; }')" '"x"')
+wait_run "$r" "node, not exported"
+check "node: a plain analyze() works too" "$(json .run.result)" "plain x"
+declare -A nwant
+node_hostile() { # NAME SCRIPT REASON-REGEX
+  nwant[$1]="$(submit "$(node_analysis "$2")")|$3"
+}
+node_hostile net "export default async function analyze() { return (await fetch('$ASSAY_URL/live')).status; }" '^script error: TypeError: fetch failed'
+node_hostile socket "import net from 'node:net'; export default () => new Promise((ok, no) => net.connect(${ASSAY_URL##*:}, '127.0.0.1', () => ok(1)).on('error', no));" '^script error: Error: connect E'
+node_hostile process "import cp from 'node:child_process'; export default () => cp.execSync('id').toString();" 'restricted'
+node_hostile files "import fs from 'node:fs'; export default () => fs.readFileSync('/etc/passwd', 'utf8');" 'restricted'
+node_hostile binding "export default () => typeof process.binding('spawn_sync');" 'ERR_ACCESS_DENIED'
+node_hostile loop "export default function analyze() { for (;;) {} }" '^timeout'
+node_hostile memory "export default function analyze() { const a = []; for (;;) a.push(new Array(1e6).fill(1.5)); }" '^memory limit'
+node_hostile output "export default (i, ctx) => { const s = 'y'.repeat(100000); for (let k = 0; k < 2000; k++) ctx.log('info', s); };" '^output too large$'
+node_hostile syntax "function analyze( {" '^script error: SyntaxError'
+for k in "${!nwant[@]}"; do
+  wait_run "${nwant[$k]%%|*}" "node hostile $k" 150 >/dev/null
+  check "node hostile $k: failed" "$(json .run.status)" failed
+  check_match "node hostile $k: says why" "$(json .run.error_message)" "${nwant[$k]#*|}"
+done
+check "node: the executor survived" "$(running "$(ex_pid)" && echo yes)" yes
 
 # Retries: a failing attempt goes back to pending until max_attempts.
 r=$(submit "$(analysis 'function analyze() { throw new Error("flaky"); }' ', max_attempts: 2')")

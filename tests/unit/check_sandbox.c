@@ -7,12 +7,14 @@
 #include "config.h"
 
 #include <check.h>
+#include <errno.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -28,14 +30,14 @@ run(const char *script, long memory_mb, int *status)
 	static unsigned serial;
 	static char out[4096];
 	char *copy = strdup(script);
-	struct job_spec spec = {copy, "{\"n\":2}", 5000, memory_mb};
+	struct job_spec spec = {RT_JS, copy, "{\"n\":2}", 5000, memory_mb};
 	struct pollfd pfd;
 	unsigned child;
 	size_t len = 0;
 	ssize_t n;
 	int fd;
 
-	ck_assert_int_ge(sbx_open(SANDBOX_PROGRAM), 0);
+	ck_assert_int_ge(sbx_open(SANDBOX_PROGRAM, NULL), 0);
 	fd = sbx_run(++serial, &spec);
 	ck_assert_int_ge(fd, 0);
 	while ((n = read(fd, out + len, sizeof out - 1 - len)) > 0)
@@ -93,12 +95,12 @@ END_TEST
 START_TEST(children_are_killed_by_number)
 {
 	char script[] = "function analyze() { for (;;) ; }";
-	struct job_spec spec = {script, "null", 5000, 64};
+	struct job_spec spec = {RT_JS, script, "null", 5000, 64};
 	struct pollfd pfd;
 	unsigned child;
 	int fd, status, r;
 
-	ck_assert_int_ge(sbx_open(SANDBOX_PROGRAM), 0);
+	ck_assert_int_ge(sbx_open(SANDBOX_PROGRAM, NULL), 0);
 	fd = sbx_run(7, &spec);
 	ck_assert_int_ge(fd, 0);
 	sbx_kill(8, SIGKILL); /* no such child: ignored */
@@ -120,7 +122,7 @@ START_TEST(seccomp_kills_forbidden_syscalls)
 
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
-		if (!sbx_seccomp())
+		if (!sbx_seccomp(RT_JS))
 			_exit(99);
 		syscall(SYS_getpid); /* not on the allowlist */
 		_exit(0);
@@ -140,7 +142,7 @@ START_TEST(seccomp_allows_the_bridge)
 	ck_assert_int_eq(pipe(p), 0);
 	pid = fork();
 	if (pid == 0) {
-		if (!sbx_seccomp())
+		if (!sbx_seccomp(RT_JS))
 			_exit(99);
 		if (write(p[1], "x", 1) != 1)
 			_exit(98);
@@ -153,9 +155,35 @@ START_TEST(seccomp_allows_the_bridge)
 }
 END_TEST
 
+/* The node filter: threads yes, processes no; sockets AF_UNIX only. */
+START_TEST(node_filter_refuses_processes_and_network)
+{
+	int status;
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		int fd;
+
+		if (!sbx_seccomp(RT_NODE))
+			_exit(99);
+		fd = socket(AF_INET, SOCK_STREAM, 0);
+		if (fd >= 0 || errno != EACCES)
+			_exit(98);
+		if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) < 0)
+			_exit(97);
+		close(fd);
+		(void)syscall(SYS_fork); /* killed here */
+		_exit(0);
+	}
+	waitpid(pid, &status, 0);
+	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS, "status %#x",
+	              status);
+}
+END_TEST
+
 START_TEST(no_new_processes)
 {
-	struct job_spec spec = {"", NULL, 1000, 64};
+	struct job_spec spec = {RT_JS, "", NULL, 1000, 64};
 	struct rlimit rl;
 	int status;
 	pid_t pid = fork();
@@ -191,6 +219,7 @@ main(void)
 	tcase_add_test(tc, children_are_killed_by_number);
 	tcase_add_test(tc, seccomp_kills_forbidden_syscalls);
 	tcase_add_test(tc, seccomp_allows_the_bridge);
+	tcase_add_test(tc, node_filter_refuses_processes_and_network);
 	tcase_add_test(tc, no_new_processes);
 	suite_add_tcase(s, tc);
 	return unit_run(s);

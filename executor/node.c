@@ -1,0 +1,87 @@
+/*
+ * Runtime "node": the sandboxed child execs node (version 20 or later) on
+ * a bootstrap module given with --eval. The bootstrap reads the job from
+ * descriptor 4, imports the script as an ES module (a data: URL, so no file
+ * is involved), calls analyze(input, ctx) and writes the same JSON lines as
+ * the Duktape runtime to descriptor 3. node runs under its permission model
+ * (no file system, no child processes, no workers, no native addons), with
+ * no environment, in a network namespace of its own where the host lets
+ * one be made, and under the seccomp filter and limits sandbox-*.c set.
+ */
+#include "config.h"
+
+#include <sched.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "extern.h"
+
+/* The bootstrap. A script that declares analyze without exporting it is
+ * given an export; one that cannot take it (a syntax error) is imported as
+ * written, which reports its own syntax error. */
+static const char bootstrap[] =
+    "import { readFileSync, writeSync } from 'node:fs';\n"
+    "const send = (o) => writeSync(3, JSON.stringify(o) + '\\n');\n"
+    "const text = (v) => (v === undefined ? '' : String(v));\n"
+    "const ctx = Object.freeze({\n"
+    "  log: (level, message) => send({ type: 'log', level: text(level), message: "
+    "text(message) }),\n"
+    "  progress: (percent, message) => send({ type: 'progress',\n"
+    "    percent: Math.min(100, Math.max(0, Number(percent) || 0)), message: "
+    "text(message) }),\n"
+    "  emit: (event, data) => send({ type: 'emit', event: text(event), data: data "
+    "?? null }),\n"
+    "});\n"
+    "const load = (src) => import('data:text/javascript,' + "
+    "encodeURIComponent(src));\n"
+    "try {\n"
+    "  const [script, input] = readFileSync(4, 'utf8').split('\\0');\n"
+    "  let mod;\n"
+    "  try { mod = await load(script + '\\n;export { analyze as "
+    "__assayAnalyze };'); }\n"
+    "  catch (e) { if (!(e instanceof SyntaxError)) throw e; mod = await "
+    "load(script); }\n"
+    "  const analyze = mod.__assayAnalyze ?? mod.default ?? mod.analyze;\n"
+    "  if (typeof analyze !== 'function') {\n"
+    "    send({ type: 'error', message: 'the script does not define analyze(input, "
+    "ctx)' });\n"
+    "    process.exit(1);\n"
+    "  }\n"
+    "  const value = await analyze(JSON.parse(input), ctx);\n"
+    "  writeSync(3, '{\"type\":\"result\",\"value\":' + (JSON.stringify(value) ?? "
+    "'null') + '}\\n');\n"
+    "  process.exit(0);\n"
+    "} catch (e) {\n"
+    "  send({ type: 'error', message: String(e), stack: e instanceof Error ? "
+    "text(e.stack) : undefined });\n"
+    "  process.exit(1);\n"
+    "}\n";
+
+void
+node_exec(const char *node, const struct job_spec *spec)
+{
+	char heap[64];
+	char *argv[] = {"node",
+	                heap,
+	                "--experimental-permission",
+	                "--no-addons",
+	                "--no-warnings",
+	                "--input-type=module",
+	                "--eval",
+	                (char *)bootstrap,
+	                NULL};
+	char *envp[] = {NULL};
+
+	snprintf(heap, sizeof heap, "--max-old-space-size=%ld", spec->memory_mb);
+	execve(node, argv, envp);
+}
+
+void
+node_isolate(void)
+{
+	/* No network: a namespace whose only interface, loopback, is down.
+	 * Without privileges, inside a user namespace; where neither is
+	 * allowed, the seccomp filter still refuses every socket but AF_UNIX. */
+	if (unshare(CLONE_NEWNET) != 0)
+		(void)unshare(CLONE_NEWUSER | CLONE_NEWNET);
+}
