@@ -14,6 +14,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -82,8 +83,12 @@ child_run(const struct sbx_msg *m, int bridge, int job)
 	spec.script = text;
 	spec.input = end + 1;
 	/* The bridge goes to descriptor 3, the job (for node) to 4; nothing
-	 * else stays open. */
-	if (dup2(bridge, 3) < 0 || dup2(job, 4) < 0 || lseek(4, 0, SEEK_SET) != 0 ||
+	 * else stays open. Moved out of the way first, so that neither can
+	 * already be 3 or 4 (where dup2 would leave it close-on-exec). */
+	bridge = fcntl(bridge, F_DUPFD, 10);
+	job = fcntl(job, F_DUPFD, 10);
+	if (bridge < 0 || job < 0 || dup2(bridge, 3) < 0 || dup2(job, 4) < 0 ||
+	    lseek(4, 0, SEEK_SET) != 0 ||
 	    close_range(0, 2, 0) != 0 ||
 	    close_range(spec.runtime == RT_NODE ? 5 : 4, ~0u, 0) != 0)
 		_exit(3);
