@@ -86,12 +86,18 @@ req_path(struct req *r)
 	}
 }
 
+/* One line per request, at info; liveness probes, which load balancers
+ * send every second or so, at debug unless they fail. */
 static void
 access_log(const struct req *r)
 {
+	enum log_level level = r->match.route && r->match.route->access == A_PROBE &&
+	                               r->status < 500
+	                           ? LOG_DEBUG
+	                           : LOG_INFO;
 	char members[512], method[64];
 
-	if (!log_enabled(LOG_INFO))
+	if (!log_enabled(level))
 		return;
 	log_json_escape(r->method, method, sizeof method);
 	snprintf(members, sizeof members,
@@ -101,7 +107,7 @@ access_log(const struct req *r)
 	         (double)(util_now_us() - r->start_us) / 1000.0, r->request_id,
 	         r->tenant ? "\"" : "", r->tenant ? r->tenant->name : "null",
 	         r->tenant ? "\"" : "");
-	log_line(LOG_INFO, "request", members);
+	log_line(level, "request", members);
 }
 
 static void

@@ -6,6 +6,7 @@
  */
 #include "config.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,11 +23,20 @@ const char *const log_level_names[] = {"debug", "info", "warn", "error", NULL};
 
 static const char *log_program = "assay";
 static enum log_level log_min = LOG_INFO;
+static pid_t log_pid; /* getpid() is a system call; a line needs it once */
+
+static void
+log_forked(void)
+{
+	log_pid = getpid();
+}
 
 void
 log_init(const char *program)
 {
 	log_program = program;
+	log_pid = getpid();
+	pthread_atfork(NULL, NULL, log_forked);
 	/* The only doubles Assay prints are durations in milliseconds. */
 	json_c_set_serialization_double_format("%.3f", JSON_C_OPTION_GLOBAL);
 }
@@ -81,7 +91,7 @@ log_line(enum log_level level, const char *msg, const char *members)
 	n = snprintf(buf, sizeof buf,
 	             "{\"time\":\"%s\",\"level\":\"%s\",\"program\":\"%s\",\"pid\":%d,"
 	             "\"msg\":\"%s\"%s%s}\n",
-	             now, log_level_names[level], log_program, (int)getpid(), esc,
+	             now, log_level_names[level], log_program, (int)log_pid, esc,
 	             members && *members ? "," : "", members ? members : "");
 	if (n < 0)
 		return;
@@ -90,7 +100,7 @@ log_line(enum log_level level, const char *msg, const char *members)
 		    buf, sizeof buf,
 		    "{\"time\":\"%s\",\"level\":\"%s\",\"program\":\"%s\",\"pid\":%d,"
 		    "\"msg\":\"(line too long)\"}\n",
-		    now, log_level_names[level], log_program, (int)getpid());
+		    now, log_level_names[level], log_program, (int)log_pid);
 	}
 	if (write(STDERR_FILENO, buf, (size_t)n) < 0) {
 		/* Nowhere left to report it. */
