@@ -650,7 +650,6 @@ main(int argc, char *argv[])
 	struct ex ex = {.cfg_path = EX_CONF_FILE, .sig_fd = -1, .http_fd = -1};
 	char host[64];
 	bool test = false;
-	sigset_t sigs;
 	int c, rc;
 
 	log_init("assay-executor");
@@ -704,19 +703,13 @@ main(int argc, char *argv[])
 	snprintf(ex.worker, sizeof ex.worker, "%s:%d", host, (int)getpid());
 	srandom((unsigned)(getpid() ^ util_now_us()));
 
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGHUP);
-	sigprocmask(SIG_BLOCK, &sigs, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	ex.sig_fd = util_signalfd();
 	ex_sandbox_program(ex.sandbox, sizeof ex.sandbox);
 	ex.node = cfg_str(ex.cfg, EX_NODE_PATH)[0] != '\0'
 	              ? xstrdup(cfg_str(ex.cfg, EX_NODE_PATH))
 	              : NULL;
 	if (sbx_open(ex.sandbox, ex.node) < 0)
 		return 1;
-	ex.sig_fd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
 	ex.http_fd =
 	    probe_listen(cfg_str(ex.cfg, EX_LISTEN_ADDRESS), ex_int(&ex, EX_PORT));
 	if (ex.sig_fd < 0 || ex.http_fd < 0)

@@ -1,11 +1,13 @@
 /*
- * Clocks, timestamps and random ids: see util.h.
+ * Clocks, timestamps, random ids and daemons' signals: see util.h.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <sys/random.h>
+#include <sys/signalfd.h>
 #include <time.h>
 
 #include "util.h"
@@ -56,4 +58,18 @@ util_random_hex(char *hex, size_t n)
 	}
 	hex[2 * n] = '\0';
 	return true;
+}
+
+int
+util_signalfd(void)
+{
+	sigset_t sigs;
+
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	sigprocmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	return signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
 }

@@ -1143,7 +1143,6 @@ main(int argc, char *argv[])
 	bool required = false, test = false;
 	struct epoll_event ev, evs[256];
 	struct cfg *cfg;
-	sigset_t sigs;
 	int i, n, status;
 	size_t k;
 
@@ -1172,13 +1171,7 @@ main(int argc, char *argv[])
 	st.cfg = cfg;
 	log_set_level((enum log_level)cfg_int(cfg, API_LOG_LEVEL));
 	raise_nofile(cfg_int(cfg, STREAM_MAX_STREAMS));
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGHUP);
-	sigprocmask(SIG_BLOCK, &sigs, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	st.sig_fd = signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
+	st.sig_fd = util_signalfd();
 	st.ep = epoll_create1(EPOLL_CLOEXEC);
 	st.listen_fd = listen_unix(cfg_str(cfg, STREAM_LISTEN), cfg_int(cfg, STREAM_SOCKET_MODE));
 	st.probe_fd = probe_listen(cfg_str(cfg, STREAM_PROBE_ADDRESS),
