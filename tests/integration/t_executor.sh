@@ -160,14 +160,15 @@ check_match "crash: the event log says so" "$(sql "SELECT data->>'error_message'
 
 # The children come from assay-sandbox, a program of its own (not a copy of
 # the executor). Killed, it takes only its running children with it: their
-# runs are retried, and the executor starts a new one.
+# runs are retried, and the executor starts a new one. (The job runs 6 s so
+# that it is still running when a loaded machine's test gets to see it.)
 sbx() { pgrep -P "$(ex_pid)" -x assay-sandbox; }
 check_match "the sandbox is its own program" "$(readlink "/proc/$(sbx)/exe")" '/assay-sandbox$'
-r=$(submit "$(analysis 'function analyze() { var t = Date.now(); while (Date.now() - t < 2000) {} return "again"; }' ', max_attempts: 2, timeout_ms: 20000')")
-eventually "job running in the sandbox" 50 is_running
+r=$(submit "$(analysis 'function analyze() { var t = Date.now(); while (Date.now() - t < 6000) {} return "again"; }' ', max_attempts: 2, timeout_ms: 20000')")
+eventually "job running in the sandbox" 150 is_running
 old=$(sbx)
 kill -KILL "$old"
-wait_run "$r" "after the sandbox was killed" 100
+wait_run "$r" "after the sandbox was killed" 300
 check "sandbox killed: the run is retried and completes" "$(json .run.result)" again
 check_match "sandbox killed: the event log says why" "$(sql "SELECT data->>'error_message' FROM job_events WHERE job_id = '$r' AND type = 'pending' ORDER BY seq DESC LIMIT 1")" "sandbox process stopped"
 check_match "sandbox killed: a new one runs" "$(sbx)" '^[0-9]+$'
@@ -218,11 +219,19 @@ is_back() { [ "$(capacity)" != 2 ]; }
 eventually "SIGHUP: restored" 50 is_back
 
 # SIGTERM: running jobs finish, then the executor exits; nothing is lost.
-r=$(submit "$(analysis 'function analyze() { var t = Date.now(); while (Date.now() - t < 3000) {} return "drained"; }' ', timeout_ms: 20000')")
+# The job runs 8 s, so that it is still running when a loaded machine's
+# test gets to see it, within a grace raised to 30 s by SIGHUP.
+log=$ASSAY_STACK_DIR/log/assay-executor.log
+reloads=$(grep -c 'configuration reloaded' "$log")
+echo "shutdown_grace_seconds = 30" >>"$conf"
+kill -HUP "$(ex_pid)"
+reloaded() { [ "$(grep -c 'configuration reloaded' "$log")" -gt "$reloads" ]; }
+eventually "SIGTERM: grace raised to 30 s" 50 reloaded
+r=$(submit "$(analysis 'function analyze() { var t = Date.now(); while (Date.now() - t < 8000) {} return "drained"; }' ', timeout_ms: 40000')")
 eventually "job running before SIGTERM" 150 is_running
 pid=$(ex_pid)
 kill -TERM "$pid"
-eventually "executor exits after draining" 100 gone
+eventually "executor exits after draining" 300 gone
 check "drained job completed" "$(status_of "$r")" completed
 check_match "drain logged" "$(grep -h "stopped after" "$ASSAY_STACK_DIR/log/assay-executor.log" | tail -n 1)" stopped
 stack_up
