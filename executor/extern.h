@@ -62,8 +62,8 @@ struct job {
 	enum runtime runtime;
 	unsigned child; /* its sandbox child's number; 0 before it starts */
 	bool ended;     /* the child has exited (or never started) */
-	int fd;     /* the bridge pipe, read end */
-	char *line; /* partial line from the child */
+	int fd;         /* the bridge pipe, read end */
+	char *line;     /* partial line from the child */
 	size_t linelen;
 	size_t output; /* bytes received so far */
 	uint64_t started_us, deadline_us, kill_at_us;
@@ -100,11 +100,11 @@ void job_free(struct job *);
 enum sbx_op { SBX_READY, SBX_RUN, SBX_KILL, SBX_EXITED };
 struct sbx_msg {
 	uint32_t op, child;
-	int32_t status;      /* KILL: the signal; EXITED: wait status, or -errno
-	                        when the child could not be forked */
-	int32_t memory_mb;   /* RUN */
-	int64_t timeout_ms;  /* RUN */
-	int32_t runtime;     /* RUN: enum runtime */
+	int32_t status;     /* KILL: the signal; EXITED: wait status, or -errno
+	                       when the child could not be forked */
+	int32_t memory_mb;  /* RUN */
+	int64_t timeout_ms; /* RUN */
+	int32_t runtime;    /* RUN: enum runtime */
 	int32_t unused;
 };
 

@@ -459,18 +459,11 @@ ex_sandbox(struct ex *ex)
 static void
 ex_reload(struct ex *ex)
 {
-	char *errors = NULL, *line, *save = NULL;
 	struct cfg *next =
-	    cfg_load(ex_cfg_keys, EX__MAX, ex->cfg_path, ex->cfg_required, &errors);
+	    cfg_reload(ex_cfg_keys, EX__MAX, ex->cfg_path, ex->cfg_required);
 
-	if (next == NULL) {
-		for (line = strtok_r(errors, "\n", &save); line;
-		     line = strtok_r(NULL, "\n", &save))
-			log_msg(LOG_ERROR, "config: %s", line);
-		log_msg(LOG_ERROR, "reload failed; keeping the current configuration");
-		free(errors);
+	if (next == NULL)
 		return;
-	}
 	cfg_free(ex->cfg);
 	ex->cfg = next;
 	log_set_level((enum log_level)ex_int(ex, EX_LOG_LEVEL));
@@ -675,10 +668,12 @@ main(int argc, char *argv[])
 			cfg_write_sample(ex_cfg_keys, EX__MAX, "executor.conf", stdout);
 			return 0;
 		case 'D':
-			cfg_write_doc(ex_cfg_keys, EX__MAX, "executor.conf", CFG_DOC_MARKDOWN, stdout);
+			cfg_write_doc(ex_cfg_keys, EX__MAX, "executor.conf",
+			              CFG_DOC_MARKDOWN, stdout);
 			return 0;
 		case 'M':
-			cfg_write_doc(ex_cfg_keys, EX__MAX, "executor.conf", CFG_DOC_MAN, stdout);
+			cfg_write_doc(ex_cfg_keys, EX__MAX, "executor.conf", CFG_DOC_MAN,
+			              stdout);
 			return 0;
 		case 'V':
 			printf("assay-executor %s\n", PACKAGE_VERSION);

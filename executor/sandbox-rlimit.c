@@ -16,7 +16,7 @@
 #include "extern.h"
 
 #define NODE_BASE_MB 96
-#define NODE_FILES 64
+#define NODE_FILES   64
 
 static bool
 limit(int resource, rlim_t value)

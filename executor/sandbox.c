@@ -84,7 +84,8 @@ sbx_open(const char *program, const char *node)
 	pfd = (struct pollfd){sock, POLLIN, 0};
 	if (poll(&pfd, 1, READY_TIMEOUT_MS) != 1 ||
 	    recv(sock, &m, sizeof m, MSG_DONTWAIT) != sizeof m || m.op != SBX_READY) {
-		log_msg(LOG_ERROR, "%s did not start; no job can run without it", program);
+		log_msg(LOG_ERROR, "%s did not start; no job can run without it",
+		        program);
 		sbx_close();
 		return -1;
 	}
@@ -108,7 +109,7 @@ write_all(int fd, const char *s, size_t len)
 int
 sbx_run(unsigned child, const struct job_spec *spec)
 {
-	struct sbx_msg m = {SBX_RUN, child, 0, (int32_t)spec->memory_mb,
+	struct sbx_msg m = {SBX_RUN,          child,         0, (int32_t)spec->memory_mb,
 	                    spec->timeout_ms, spec->runtime, 0};
 	const char *input = spec->input ? spec->input : "null";
 	char cbuf[CMSG_SPACE(2 * sizeof(int))] = {0};
@@ -154,8 +155,8 @@ sbx_kill(unsigned child, int sig)
 	struct sbx_msg m = {.op = SBX_KILL, .child = child, .status = sig};
 
 	if (sock >= 0 && send(sock, &m, sizeof m, MSG_NOSIGNAL) != sizeof m)
-		log_msg(LOG_ERROR, "cannot ask assay-sandbox to kill child %u: %s",
-		        child, strerror(errno));
+		log_msg(LOG_ERROR, "cannot ask assay-sandbox to kill child %u: %s", child,
+		        strerror(errno));
 }
 
 int

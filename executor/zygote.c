@@ -31,7 +31,7 @@
 #include "log.h"
 
 #define MAX_CHILDREN 1024
-#define CONTROL 0 /* the socket to the executor */
+#define CONTROL      0 /* the socket to the executor */
 
 static struct {
 	unsigned child;
@@ -88,8 +88,7 @@ child_run(const struct sbx_msg *m, int bridge, int job)
 	bridge = fcntl(bridge, F_DUPFD, 10);
 	job = fcntl(job, F_DUPFD, 10);
 	if (bridge < 0 || job < 0 || dup2(bridge, 3) < 0 || dup2(job, 4) < 0 ||
-	    lseek(4, 0, SEEK_SET) != 0 ||
-	    close_range(0, 2, 0) != 0 ||
+	    lseek(4, 0, SEEK_SET) != 0 || close_range(0, 2, 0) != 0 ||
 	    close_range(spec.runtime == RT_NODE ? 5 : 4, ~0u, 0) != 0)
 		_exit(3);
 	if (spec.runtime == RT_NODE)

@@ -26,7 +26,8 @@ usage(FILE *out)
 {
 	fprintf(out,
 	        "usage: assay-api [-t] [-c FILE]\n"
-	        "       assay-api --sample-config | --config-doc | --config-man | --routes | --version\n"
+	        "       assay-api --sample-config | --config-doc | --config-man | "
+	        "--routes | --version\n"
 	        "  -c, --config FILE  configuration file (default " API_CONF_FILE ")\n"
 	        "  -t, --test         check the configuration, print it, and exit\n");
 }
@@ -121,10 +122,12 @@ main(int argc, char *argv[])
 			cfg_write_sample(api_cfg_keys, API__MAX, "assay.conf", stdout);
 			return 0;
 		case 'D':
-			cfg_write_doc(api_cfg_keys, API__MAX, "assay.conf", CFG_DOC_MARKDOWN, stdout);
+			cfg_write_doc(api_cfg_keys, API__MAX, "assay.conf",
+			              CFG_DOC_MARKDOWN, stdout);
 			return 0;
 		case 'M':
-			cfg_write_doc(api_cfg_keys, API__MAX, "assay.conf", CFG_DOC_MAN, stdout);
+			cfg_write_doc(api_cfg_keys, API__MAX, "assay.conf", CFG_DOC_MAN,
+			              stdout);
 			return 0;
 		case 'R':
 			print_routes();

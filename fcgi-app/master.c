@@ -162,20 +162,12 @@ static void
 master_reload(struct master *m)
 {
 	struct cfg *next;
-	char *errors = NULL, *line, *save = NULL;
 	size_t k;
 
 	log_msg(LOG_INFO, "SIGHUP: reloading %s", m->cfg_path);
-	next = cfg_load(api_cfg_keys, API__MAX, m->cfg_path, m->cfg_required, &errors);
-	if (next == NULL) {
-		for (line = strtok_r(errors, "\n", &save); line;
-		     line = strtok_r(NULL, "\n", &save))
-			log_msg(LOG_ERROR, "config: %s", line);
-		log_msg(LOG_ERROR,
-		        "reload failed; keeping the current configuration and workers");
-		free(errors);
-		return;
-	}
+	next = cfg_reload(api_cfg_keys, API__MAX, m->cfg_path, m->cfg_required);
+	if (next == NULL)
+		return; /* the workers stay as they are */
 	for (k = 0; k < API__MAX; k++)
 		if (!(api_cfg_keys[k].flags & CFG_RELOADABLE) &&
 		    cfg_differs(m->cfg, next, k))

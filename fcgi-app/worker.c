@@ -91,10 +91,10 @@ req_path(struct req *r)
 static void
 access_log(const struct req *r)
 {
-	enum log_level level = r->match.route && r->match.route->access == A_PROBE &&
-	                               r->status < 500
-	                           ? LOG_DEBUG
-	                           : LOG_INFO;
+	enum log_level level =
+	    r->match.route && r->match.route->access == A_PROBE && r->status < 500
+	        ? LOG_DEBUG
+	        : LOG_INFO;
 	char members[512], method[64];
 
 	if (!log_enabled(level))

@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "cfg.h"
+#include "log.h"
 #include "xalloc.h"
 
 struct cfg_value {
@@ -311,6 +312,22 @@ cfg_startup(const struct cfg_key *keys, size_t nkeys, const char *path, bool req
 	return c;
 }
 
+struct cfg *
+cfg_reload(const struct cfg_key *keys, size_t nkeys, const char *path, bool required)
+{
+	char *errors = NULL, *line, *save = NULL;
+	struct cfg *c = cfg_load(keys, nkeys, path, required, &errors);
+
+	if (c != NULL)
+		return c;
+	for (line = strtok_r(errors, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save))
+		log_msg(LOG_ERROR, "config: %s", line);
+	log_msg(LOG_ERROR, "reload failed; keeping the current configuration");
+	free(errors);
+	return NULL;
+}
+
 void
 cfg_free(struct cfg *c)
 {
@@ -466,16 +483,17 @@ write_man(const struct cfg_key *keys, size_t n, const char *file, FILE *out)
 	fprintf(out, " \\- %s configuration file\n.SH SYNOPSIS\n.B /etc/assay/",
 	        PACKAGE_NAME);
 	man_text(out, file);
-	fputs("\n.SH DESCRIPTION\n"
-	      "An INI file: \\fB[section]\\fP headers, \\fIkey\\fP = \\fIvalue\\fP lines, "
-	      "\\fB#\\fP comments. Every key is optional and has the default shown. "
-	      "An environment variable named beside a key overrides the file. Unknown "
-	      "keys and bad values are errors reported with file and line; the "
-	      "programs' \\fB\\-t\\fP option checks a file. Keys marked "
-	      "\\(lqreloaded on SIGHUP\\(rq take effect on SIGHUP; the others need a "
-	      "restart. A broken file on SIGHUP is refused and the running "
-	      "configuration kept.\n",
-	      out);
+	fputs(
+	    "\n.SH DESCRIPTION\n"
+	    "An INI file: \\fB[section]\\fP headers, \\fIkey\\fP = \\fIvalue\\fP lines, "
+	    "\\fB#\\fP comments. Every key is optional and has the default shown. "
+	    "An environment variable named beside a key overrides the file. Unknown "
+	    "keys and bad values are errors reported with file and line; the "
+	    "programs' \\fB\\-t\\fP option checks a file. Keys marked "
+	    "\\(lqreloaded on SIGHUP\\(rq take effect on SIGHUP; the others need a "
+	    "restart. A broken file on SIGHUP is refused and the running "
+	    "configuration kept.\n",
+	    out);
 	for (i = 0; i < n; i++) {
 		if (strcmp(section, keys[i].section) != 0) {
 			section = keys[i].section;

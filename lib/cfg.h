@@ -46,6 +46,13 @@ struct cfg *cfg_load(const struct cfg_key *keys, size_t nkeys, const char *path,
                      bool required, char **errors);
 void cfg_free(struct cfg *);
 /*
+ * cfg_load for SIGHUP in a running daemon: on failure each error is logged
+ * as its own line, then "reload failed; keeping the current configuration",
+ * and NULL is returned (the caller keeps what it has).
+ */
+struct cfg *cfg_reload(const struct cfg_key *keys, size_t nkeys, const char *path,
+                       bool required);
+/*
  * What a program's main() does with its configuration: load it, or print
  * the errors to stderr; with test (-t), print it and "configuration ok".
  * NULL means exit now with *status (0 after a passed test, 1 on errors).
@@ -67,6 +74,7 @@ void cfg_print(const struct cfg *, FILE *);
 void cfg_write_sample(const struct cfg_key *, size_t, const char *file, FILE *);
 /* The reference of file's keys, as a Markdown table or a section 5 manual page. */
 enum cfg_doc { CFG_DOC_MARKDOWN, CFG_DOC_MAN };
-void cfg_write_doc(const struct cfg_key *, size_t, const char *file, enum cfg_doc, FILE *);
+void cfg_write_doc(const struct cfg_key *, size_t, const char *file, enum cfg_doc,
+                   FILE *);
 
 #endif
