@@ -163,7 +163,9 @@ api GET "/api/v1/runs/$live"
 check_match "start: the next read is not the cached 'created'" "$(json .run.status)" '^(pending|running|completed)$'
 done_in_db() { [ "$(sql "SELECT status FROM analysis_jobs WHERE id = '$live'")" = completed ]; }
 eventually "the executor completes it" 100 done_in_db
-sleep 0.05
+# The executor forgets the cached run just after its commit.
+forgotten() { ! mc "get assay:p:$(sql "SELECT project_id FROM analysis_jobs WHERE id = '$live'"):run:$live" | grep -q '"status"'; }
+eventually "the executor forgot the cached run" 50 forgotten
 stale=0
 for i in 1 2 3 4 5 6 7 8; do api GET "/api/v1/runs/$live"; [ "$(json .run.status)" = completed ] || stale=1; done
 check "executor's change: no worker serves the cached run in progress" "$stale" 0

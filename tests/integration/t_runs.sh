@@ -50,13 +50,21 @@ check "get unknown: code" "$(json .code)" RUN_NOT_FOUND
 api GET /api/v1/runs/xyz
 check "get malformed id: 404" "$status" 404
 
+# listen_for CHANNEL: a psql session LISTENing for 3 s in the background
+# (its pid in $listener, what it printed in $tmp/listen), returning once
+# it is listening.
+listen_for() {
+  PGAPPNAME=listen_$1 psql -q "$DATABASE_URL" -c "LISTEN $1" -c "SELECT pg_sleep(3)" -c "SELECT 1" >"$tmp/listen" 2>&1 &
+  listener=$!
+  listening() { [ "$(sql "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'listen_$1' AND query LIKE '%pg_sleep%'")" = 1 ]; }
+  eventually "listening on $1" 100 listening "$1"
+}
+
 # start: created -> pending, else 409; new pending work is announced.
 api POST /api/v1/runs "{\"name\":\"later\",\"analysis_id\":\"$aid\",\"start\":false}"
 check "start:false: created" "$(json .run.status)" created
 later=$(json .run.id)
-psql -q "$DATABASE_URL" -c "LISTEN assay_jobs" -c "SELECT pg_sleep(1.5)" -c "SELECT 1" >"$tmp/listen" 2>&1 &
-listener=$!
-sleep 0.5
+listen_for assay_jobs
 api POST "/api/v1/runs/$later/start"
 check "start: 200" "$status" 200
 check "start: pending" "$(json .run.status)" pending
@@ -75,9 +83,7 @@ check "cancel canceled: 409" "$status" 409
 api POST /api/v1/runs/00000000-0000-0000-0000-000000000000/cancel
 check "cancel unknown: 404" "$status" 404
 sql "UPDATE analysis_jobs SET status = 'running', started_at = now() WHERE id = '$run'" >/dev/null
-psql -q "$DATABASE_URL" -c "LISTEN assay_cancel" -c "SELECT pg_sleep(1.5)" -c "SELECT 1" >"$tmp/listen" 2>&1 &
-listener=$!
-sleep 0.5
+listen_for assay_cancel
 api POST "/api/v1/runs/$run/cancel"
 check "cancel running: 202" "$status" 202
 check "cancel running: still running" "$(json .run.status)" running
