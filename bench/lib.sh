@@ -65,3 +65,13 @@ load() {
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f%%", a * 100 / b }'; }
+
+median() { printf '%s\n' "$@" | sort -g | sed -n "$(( ($# + 1) / 2 ))p"; }
+
+# CPU time (user + system) used so far by the processes PID..., in µs.
+cpu_us() {
+  local p t=0 hz
+  hz=$(getconf CLK_TCK)
+  for p in "$@"; do t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat"))); done
+  echo $((t * 1000000 / hz))
+}
