@@ -24,20 +24,21 @@ bench_stack() { # SERVER DIR
 }
 
 # The baseline: a second instance of the stack's web server with the very
-# same configuration, pointed at bench/trivial-fcgi with as many processes
-# as assay-api has workers. Sets trivial_port. (Not for $(...): its
-# background processes must be remembered here and must not hold a pipe.)
-trivial_server() { # SERVER DIR PROCESSES
-  local server=$1 dir=$2 port conf f i
-  "$ASSAY_BUILDDIR/bench/trivial-fcgi" "$dir/run/trivial.sock" "$3" >/dev/null 2>&1 &
+# same configuration, pointed at bench/trivial-fcgi (or PROGRAM, another
+# build of it) with as many processes as assay-api has workers. Sets
+# trivial_port. (Not for $(...): its background processes must be
+# remembered here and must not hold a pipe.)
+trivial_server() { # SERVER DIR PROCESSES [PROGRAM]
+  local server=$1 dir=$2 prog=${4:-trivial-fcgi} port conf f i
+  "$ASSAY_BUILDDIR/bench/$prog" "$dir/run/$prog.sock" "$3" >/dev/null 2>&1 &
   bench_pids+=($!)
   port=$(free_port)
-  conf=$dir/conf/trivial
+  conf=$dir/conf/$prog
   mkdir -p "$conf"
   for f in "$dir"/conf/"$server"*.conf; do
-    sed -e "s|$dir/run/api.sock|$dir/run/trivial.sock|g" \
+    sed -e "s|$dir/run/api.sock|$dir/run/$prog.sock|g" \
         -e "s|$dir/conf/$server-assay.conf|$conf/$server-assay.conf|g" \
-        -e "s|$dir/run/$server.pid|$dir/run/trivial-$server.pid|g" \
+        -e "s|$dir/run/$server.pid|$dir/run/$prog-$server.pid|g" \
         -e "s|port = [0-9]*|port = $port|; s|listen 127.0.0.1:[0-9]*;|listen 127.0.0.1:$port;|" \
         "$f" >"$conf/$(basename "$f")"
   done
