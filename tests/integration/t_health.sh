@@ -98,15 +98,16 @@ ok "postgres back: every worker reconnected"
 # arrives whole and the web server logs no error for either.
 errlog=$ASSAY_STACK_DIR/log/$ASSAY_SERVER-error.log
 lines=$(wc -l <"$errlog")
-codes=$(curl -s -o /dev/null -w '%{http_code}\n' "$ASSAY_URL/live?[1-200]" | sort | uniq -c | awk '{ print $2 "x" $1 }')
-check "200 probes in a row: all 200" "$codes" 200x200
+tally() { sort | uniq -c | awk '{ print $2 "x" $1 }'; } # "200x3" for three lines "200"
+check "200 probes in a row: all 200" \
+  "$(curl -s -o /dev/null -w '%{http_code}\n' "$ASSAY_URL/live?[1-200]" | tally)" 200x200
 head -c 300000 /dev/zero >"$ASSAY_STACK_DIR/zeros"
 for i in $(seq 1 20); do
   curl -s -H 'Content-Type: application/json' --data-binary "@$ASSAY_STACK_DIR/zeros" "$ASSAY_URL/api/v1/runs"
   echo
 done >"$ASSAY_STACK_DIR/refused"
 check "bodies refused unread: 20 whole problem answers" \
-  "$(jq -r .status "$ASSAY_STACK_DIR/refused" | sort | uniq -c | awk '{ print $2 "x" $1 }')" 401x20
+  "$(jq -r .status "$ASSAY_STACK_DIR/refused" | tally)" 401x20
 check "the web server logged nothing" "$(tail -n +"$((lines + 1))" "$errlog")" ""
 rm -f "$ASSAY_STACK_DIR/zeros" "$ASSAY_STACK_DIR/refused"
 finish

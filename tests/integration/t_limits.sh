@@ -157,14 +157,15 @@ check "cancel: the next read says canceled" "$(json .run.status)" canceled
 api POST /api/v1/runs "{\"name\":\"live\",\"analysis_id\":\"$analysis\",\"start\":false}"
 live=$(json .run.id)
 for i in 1 2 3 4; do api GET "/api/v1/runs/$live" >/dev/null; done
-check "a created run is cached" "$(mc "get assay:p:$(sql "SELECT project_id FROM analysis_jobs WHERE id = '$live'"):run:$live" | grep -c '"status": "created"')" 1
+live_key=assay:p:$(sql "SELECT project_id FROM analysis_jobs WHERE id = '$live'"):run:$live
+check "a created run is cached" "$(mc "get $live_key" | grep -c '"status": "created"')" 1
 api POST "/api/v1/runs/$live/start"
 api GET "/api/v1/runs/$live"
 check_match "start: the next read is not the cached 'created'" "$(json .run.status)" '^(pending|running|completed)$'
 done_in_db() { [ "$(sql "SELECT status FROM analysis_jobs WHERE id = '$live'")" = completed ]; }
 eventually "the executor completes it" 100 done_in_db
 # The executor forgets the cached run just after its commit.
-forgotten() { ! mc "get assay:p:$(sql "SELECT project_id FROM analysis_jobs WHERE id = '$live'"):run:$live" | grep -q '"status"'; }
+forgotten() { ! mc "get $live_key" | grep -q '"status"'; }
 eventually "the executor forgot the cached run" 50 forgotten
 stale=0
 for i in 1 2 3 4 5 6 7 8; do api GET "/api/v1/runs/$live"; [ "$(json .run.status)" = completed ] || stale=1; done
