@@ -65,17 +65,16 @@ auth_shared_get(struct req *r, const char digest[65], struct tenant *t)
 	mc_apikey_key(key, digest);
 	if (mc_get(r->app->mc, key, &val, &len) != MC_OK)
 		return false;
-	for (f[n] = strtok_r(val, "\t", &save); f[n] != NULL && n < 3;
-	     f[++n] = strtok_r(NULL, "\t", &save))
-		;
-	if (n == 3 && f[3] != NULL) {
+	while (n < 4 && (f[n] = strtok_r(n == 0 ? val : NULL, "\t", &save)) != NULL)
+		n++;
+	if (n == 4) {
 		snprintf(t->id, sizeof t->id, "%s", f[0]);
 		snprintf(t->name, sizeof t->name, "%s", f[1]);
 		snprintf(t->tier, sizeof t->tier, "%s", f[2]);
 		snprintf(t->project_id, sizeof t->project_id, "%s", f[3]);
 	}
 	free(val); /* a tombstone (revoked just now) has no fields */
-	return n == 3 && f[3] != NULL;
+	return n == 4;
 }
 
 static void

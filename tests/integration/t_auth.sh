@@ -33,6 +33,15 @@ check "new key works" "$status" 200
 digest=$(printf '%s' "$key" | sha256sum | cut -d' ' -f1)
 check_match "the lookup is shared through memcached" "$(mc "get assay:key:$digest")" "VALUE assay:key:$digest"
 check "and it holds no secret" "$(mc "get assay:key:$digest" | grep -c -- "${key:15}")" 0
+# The shared entry is what the workers read, once their own second is over:
+# renamed there, the tenant is logged under the new name.
+shared=$(mc "get assay:key:$digest" | sed -n 2p)
+renamed=${shared/$tenant/shared_$tenant}
+mc "$(printf 'set assay:key:%s 0 60 %d\r\n%s' "$digest" "${#renamed}" "$renamed")" >/dev/null
+sleep 1.1
+log_mark
+for i in 1 2 3 4 5 6 7 8; do KEY=$key api GET /api/v1/runs; done
+check "the workers read the shared entry" "$(log_since | grep -c "\"tenant\":\"shared_$tenant\"")" 8
 # Same prefix, wrong secret: refused.
 KEY=${key:0:15}000000000000000000000000000000000000000000000000 api GET /api/v1/runs
 check "right prefix, wrong secret: 401" "$status" 401
