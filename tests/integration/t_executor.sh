@@ -62,7 +62,7 @@ hostile missing 'var analyze = 3;' 'does not define analyze'
 ok_run=$(submit "$(analysis 'function analyze() { return "still fine"; }')")
 for k in "${!want[@]}"; do
   id=${want[$k]%%|*}
-  wait_run "$id" "$k" 300
+  wait_run "$id" "$k" 150
   check "hostile $k: failed" "$(json .run.status)" failed
   check_match "hostile $k: says why" "$(json .run.error_message)" "${want[$k]#*|}"
 done
@@ -102,7 +102,7 @@ node_hostile memory "export default function analyze() { const a = []; for (;;) 
 node_hostile output "export default (i, ctx) => { const s = 'y'.repeat(100000); for (let k = 0; k < 2000; k++) ctx.log('info', s); };" '^output too large$'
 node_hostile syntax "function analyze( {" '^script error: SyntaxError'
 for k in "${!nwant[@]}"; do
-  wait_run "${nwant[$k]%%|*}" "node hostile $k" 300 >/dev/null
+  wait_run "${nwant[$k]%%|*}" "node hostile $k" 150 >/dev/null
   check "node hostile $k: failed" "$(json .run.status)" failed
   check_match "node hostile $k: says why" "$(json .run.error_message)" "${nwant[$k]#*|}"
 done
