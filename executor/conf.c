@@ -54,4 +54,11 @@ const struct cfg_key ex_cfg_keys[EX__MAX] = {
     [EX_NODE_PATH] = {"executor", "node_path", CFG_STRING, "", NULL, 0, 0, NULL, 0,
                       "The node binary (version 20 or later) for analyses with "
                       "runtime \"node\". Empty: such runs fail, saying so."},
+    [EX_SANDBOX_USER] =
+        {"executor", "sandbox_user", CFG_STRING, "assay-sandbox", NULL, 0, 0, NULL, 0,
+         "The dedicated unprivileged user that sandboxed children run as (not "
+         "root, not the executor's or the API's user). The executor needs root "
+         "or CAP_SETUID and CAP_SETGID to switch to it, and the host must let "
+         "that user create user namespaces; otherwise runtime \"node\" is "
+         "refused and \"js\" runs on its seccomp allowlist alone."},
 };

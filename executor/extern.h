@@ -35,6 +35,7 @@ enum ex_key {
 	EX_LOG_LEVEL,
 	EX_MEMCACHED_SERVERS,
 	EX_NODE_PATH,
+	EX_SANDBOX_USER,
 	EX__MAX
 };
 extern const struct cfg_key ex_cfg_keys[EX__MAX];
@@ -98,10 +99,14 @@ void job_free(struct job *);
  * a reused pid: the sandbox ignores numbers it has already reaped.
  */
 enum sbx_op { SBX_READY, SBX_RUN, SBX_KILL, SBX_EXITED };
+/* READY's status: how contained its children are (sandbox-user.c,
+ * sandbox-ns.c). Runtime "node" needs both. */
+enum sbx_feature { SBX_OWN_USER = 1, SBX_NAMESPACES = 2 };
 struct sbx_msg {
 	uint32_t op, child;
 	int32_t status;     /* KILL: the signal; EXITED: wait status, or -errno
-	                       when the child could not be forked */
+	                       when the child could not be forked; READY: the
+	                       SBX_* features */
 	int32_t memory_mb;  /* RUN */
 	int64_t timeout_ms; /* RUN */
 	int32_t runtime;    /* RUN: enum runtime */
@@ -110,21 +115,39 @@ struct sbx_msg {
 
 /* sandbox.c, in the executor; one assay-sandbox per executor.
  * sbx_open starts it (program: its path; node: the node binary for runtime
- * "node", or NULL) and returns the socket to poll,
+ * "node", or NULL; user: sandbox_user) and returns the socket to poll,
  * or -1 (also what sbx_fd says while none runs). sbx_run asks for a child
  * and returns the read end of its bridge, or -1. sbx_next reads what the
  * sandbox said: 1 when *child has exited with wait *status, 0 when nothing
  * more is to be read now, -1 when assay-sandbox itself is gone, and its
  * children with it (sbx_open starts a new one). */
-int sbx_open(const char *program, const char *node);
+int sbx_open(const char *program, const char *node, const char *user);
 int sbx_fd(void);
+/* NULL when runs of rt can start in the running assay-sandbox, else why
+ * not; sbx_weakness: NULL when its children are fully contained, else what
+ * they lack (static strings). */
+const char *sbx_refusal(enum runtime rt);
+const char *sbx_weakness(void);
 int sbx_run(unsigned child, const struct job_spec *);
 void sbx_kill(unsigned child, int sig);
 int sbx_next(unsigned *child, int *status);
 void sbx_close(void);
 
-/* In assay-sandbox, applied in each child in this order.
- * sbx_seccomp_prepare builds the filter once, when assay-sandbox starts. */
+/* In assay-sandbox. When it starts: sbx_user makes it the sandbox user
+ * (true) or leaves it who it is (false, logged); sbx_ns_probe says whether
+ * children get their namespaces. sbx_ns_fork makes a child (in new
+ * namespaces where they work), which then applies, in this order:
+ * sbx_ns_enter (node: the node binary, whose files it needs; NULL for
+ * "js"; it returns in the job's own process, its init staying behind),
+ * sbx_rlimits, sbx_seccomp. sbx_drop_caps empties every
+ * capability set. sbx_seccomp_prepare builds the filter once, at start. */
+bool sbx_user(const char *name);
+bool sbx_drop_caps(void);
+bool sbx_ns_probe(const char *node);
+pid_t sbx_ns_fork(void);
+bool sbx_ns_enter(const char *node);
+/* A child's wait status as its job ended (its init exits 128 + signal). */
+int sbx_ns_status(int status);
 bool sbx_rlimits(const struct job_spec *);
 bool sbx_seccomp_prepare(void);
 bool sbx_seccomp(enum runtime);
@@ -132,11 +155,9 @@ bool sbx_seccomp(enum runtime);
  * the analysis in this (sandboxed) child, writing JSON lines to fd. */
 bool js_prepare(void);
 void js_run(const struct job_spec *, int fd) __attribute__((noreturn));
-/* node.c: node_isolate gives the child a network namespace of its own
- * (where the host allows it), before its limits; node_exec execs node (the
- * binary) on the job, with the bridge on fd 3 and the job (script NUL
- * input NUL) on fd 4. It only returns on failure. */
-void node_isolate(void);
+/* node.c: node_exec execs node (the binary) on the job, with the bridge
+ * on fd 3 and the job (script NUL input NUL) on fd 4. It only returns on
+ * failure. */
 void node_exec(const char *node, const struct job_spec *);
 
 #endif

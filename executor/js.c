@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -157,6 +158,19 @@ encode_result(duk_context *ctx, void *udata)
 	return 1;
 }
 
+/* What a value that JSON cannot encode is, for the run's error. */
+static const char *
+kind(duk_context *ctx, duk_idx_t i)
+{
+	if (duk_is_function(ctx, i))
+		return "a function";
+	if (duk_is_symbol(ctx, i))
+		return "a symbol";
+	if (duk_is_pointer(ctx, i))
+		return "a pointer";
+	return "a value JSON cannot encode";
+}
+
 static const duk_function_list_entry ctx_functions[] = {
     {"log", ctx_log, 2},
     {"progress", ctx_progress, 2},
@@ -176,8 +190,8 @@ js_run(const struct job_spec *spec, int fd)
 {
 	static const char export_kw[] = "export default ";
 	duk_context *ctx = heap;
-	char *script = spec->script, *exp;
-	const char *json;
+	char *script = spec->script, *exp, why[256];
+	const char *json, *what;
 
 	bridge = fd;
 	if (ctx == NULL)
@@ -202,11 +216,17 @@ js_run(const struct job_spec *spec, int fd)
 		report_throw(ctx);
 		_exit(1);
 	}
-	if (duk_safe_call(ctx, encode_result, NULL, 1, 1) != DUK_EXEC_SUCCESS) {
-		report_throw(ctx);
+	/* Every value either serialises or fails the run, saying why. */
+	what = kind(ctx, -1);
+	if (duk_safe_call(ctx, encode_result, NULL, 1, 1) != DUK_EXEC_SUCCESS ||
+	    (json = duk_get_string(ctx, -1)) == NULL) {
+		snprintf(why, sizeof why, "result is not JSON (%s)",
+		         duk_is_string(ctx, -1) || duk_is_undefined(ctx, -1)
+		             ? what
+		             : duk_safe_to_string(ctx, -1));
+		bridge_error(ctx, why, NULL);
 		_exit(1);
 	}
-	json = duk_get_string(ctx, -1);
 	bridge_write("{\"type\":\"result\",\"value\":", 25);
 	bridge_write(json, strlen(json));
 	bridge_write("}\n", 2);

@@ -150,9 +150,8 @@ ex_start(struct ex *ex, struct job *j)
 
 	j->started_us = util_now_us();
 	j->ended = true;
-	if (j->runtime == RT_NODE && ex->node == NULL) {
-		j->error = xstrdup("runtime node is not available on this executor "
-		                   "(node_path is not set in executor.conf)");
+	if (sbx_refusal(j->runtime) != NULL) {
+		j->error = xstrdup(sbx_refusal(j->runtime));
 		j->attempts = j->max_attempts; /* retrying here cannot help */
 		return;
 	}
@@ -180,7 +179,7 @@ ex_claim(struct ex *ex)
 	ex->wake = false;
 	if (ex->stopping || room <= 0)
 		return;
-	if (sbx_open(ex->sandbox, ex->node) < 0)
+	if (sbx_open(ex->sandbox, ex->node, cfg_str(ex->cfg, EX_SANDBOX_USER)) < 0)
 		return; /* no job is claimed that could not run; logged */
 	if (room > MAX_JOBS - (long)ex->njobs)
 		room = MAX_JOBS - (long)ex->njobs;
@@ -624,6 +623,26 @@ ex_run(struct ex *ex)
 	return 0;
 }
 
+/* -t: the configuration, then how contained children would be. */
+static int
+ex_test(struct ex *ex)
+{
+	cfg_print(ex->cfg, stdout);
+	printf("# configuration ok\n");
+	if (sbx_open(ex->sandbox, ex->node, cfg_str(ex->cfg, EX_SANDBOX_USER)) < 0)
+		printf("# warning: %s does not start: no job could run\n", ex->sandbox);
+	else if (sbx_weakness() != NULL)
+		printf(
+		    "# warning: %s; runtime js runs on its seccomp allowlist alone%s\n",
+		    sbx_weakness(), ex->node != NULL ? ", runtime node is refused" : "");
+	else
+		printf("# sandbox: children run as %s in namespaces of their own\n",
+		       cfg_str(ex->cfg, EX_SANDBOX_USER));
+	sbx_close();
+	cfg_free(ex->cfg);
+	return 0;
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -688,9 +707,15 @@ main(int argc, char *argv[])
 		}
 	}
 	ex.cfg =
-	    cfg_startup(ex_cfg_keys, EX__MAX, ex.cfg_path, ex.cfg_required, test, &rc);
+	    cfg_startup(ex_cfg_keys, EX__MAX, ex.cfg_path, ex.cfg_required, false, &rc);
 	if (ex.cfg == NULL)
 		return rc;
+	ex_sandbox_program(ex.sandbox, sizeof ex.sandbox);
+	ex.node = cfg_str(ex.cfg, EX_NODE_PATH)[0] != '\0'
+	              ? xstrdup(cfg_str(ex.cfg, EX_NODE_PATH))
+	              : NULL;
+	if (test)
+		return ex_test(&ex);
 	ex.cfg_required = ex.cfg_required || cfg_path(ex.cfg) != NULL;
 	log_set_level((enum log_level)ex_int(&ex, EX_LOG_LEVEL));
 	gethostname(host, sizeof host);
@@ -699,12 +724,10 @@ main(int argc, char *argv[])
 	srandom((unsigned)(getpid() ^ util_now_us()));
 
 	ex.sig_fd = util_signalfd();
-	ex_sandbox_program(ex.sandbox, sizeof ex.sandbox);
-	ex.node = cfg_str(ex.cfg, EX_NODE_PATH)[0] != '\0'
-	              ? xstrdup(cfg_str(ex.cfg, EX_NODE_PATH))
-	              : NULL;
-	if (sbx_open(ex.sandbox, ex.node) < 0)
+	if (sbx_open(ex.sandbox, ex.node, cfg_str(ex.cfg, EX_SANDBOX_USER)) < 0)
 		return 1;
+	if (ex.node != NULL && sbx_refusal(RT_NODE) != NULL)
+		log_msg(LOG_ERROR, "%s", sbx_refusal(RT_NODE));
 	ex.http_fd =
 	    probe_listen(cfg_str(ex.cfg, EX_LISTEN_ADDRESS), ex_int(&ex, EX_PORT));
 	if (ex.sig_fd < 0 || ex.http_fd < 0)

@@ -5,12 +5,11 @@
  * is involved), calls analyze(input, ctx) and writes the same JSON lines as
  * the Duktape runtime to descriptor 3. node runs under its permission model
  * (no file system, no child processes, no workers, no native addons), with
- * no environment, in a network namespace of its own where the host lets
- * one be made, and under the seccomp filter and limits sandbox-*.c set.
+ * no environment, inside the namespaces, seccomp filter and limits that
+ * sandbox-*.c set.
  */
 #include "config.h"
 
-#include <sched.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -32,6 +31,7 @@ static const char bootstrap[] =
     "  emit: (event, data) => send({ type: 'emit', event: text(event), data: data "
     "?? null }),\n"
     "});\n"
+    "const fail = (message) => { send({ type: 'error', message }); process.exit(1); };\n"
     "const load = (src) => import('data:text/javascript,' + "
     "encodeURIComponent(src));\n"
     "try {\n"
@@ -42,14 +42,15 @@ static const char bootstrap[] =
     "  catch (e) { if (!(e instanceof SyntaxError)) throw e; mod = await "
     "load(script); }\n"
     "  const analyze = mod.__assayAnalyze ?? mod.default ?? mod.analyze;\n"
-    "  if (typeof analyze !== 'function') {\n"
-    "    send({ type: 'error', message: 'the script does not define analyze(input, "
-    "ctx)' });\n"
-    "    process.exit(1);\n"
-    "  }\n"
+    "  if (typeof analyze !== 'function')\n"
+    "    fail('the script does not define analyze(input, ctx)');\n"
     "  const value = await analyze(JSON.parse(input), ctx);\n"
-    "  writeSync(3, '{\"type\":\"result\",\"value\":' + (JSON.stringify(value) ?? "
-    "'null') + '}\\n');\n"
+    "  let json;\n"
+    "  try { json = JSON.stringify(value); }\n"
+    "  catch (e) { fail('result is not JSON (' + String(e?.message ?? e) + ')'); }\n"
+    "  if (json === undefined && value !== undefined)\n"
+    "    fail('result is not JSON (a ' + typeof value + ')');\n"
+    "  writeSync(3, '{\"type\":\"result\",\"value\":' + (json ?? 'null') + '}\\n');\n"
     "  process.exit(0);\n"
     "} catch (e) {\n"
     "  send({ type: 'error', message: String(e), stack: e instanceof Error ? "
@@ -74,14 +75,4 @@ node_exec(const char *node, const struct job_spec *spec)
 
 	snprintf(heap, sizeof heap, "--max-old-space-size=%ld", spec->memory_mb);
 	execve(node, argv, envp);
-}
-
-void
-node_isolate(void)
-{
-	/* No network: a namespace whose only interface, loopback, is down.
-	 * Without privileges, inside a user namespace; where neither is
-	 * allowed, the seccomp filter still refuses every socket but AF_UNIX. */
-	if (unshare(CLONE_NEWNET) != 0)
-		(void)unshare(CLONE_NEWUSER | CLONE_NEWNET);
 }

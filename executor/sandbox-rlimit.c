@@ -6,7 +6,8 @@
  * so the memory bound is on data (memory_limit_mb plus node's own
  * NODE_BASE_MB) besides node's heap limit (--max-old-space-size); its
  * threads count as processes, so new processes are refused by its seccomp
- * filter instead, and it may open a few descriptors of its own.
+ * filter, and its tasks are capped at NODE_TASKS (counted per user
+ * namespace, so per job: sandbox-ns.c); it may open a few descriptors.
  * Applied after fork, before the script; never in the executor itself.
  */
 #include "config.h"
@@ -17,6 +18,7 @@
 
 #define NODE_BASE_MB 96
 #define NODE_FILES   64
+#define NODE_TASKS   32 /* node's own threads need about a dozen */
 
 static bool
 limit(int resource, rlim_t value)
@@ -36,6 +38,7 @@ sbx_rlimits(const struct job_spec *spec)
 		return false;
 	if (spec->runtime == RT_NODE)
 		return limit(RLIMIT_DATA, mb + (rlim_t)NODE_BASE_MB * 1024 * 1024) &&
-		       limit(RLIMIT_NOFILE, NODE_FILES);
+		       limit(RLIMIT_NOFILE, NODE_FILES) &&
+		       limit(RLIMIT_NPROC, NODE_TASKS);
 	return limit(RLIMIT_AS, mb) && limit(RLIMIT_NPROC, 0) && limit(RLIMIT_NOFILE, 4);
 }

@@ -11,10 +11,12 @@
  * files of its own and an event loop, so the filter is a denylist of what a
  * script must never do: new processes (fork, vfork, clone without
  * CLONE_THREAD; clone3 answers ENOSYS so that threads fall back to clone),
- * sockets other than AF_UNIX (no network, even where no network namespace
- * can be made), tracing other processes, namespaces, mounts, kernel
- * modules, BPF, keyrings. node's permission model (no file access, no
- * child_process, no workers, no addons) is the layer above.
+ * sockets of any family (EACCES: node needs none of its own), io_uring
+ * (ENOSYS: libuv falls back to its thread pool), tracing other processes,
+ * namespaces, mounts, kernel modules, BPF, perf events, keyrings, the
+ * clock, the kernel log. The namespaces (sandbox-ns.c) are the layer
+ * below, node's permission model (no file access, no child_process, no
+ * workers, no addons) the layer above.
  */
 #include "config.h"
 
@@ -57,7 +59,7 @@ export_filter(scmp_filter_ctx ctx, struct sock_fprog *out)
 	return out->len > 0;
 }
 
-/* "node" only: threads but no processes, no sockets but AF_UNIX. */
+/* "node" only: threads but no processes, no sockets, no io_uring. */
 static int
 node_rules(scmp_filter_ctx ctx)
 {
@@ -66,9 +68,14 @@ node_rules(scmp_filter_ctx ctx)
 
 	if (rc == 0) /* its flags are out of reach: make glibc use clone */
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+	if (rc == 0) /* libuv falls back to threads */
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS),
+		                      SCMP_SYS(io_uring_setup), 0);
 	if (rc == 0)
-		rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(socket), 1,
-		                      SCMP_A0(SCMP_CMP_NE, AF_UNIX));
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(socket), 0);
+	if (rc == 0)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(socketpair),
+		                      0);
 	return rc;
 }
 
@@ -129,6 +136,24 @@ sbx_seccomp_prepare(void)
 	    SCMP_SYS(swapoff),
 	    SCMP_SYS(userfaultfd),
 	    SCMP_SYS(open_by_handle_at),
+	    SCMP_SYS(name_to_handle_at),
+	    SCMP_SYS(iopl),
+	    SCMP_SYS(ioperm),
+	    SCMP_SYS(syslog),
+	    SCMP_SYS(acct),
+	    SCMP_SYS(settimeofday),
+	    SCMP_SYS(clock_settime),
+	    SCMP_SYS(clock_adjtime),
+	    SCMP_SYS(adjtimex),
+	    SCMP_SYS(sethostname),
+	    SCMP_SYS(setdomainname),
+	    SCMP_SYS(fanotify_init),
+	    SCMP_SYS(lookup_dcookie),
+	    SCMP_SYS(kexec_file_load),
+	    SCMP_SYS(fsopen),
+	    SCMP_SYS(fsmount),
+	    SCMP_SYS(move_mount),
+	    SCMP_SYS(open_tree),
 	};
 
 	return prepare(RT_JS, SCMP_ACT_KILL_PROCESS, SCMP_ACT_ALLOW, js_allowed,

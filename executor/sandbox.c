@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -25,6 +26,8 @@
 
 static int sock = -1;
 static pid_t helper = -1;
+static int features;   /* what the running assay-sandbox said it can do */
+static bool have_node; /* it was given a node binary */
 
 int
 sbx_fd(void)
@@ -49,8 +52,37 @@ sbx_close(void)
 	helper = -1;
 }
 
+const char *
+sbx_weakness(void)
+{
+	if (!(features & SBX_OWN_USER))
+		return "assay-sandbox could not become sandbox_user (the executor "
+		       "needs root, or CAP_SETUID and CAP_SETGID, and the user must "
+		       "exist)";
+	if (!(features & SBX_NAMESPACES))
+		return "the host gives sandbox_user no user, PID and mount namespaces";
+	return NULL;
+}
+
+const char *
+sbx_refusal(enum runtime rt)
+{
+	static char why[256];
+
+	if (rt != RT_NODE)
+		return NULL;
+	if (!have_node)
+		return "runtime node is not available on this executor (node_path "
+		       "is not set in executor.conf)";
+	if (sbx_weakness() == NULL)
+		return NULL;
+	snprintf(why, sizeof why, "runtime node is refused on this executor: %s",
+	         sbx_weakness());
+	return why;
+}
+
 int
-sbx_open(const char *program, const char *node)
+sbx_open(const char *program, const char *node, const char *user)
 {
 	struct pollfd pfd;
 	struct sbx_msg m;
@@ -70,7 +102,8 @@ sbx_open(const char *program, const char *node)
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (dup2(sv[1], 0) == 0 && close_range(3, ~0u, 0) == 0)
-			execl(program, "assay-sandbox", node ? node : "", (char *)NULL);
+			execl(program, "assay-sandbox", node ? node : "",
+			      user ? user : "", (char *)NULL);
 		_exit(127);
 	}
 	close(sv[1]);
@@ -89,7 +122,10 @@ sbx_open(const char *program, const char *node)
 		sbx_close();
 		return -1;
 	}
-	log_msg(LOG_DEBUG, "assay-sandbox started as pid %d", (int)helper);
+	features = m.status;
+	have_node = node != NULL;
+	log_msg(LOG_DEBUG, "assay-sandbox started as pid %d (features %d)", (int)helper,
+	        features);
 	return sock;
 }
 

@@ -39,6 +39,7 @@ static struct {
 } kids[MAX_CHILDREN];
 static size_t nkids;
 static const char *node; /* the node binary, or NULL: no runtime "node" */
+static int features;     /* SBX_OWN_USER, SBX_NAMESPACES */
 
 static void
 tell(enum sbx_op op, unsigned child, int status)
@@ -58,6 +59,18 @@ static void __attribute__((noreturn)) child_fail(int fd, const char *why)
 	if (n > 0 && write(fd, line, (size_t)n) < 0)
 		_exit(3);
 	_exit(3);
+}
+
+/* Descriptors 0-2 of a child: closed for "js", /dev/null for "node". */
+static bool
+std_fds(enum runtime rt)
+{
+	int fd;
+
+	if (rt != RT_NODE)
+		return close_range(0, 2, 0) == 0;
+	fd = open("/dev/null", O_RDWR); /* not 3 or 4: those are taken */
+	return fd >= 0 && dup2(fd, 0) == 0 && dup2(fd, 1) == 1 && dup2(fd, 2) == 2;
 }
 
 /* In the new child: from here on only the job's script runs. */
@@ -83,16 +96,17 @@ child_run(const struct sbx_msg *m, int bridge, int job)
 	spec.script = text;
 	spec.input = end + 1;
 	/* The bridge goes to descriptor 3, the job (for node) to 4; nothing
-	 * else stays open. Moved out of the way first, so that neither can
-	 * already be 3 or 4 (where dup2 would leave it close-on-exec). */
+	 * else stays open but, for node, /dev/null on 0-2 (which node would
+	 * otherwise open itself). Moved out of the way first, so that neither
+	 * can already be 3 or 4 (where dup2 would leave it close-on-exec). */
 	bridge = fcntl(bridge, F_DUPFD, 10);
 	job = fcntl(job, F_DUPFD, 10);
 	if (bridge < 0 || job < 0 || dup2(bridge, 3) < 0 || dup2(job, 4) < 0 ||
-	    lseek(4, 0, SEEK_SET) != 0 || close_range(0, 2, 0) != 0 ||
+	    lseek(4, 0, SEEK_SET) != 0 || !std_fds(spec.runtime) ||
 	    close_range(spec.runtime == RT_NODE ? 5 : 4, ~0u, 0) != 0)
 		_exit(3);
-	if (spec.runtime == RT_NODE)
-		node_isolate();
+	if (!sbx_ns_enter(spec.runtime == RT_NODE ? node : NULL))
+		child_fail(3, "cannot enter its namespaces");
 	if (!sbx_rlimits(&spec))
 		child_fail(3, "cannot set resource limits");
 	if (!sbx_seccomp(spec.runtime))
@@ -109,13 +123,15 @@ start(const struct sbx_msg *m, int bridge, int job)
 {
 	pid_t pid;
 
-	if (m->runtime < 0 || m->runtime >= RT__MAX || (m->runtime == RT_NODE && !node)) {
+	if (m->runtime < 0 || m->runtime >= RT__MAX ||
+	    (m->runtime == RT_NODE &&
+	     (!node || features != (SBX_OWN_USER | SBX_NAMESPACES)))) {
 		close(bridge);
 		close(job);
 		tell(SBX_EXITED, m->child, -ENOEXEC);
 		return;
 	}
-	pid = nkids < MAX_CHILDREN ? fork() : -1;
+	pid = nkids < MAX_CHILDREN ? sbx_ns_fork() : -1;
 
 	if (pid == 0)
 		child_run(m, bridge, job);
@@ -179,7 +195,7 @@ reap(void)
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
 		for (i = 0; i < nkids; i++)
 			if (kids[i].pid == pid) {
-				tell(SBX_EXITED, kids[i].child, status);
+				tell(SBX_EXITED, kids[i].child, sbx_ns_status(status));
 				kids[i] = kids[--nkids];
 				break;
 			}
@@ -195,6 +211,10 @@ main(int argc, char *argv[])
 
 	log_init("assay-sandbox");
 	node = argc > 1 && argv[1][0] != '\0' ? argv[1] : NULL;
+	if (sbx_user(argc > 2 ? argv[2] : NULL))
+		features |= SBX_OWN_USER;
+	if (sbx_ns_probe(node))
+		features |= SBX_NAMESPACES;
 	sigemptyset(&chld);
 	sigaddset(&chld, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &chld, NULL);
@@ -204,7 +224,7 @@ main(int argc, char *argv[])
 		        sig < 0 ? strerror(errno) : "seccomp filter or script engine");
 		return 1;
 	}
-	tell(SBX_READY, 0, 0);
+	tell(SBX_READY, 0, features);
 	pfd[0] = (struct pollfd){CONTROL, POLLIN, 0};
 	pfd[1] = (struct pollfd){sig, POLLIN, 0};
 	for (;;) {

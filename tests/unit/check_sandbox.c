@@ -2,19 +2,27 @@
  * Unit tests for the executor's sandbox: through a real assay-sandbox, a
  * script's result comes back over the bridge and children are killed by
  * number; the seccomp filter kills a process that makes a syscall outside
- * the allowlist; the resource limits hold.
+ * the allowlist; the resource limits hold; a child in its namespaces is
+ * alone, unprivileged, without the host's files or abstract sockets.
  */
 #include "config.h"
 
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/un.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -37,7 +45,7 @@ run(const char *script, long memory_mb, int *status)
 	ssize_t n;
 	int fd;
 
-	ck_assert_int_ge(sbx_open(SANDBOX_PROGRAM, NULL), 0);
+	ck_assert_int_ge(sbx_open(SANDBOX_PROGRAM, NULL, "assay-sandbox"), 0);
 	fd = sbx_run(++serial, &spec);
 	ck_assert_int_ge(fd, 0);
 	while ((n = read(fd, out + len, sizeof out - 1 - len)) > 0)
@@ -100,7 +108,7 @@ START_TEST(children_are_killed_by_number)
 	unsigned child;
 	int fd, status, r;
 
-	ck_assert_int_ge(sbx_open(SANDBOX_PROGRAM, NULL), 0);
+	ck_assert_int_ge(sbx_open(SANDBOX_PROGRAM, NULL, "assay-sandbox"), 0);
 	fd = sbx_run(7, &spec);
 	ck_assert_int_ge(fd, 0);
 	sbx_kill(8, SIGKILL); /* no such child: ignored */
@@ -155,23 +163,22 @@ START_TEST(seccomp_allows_the_bridge)
 }
 END_TEST
 
-/* The node filter: threads yes, processes no; sockets AF_UNIX only. */
+/* The node filter: threads yes, processes no, no socket of any family. */
 START_TEST(node_filter_refuses_processes_and_network)
 {
 	int status;
 	pid_t pid = fork();
 
 	if (pid == 0) {
-		int fd;
+		int sv[2];
 
 		if (!sbx_seccomp(RT_NODE))
 			_exit(99);
-		fd = socket(AF_INET, SOCK_STREAM, 0);
-		if (fd >= 0 || errno != EACCES)
+		if (socket(AF_INET, SOCK_STREAM, 0) >= 0 || errno != EACCES)
 			_exit(98);
-		if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) < 0)
+		if (socket(AF_UNIX, SOCK_STREAM, 0) >= 0 || errno != EACCES ||
+		    socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0)
 			_exit(97);
-		close(fd);
 		(void)syscall(SYS_fork); /* killed here */
 		_exit(0);
 	}
@@ -203,6 +210,117 @@ START_TEST(no_new_processes)
 }
 END_TEST
 
+/*
+ * Containment, probed from inside a child as assay-sandbox makes it: the
+ * probes are harmless if it fails (signal 0 only, to a canary this test
+ * started). Each failed probe exits with its own status.
+ */
+static int
+probe_inside(pid_t canary, const char *abstract, const char *node)
+{
+	struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+	struct __user_cap_data_struct d[2];
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct statvfs sv;
+	int fd;
+
+	if (!sbx_ns_enter(node))
+		return 10;
+	if (getpid() != 2 || getppid() != 1)
+		return 11; /* alone with its init in a process table of its own */
+	if (kill(canary, 0) == 0 || errno != ESRCH || kill(-1, 0) == 0)
+		return 12; /* no host pid reachable, nobody else to signal */
+	if (geteuid() == 0 || syscall(SYS_capget, &h, d) != 0 || d[0].effective != 0 ||
+	    d[0].permitted != 0 || d[1].effective != 0)
+		return 13;
+	if (open("/etc/passwd", O_RDONLY) >= 0 || access("/proc/1", F_OK) == 0 ||
+	    access("/tmp", F_OK) == 0)
+		return 14; /* nothing of the host's files */
+	if (mkdir("/x", 0700) == 0 || errno != EROFS)
+		return 15;
+	memcpy(sa.sun_path + 1, abstract, strlen(abstract));
+	if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) < 0 ||
+	    connect(fd, (struct sockaddr *)&sa,
+	            (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
+	                        strlen(abstract))) == 0)
+		return 16; /* the host's abstract sockets are out of reach */
+	if (node != NULL && (statvfs("/usr", &sv) != 0 || !(sv.f_flag & ST_RDONLY) ||
+	                     !(sv.f_flag & ST_NOSUID) || access("/usr/bin", X_OK) != 0))
+		return 17; /* node's files: read-only, no setuid */
+	if (node != NULL && !sbx_seccomp(RT_NODE))
+		return 18;
+	if (node != NULL && prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1)
+		return 19;
+	if (node != NULL)
+		syscall(SYS_ptrace, 0 /* PTRACE_TRACEME */, 0, 0, 0); /* killed here */
+	return 0;
+}
+
+/* A stand-in for assay-sandbox (as the sandbox user where this test runs
+ * as root) makes one child and reports how it ended, while a canary this
+ * test started looks on (and must still be alive afterwards). */
+static int
+contained_child(const char *node)
+{
+	pid_t canary = fork();
+	char abstract[64];
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int status, lfd;
+	pid_t stand_in, child;
+
+	if (canary == 0) {
+		pause();
+		_exit(0);
+	}
+	snprintf(abstract, sizeof abstract, "assay-check-%d", (int)getpid());
+	memcpy(sa.sun_path + 1, abstract, strlen(abstract));
+	lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+	ck_assert(lfd >= 0 &&
+	          bind(lfd, (struct sockaddr *)&sa,
+	               (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 +
+	                           strlen(abstract))) == 0 &&
+	          listen(lfd, 1) == 0);
+	stand_in = fork();
+	if (stand_in == 0) {
+		if (getuid() == 0 && !sbx_user("assay-sandbox"))
+			_exit(90);
+		if (!sbx_ns_probe(node))
+			_exit(91);
+		child = sbx_ns_fork();
+		if (child == 0)
+			_exit(probe_inside(canary, abstract, node));
+		if (child < 0 || waitpid(child, &status, 0) != child)
+			_exit(92);
+		status = sbx_ns_status(status);
+		_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 100 + WTERMSIG(status));
+	}
+	ck_assert_int_eq(waitpid(stand_in, &status, 0), stand_in);
+	close(lfd);
+	ck_assert_int_eq(kill(canary, 0), 0);
+	kill(canary, SIGKILL);
+	waitpid(canary, NULL, 0);
+	ck_assert(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+START_TEST(js_child_reaches_nothing_outside)
+{
+	int r = contained_child(NULL);
+
+	ck_assert_msg(r == 0, "probe %d failed", r);
+}
+END_TEST
+
+/* With node's files (here /bin/sh stands for node) and node's filter. */
+START_TEST(node_child_reaches_nothing_outside)
+{
+	int r = contained_child("/bin/sh");
+
+	ck_assert_msg(r == 100 + SIGSYS, "probe %d failed (100 + %d: ptrace killed it)",
+	              r, SIGSYS);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -221,6 +339,8 @@ main(void)
 	tcase_add_test(tc, seccomp_allows_the_bridge);
 	tcase_add_test(tc, node_filter_refuses_processes_and_network);
 	tcase_add_test(tc, no_new_processes);
+	tcase_add_test(tc, js_child_reaches_nothing_outside);
+	tcase_add_test(tc, node_child_reaches_nothing_outside);
 	suite_add_tcase(s, tc);
 	return unit_run(s);
 }
