@@ -85,8 +85,11 @@ bool jobs_heartbeat(struct db *, const char *worker, int lease_s, struct job *co
                     size_t n);
 int jobs_recover(struct db *, struct mc *);
 bool jobs_event(struct db *, const struct job *, const char *type, const char *data_json);
-/* Record the end of an attempt: completed, canceled, retried or failed. */
-void jobs_finish(struct db *, struct mc *, const char *worker, struct job *);
+/* Record the end of an attempt: completed, canceled, retried or failed.
+ * An outcome PostgreSQL refuses (a result it cannot store) is recorded as
+ * a failure instead, saying so; the return says what became of it. */
+enum job_record { JOB_RECORDED, JOB_LOST, JOB_REFUSED, JOB_UNRECORDED };
+enum job_record jobs_finish(struct db *, struct mc *, const char *worker, struct job *);
 /* Put a claimed job back untouched (shutdown): no attempt is charged. */
 void jobs_release(struct db *, struct mc *, const char *worker, struct job *);
 void job_free(struct job *);

@@ -175,67 +175,97 @@ jobs_event(struct db *db, const struct job *j, const char *type, const char *dat
 	return true;
 }
 
-/* Run an update that ends an attempt; false when the lease was lost. */
-static bool
+/* Run an update that ends an attempt: JOB_RECORDED, JOB_LOST when the
+ * lease was lost, JOB_REFUSED when PostgreSQL rejected the statement,
+ * JOB_UNRECORDED when it could not be reached. */
+static enum job_record
 jobs_end(struct db *db, const char *sql, int n, const char *const *params)
 {
 	PGresult *res;
-	bool held;
+	enum job_record rec;
 
-	if (db_query(db, &res, sql, n, params) != DB_OK)
-		return false;
-	held = strcmp(PQcmdTuples(res), "1") == 0;
+	switch (db_query(db, &res, sql, n, params)) {
+	case DB_OK:
+		break;
+	case DB_ERROR:
+		return JOB_REFUSED;
+	default:
+		return JOB_UNRECORDED;
+	}
+	rec = strcmp(PQcmdTuples(res), "1") == 0 ? JOB_RECORDED : JOB_LOST;
 	PQclear(res);
-	return held;
+	return rec;
 }
 
-void
+enum job_record
 jobs_finish(struct db *db, struct mc *mc, const char *worker, struct job *j)
 {
 	char backoff[24];
-	const char *params[5] = {j->id, worker, j->canceled ? "canceled" : j->error,
-	                         j->result, backoff};
+	const char *params[5] = {j->id, worker, NULL, NULL, backoff};
+	enum job_record rec;
 	long ms;
 
 	if (j->lost) {
 		log_msg(LOG_WARN, "run %s: lease lost; its outcome is discarded", j->id);
-		return;
+		return JOB_LOST;
 	}
 	/* Exponential backoff with jitter: 1 s, 2 s, 4 s ... at most 5 min, ±50%. */
 	ms = 1000L << (j->attempts > 9 ? 9 : j->attempts - 1);
 	ms = ms > 300000 ? 300000 : ms;
 	snprintf(backoff, sizeof backoff, "%ld", ms / 2 + random() % ms);
-	/*
-	 * One statement decides: a cancel request accepted by the API wins over
-	 * any outcome; then success; then retry while attempts remain.
-	 */
-	if (!jobs_end(
-	        db,
-	        "WITH o AS (SELECT id, CASE"
-	        "  WHEN cancel_requested_at IS NOT NULL OR $3 = 'canceled' THEN "
-	        "'canceled'"
-	        "  WHEN $3::text IS NULL THEN 'completed'"
-	        "  WHEN attempts < max_attempts THEN 'pending' ELSE 'failed' END AS next"
-	        "  FROM analysis_jobs WHERE id = $1 AND worker_id = $2 AND status = "
-	        "'running'"
-	        "  FOR UPDATE)"
-	        " UPDATE analysis_jobs j SET status = o.next, lease_expires_at = NULL,"
-	        "  worker_id = CASE WHEN o.next = 'pending' THEN NULL ELSE j.worker_id "
-	        "END,"
-	        "  result = CASE WHEN o.next = 'completed' THEN $4::jsonb END,"
-	        "  error_message = CASE WHEN o.next = 'canceled' THEN 'canceled' ELSE $3 "
-	        "END,"
-	        "  run_after = CASE WHEN o.next = 'pending'"
-	        "   THEN now() + $5::bigint * interval '1 millisecond' ELSE j.run_after "
-	        "END,"
-	        "  finished_at = CASE WHEN o.next = 'pending' THEN NULL ELSE now() END"
-	        " FROM o WHERE j.id = o.id",
-	        5, params))
+	do {
+		params[2] = j->canceled ? "canceled" : j->error;
+		params[3] = j->result;
+		/*
+		 * One statement decides: a cancel request accepted by the API wins
+		 * over any outcome; then success; then retry while attempts remain.
+		 */
+		rec = jobs_end(
+		    db,
+		    "WITH o AS (SELECT id, CASE"
+		    "  WHEN cancel_requested_at IS NOT NULL OR $3 = 'canceled' THEN "
+		    "'canceled'"
+		    "  WHEN $3::text IS NULL THEN 'completed'"
+		    "  WHEN attempts < max_attempts THEN 'pending' ELSE 'failed' END AS "
+		    "next"
+		    "  FROM analysis_jobs WHERE id = $1 AND worker_id = $2 AND status = "
+		    "'running'"
+		    "  FOR UPDATE)"
+		    " UPDATE analysis_jobs j SET status = o.next, lease_expires_at = "
+		    "NULL,"
+		    "  worker_id = CASE WHEN o.next = 'pending' THEN NULL ELSE "
+		    "j.worker_id "
+		    "END,"
+		    "  result = CASE WHEN o.next = 'completed' THEN $4::jsonb END,"
+		    "  error_message = CASE WHEN o.next = 'canceled' THEN 'canceled' "
+		    "ELSE $3 "
+		    "END,"
+		    "  run_after = CASE WHEN o.next = 'pending'"
+		    "   THEN now() + $5::bigint * interval '1 millisecond' ELSE "
+		    "j.run_after "
+		    "END,"
+		    "  finished_at = CASE WHEN o.next = 'pending' THEN NULL ELSE now() "
+		    "END"
+		    " FROM o WHERE j.id = o.id",
+		    5, params);
+		/* What PostgreSQL refuses to store fails the attempt instead: once
+		 * more, without the result or the error it could not take. */
+		if (rec != JOB_REFUSED || (j->result == NULL && j->error == NULL) ||
+		    (j->error != NULL && strncmp(j->error, "executor fault", 14) == 0))
+			break;
+		free(j->result);
+		j->result = NULL;
+		free(j->error);
+		j->error = xstrdup("executor fault: PostgreSQL refused to store the "
+		                   "outcome (see the executor's log)");
+	} while (true);
+	if (rec == JOB_LOST)
 		log_msg(LOG_WARN,
 		        "run %s: lease lost before the outcome was written; discarded",
 		        j->id);
-	else
+	else if (rec == JOB_RECORDED)
 		jobs_forget(mc, j->project, j->id);
+	return rec;
 }
 
 void

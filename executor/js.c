@@ -1,7 +1,8 @@
 /*
  * Runtime "js": Duktape, in the sandboxed child. The script defines
  * analyze(input, ctx) (`export default function analyze` is accepted);
- * ctx.log, ctx.progress and ctx.emit and the outcome are written to the
+ * ctx.log (message, or level and message), ctx.progress and ctx.emit and
+ * the outcome are written to the
  * bridge as JSON lines: {"type":"log"|"progress"|"emit"|"result"|"error",...}.
  * Runs after the sandbox is in place; may only write to the bridge.
  */
@@ -62,19 +63,33 @@ bridge_error(duk_context *ctx, const char *message, const char *stack)
 	bridge_send(ctx);
 }
 
-/* ctx.log(level, message) */
+/* Put the value at idx, as a string (NUL characters kept: the bridge
+ * refuses them rather than cutting the text), as member name of the
+ * object on top of the stack. */
+static void
+put_text(duk_context *ctx, duk_idx_t idx, const char *name)
+{
+	duk_dup(ctx, idx);
+	duk_safe_to_string(ctx, -1);
+	duk_put_prop_string(ctx, -2, name);
+}
+
+/* ctx.log(message) or ctx.log(level, message) */
 static duk_ret_t
 ctx_log(duk_context *ctx)
 {
-	const char *level = duk_safe_to_string(ctx, 0), *msg = duk_safe_to_string(ctx, 1);
+	bool one = duk_is_undefined(ctx, 1);
 
 	duk_push_object(ctx);
 	duk_push_string(ctx, "log");
 	duk_put_prop_string(ctx, -2, "type");
-	duk_push_string(ctx, level);
-	duk_put_prop_string(ctx, -2, "level");
-	duk_push_string(ctx, msg);
-	duk_put_prop_string(ctx, -2, "message");
+	if (one) {
+		duk_push_string(ctx, "info");
+		duk_put_prop_string(ctx, -2, "level");
+	} else {
+		put_text(ctx, 0, "level");
+	}
+	put_text(ctx, one ? 0 : 1, "message");
 	bridge_send(ctx);
 	return 0;
 }
@@ -84,15 +99,17 @@ static duk_ret_t
 ctx_progress(duk_context *ctx)
 {
 	double pct = duk_to_number(ctx, 0);
-	const char *msg = duk_is_undefined(ctx, 1) ? "" : duk_safe_to_string(ctx, 1);
 
+	if (duk_is_undefined(ctx, 1)) {
+		duk_push_string(ctx, "");
+		duk_replace(ctx, 1);
+	}
 	duk_push_object(ctx);
 	duk_push_string(ctx, "progress");
 	duk_put_prop_string(ctx, -2, "type");
 	duk_push_number(ctx, pct < 0 ? 0 : pct > 100 ? 100 : pct);
 	duk_put_prop_string(ctx, -2, "percent");
-	duk_push_string(ctx, msg);
-	duk_put_prop_string(ctx, -2, "message");
+	put_text(ctx, 1, "message");
 	bridge_send(ctx);
 	return 0;
 }
@@ -101,13 +118,10 @@ ctx_progress(duk_context *ctx)
 static duk_ret_t
 ctx_emit(duk_context *ctx)
 {
-	const char *event = duk_safe_to_string(ctx, 0);
-
 	duk_push_object(ctx);
 	duk_push_string(ctx, "emit");
 	duk_put_prop_string(ctx, -2, "type");
-	duk_push_string(ctx, event);
-	duk_put_prop_string(ctx, -2, "event");
+	put_text(ctx, 0, "event");
 	duk_dup(ctx, 1);
 	duk_put_prop_string(ctx, -2, "data");
 	bridge_send(ctx);

@@ -29,6 +29,7 @@
 
 #include "db.h"
 #include "extern.h"
+#include "jsontext.h"
 #include "log.h"
 #include "mc.h"
 #include "probe.h"
@@ -198,9 +199,23 @@ ex_claim(struct ex *ex)
 static void
 ex_line(struct ex *ex, struct job *j, const char *line)
 {
-	struct json_object *o = json_tokener_parse(line), *t, *v;
-	const char *type;
+	struct json_object *o, *t, *v;
+	const char *type, *why;
+	char where[256];
 
+	/* Refused, not rewritten: json-c would cut a member name at a NUL,
+	 * PostgreSQL would refuse the text and the outcome would be lost. */
+	if (!jsontext_storable(line, strlen(line), where, sizeof where, &why)) {
+		free(j->error);
+		j->error =
+		    strncmp(where, "/value", 6) == 0
+		        ? xasprintf("script error: the result cannot be stored: %s %s",
+		                    where[6] != '\0' ? where + 6 : "the value", why)
+		        : xasprintf("script error: output cannot be stored: %s %s", where,
+		                    why);
+		return;
+	}
+	o = json_tokener_parse(line);
 	if (o == NULL || !json_object_object_get_ex(o, "type", &t)) {
 		free(j->error);
 		j->error = xstrdup("script error: malformed bridge output");
@@ -402,14 +417,21 @@ ex_done(struct ex *ex, size_t i)
 		jobs_release(ex->db, ex->mc, ex->worker,
 		             j); /* killed by shutdown: requeue, no charge */
 	} else {
-		jobs_finish(ex->db, ex->mc, ex->worker, j);
+		enum job_record rec = jobs_finish(ex->db, ex->mc, ex->worker, j);
+
 		ex_count(ex, j);
-		log_msg(j->error && !j->canceled ? LOG_WARN : LOG_INFO,
-		        "run %s: %s in %.1f ms", j->id,
-		        j->canceled ? "canceled"
-		        : j->error  ? j->error
-		                    : "completed",
-		        (double)(util_now_us() - j->started_us) / 1000.0);
+		if (rec == JOB_RECORDED)
+			log_msg(j->error && !j->canceled ? LOG_WARN : LOG_INFO,
+			        "run %s: %s in %.1f ms", j->id,
+			        j->canceled ? "canceled"
+			        : j->error  ? j->error
+			                    : "completed",
+			        (double)(util_now_us() - j->started_us) / 1000.0);
+		else if (rec != JOB_LOST)
+			log_msg(LOG_ERROR,
+			        "run %s: its outcome could not be recorded (%s); it runs "
+			        "again when its lease expires",
+			        j->id, rec == JOB_REFUSED ? "refused" : "database down");
 	}
 	if (j->fd >= 0)
 		close(j->fd);

@@ -176,9 +176,10 @@ sbx_ns_fork(void)
  * default action reach an init from inside its namespace, so the job
  * itself must not be PID 1 (node's abort() would end in SIGSEGV, TERM
  * would be ignored). This init forwards TERM, INT, HUP and QUIT sent from
- * outside (by assay-sandbox) to the job, ignores the job's own, and when the job ends it exits as the job did: its exit status,
- * or 128 + the signal that killed it (sbx_ns_status reads that back).
- * The job is alone with it, so there is nothing else to reap.
+ * outside (by assay-sandbox) to the job, ignores the job's own, and when
+ * the job ends it exits as the job did: its exit status, or 128 + the
+ * signal that killed it (sbx_ns_status reads that back). The job is alone
+ * with it, so there is nothing else to reap.
  */
 static void __attribute__((noreturn)) init(pid_t job, const sigset_t *set)
 {

@@ -1,8 +1,10 @@
 /*
  * Request bodies: the media type, the announced length against the limit
  * (decided before reading a byte), the read itself, and JSON parsing with
- * the position of the first error. Every refusal is answered here as
- * problem+json; handlers only see a parsed JSON object.
+ * the position of the first error, and what PostgreSQL could not store
+ * (a NUL character or a lone surrogate anywhere, member names included:
+ * 422 naming the member). Every refusal is answered here as problem+json;
+ * handlers only see a parsed JSON object.
  */
 #include "config.h"
 
@@ -14,6 +16,7 @@
 
 #include "cfg.h"
 #include "extern.h"
+#include "jsontext.h"
 #include "xalloc.h"
 
 static bool
@@ -46,7 +49,8 @@ body_json(struct req *r)
 	           *cl = http_param(r, "CONTENT_LENGTH");
 	long limit = cfg_int(r->app->cfg, API_BODY_LIMIT);
 	struct json_object *obj, *errors;
-	char *buf, *end, err[256];
+	char *buf, *end, err[256], ptr[256];
+	const char *why;
 	long len;
 	int got;
 
@@ -78,6 +82,14 @@ body_json(struct req *r)
 	}
 	buf[len] = '\0';
 	obj = valid_parse(buf, (size_t)len, err, sizeof err);
+	if (obj != NULL && !jsontext_storable(buf, (size_t)len, ptr, sizeof ptr, &why)) {
+		errors = json_object_new_array();
+		valid_error(errors, ptr, "%s", why);
+		body_invalid(r, errors);
+		json_object_put(obj);
+		free(buf);
+		return NULL;
+	}
 	free(buf);
 	if (obj == NULL) {
 		http_problem(r, 400, "INVALID_JSON", NULL, "%s", err);

@@ -318,7 +318,25 @@ void worker_run(const struct cfg *, int listen_fd); /* never returns */
 /* health.c */
 route_handler health_live, health_ready, health_summary, health_detailed,
     health_cache_stats;
-/* runs.c */
+/* idempotency.c, for runs_create. idempotency_key: the Idempotency-Key
+ * header or client_token (token, or NULL), which must agree (else NULL
+ * and errors says why). idempotency_hash: the request's SHA-256 in hex.
+ * idempotency_fast: true when memcached alone answered (replay or 422).
+ * In runs_create's transaction: idempotency_claim takes the key (true) or
+ * answers the request (replay, 409, 422 or 503) and rolls back (false);
+ * idempotency_bind ties the claimed key to the new run (false after 503).
+ * idempotency_committed tells memcached after the commit. */
+const char *idempotency_key(struct req *, const char *token, struct json_object *errors);
+void idempotency_hash(const struct vvalue *, char hex[65]);
+bool idempotency_fast(struct req *, const char *key, const char *hash);
+bool idempotency_claim(struct req *, const char *key, const char *hash);
+bool idempotency_bind(struct req *, const char *key, const char *run);
+void idempotency_committed(struct req *, const char *key, const char *hash,
+                           const char *run);
+
+/* runs.c. runs_send answers with a run (run_json), replayed or not. */
+void runs_send(struct req *, int status, const char *headers, const char *run_json,
+               bool replay);
 route_handler runs_create, runs_list, runs_get, runs_start, runs_cancel, runs_result,
     runs_events_token;
 /* analyses.c */

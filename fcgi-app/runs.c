@@ -25,60 +25,15 @@
 static const char *const statuses[] = {"created", "pending",  "running", "completed",
                                        "failed",  "canceled", NULL};
 
-static void
-send_run(struct req *r, int status, const char *headers, const char *run_json,
-         bool replay)
+void
+runs_send(struct req *r, int status, const char *headers, const char *run_json,
+          bool replay)
 {
 	char *members =
 	    xasprintf("%s\"run\":%s", replay ? "\"idempotent\":true," : "", run_json);
 
 	http_success(r, status, headers, members);
 	free(members);
-}
-
-/* The idempotency key: the Idempotency-Key header or client_token, which must agree. */
-static const char *
-idempotency_key(struct req *r, const struct vvalue *v, struct json_object *errors)
-{
-	const char *h = http_param(r, "HTTP_IDEMPOTENCY_KEY");
-	struct json_object *obj;
-	struct vvalue hv;
-	size_t n;
-
-	if (h == NULL)
-		return v[RF_TOKEN].present ? v[RF_TOKEN].str : NULL;
-	obj = json_object_new_object();
-	json_object_object_add(obj, "client_token", json_object_new_string(h));
-	n = valid_check(obj, &run_fields[RF_TOKEN], 1, true, &hv, errors);
-	json_object_put(obj);
-	if (n > 0) {
-		valid_error(errors, "/client_token",
-		            "(the Idempotency-Key header) is not valid");
-		return NULL;
-	}
-	if (v[RF_TOKEN].present && strcmp(v[RF_TOKEN].str, h) != 0) {
-		valid_error(errors, "/client_token",
-		            "differs from the Idempotency-Key header");
-		return NULL;
-	}
-	return h;
-}
-
-/* SHA-256 of the request as validated, members in table order. */
-static void
-request_hash(const struct vvalue *v, char hex[65])
-{
-	struct json_object *o = json_object_new_object();
-	const char *text;
-	size_t i;
-
-	for (i = 0; i < RF__MAX; i++)
-		if (i != RF_TOKEN && v[i].present)
-			json_object_object_add(o, run_fields[i].name,
-			                       json_object_new_string(v[i].str));
-	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
-	apikey_sha256_hex(text, strlen(text), hex);
-	json_object_put(o);
 }
 
 /* Does the caller's project have this active analysis? -1 after answering 503. */
@@ -100,156 +55,13 @@ analysis_visible(struct req *r, const char *id)
 	return found;
 }
 
-static void
-key_reused(struct req *r)
-{
-	struct json_object *extra = json_object_new_object(),
-	                   *errors = json_object_new_array();
-
-	valid_error(errors, "/client_token",
-	            "was already used with a different request; use a new key");
-	json_object_object_add(extra, "errors", errors);
-	http_problem_with(
-	    r, 422, "IDEMPOTENCY_KEY_REUSED", NULL, extra,
-	    "this idempotency key was already used with a different request");
-}
-
-/*
- * The fast path of idempotency: memcached remembers "<request hash> <run
- * id> <expiry, ms since the epoch>" for each key once PostgreSQL (which
- * stays authoritative) has it; the expiry is PostgreSQL's.
- */
-static void
-idempotent_remember(struct req *r, const char *key, const char *hash, const char *run,
-                    long long expires_ms)
-{
-	char mkey[MC_KEY_MAX], name[200], value[140];
-	long long ttl = expires_ms / 1000 - (long long)time(NULL) + 1;
-
-	if (ttl < 1)
-		return;
-	snprintf(name, sizeof name, "idem:%s", key);
-	mc_key(mkey, r->tenant->project_id, name);
-	snprintf(value, sizeof value, "%s %s %lld", hash, run, expires_ms);
-	/* memcached reads more than 30 days as a date: keep it a duration. */
-	mc_add(r->app->mc, mkey, value, strlen(value),
-	       (unsigned)(ttl > 2592000 ? 2592000 : ttl));
-}
-
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* A replay or a refusal answered from memcached alone; false: ask PostgreSQL. */
-static bool
-idempotent_fast(struct req *r, const char *key, const char *hash)
-{
-	char mkey[MC_KEY_MAX], name[200], *val, *text;
-	const char *params[2];
-	size_t len;
-
-	snprintf(name, sizeof name, "idem:%s", key);
-	mc_key(mkey, r->tenant->project_id, name);
-	if (mc_get(r->app->mc, mkey, &val, &len) != MC_OK)
-		return false;
-	if (len < 103 || val[64] != ' ' || val[101] != ' ' ||
-	    strtoll(val + 102, NULL, 10) <= now_ms()) {
-		free(val); /* not ours, or expired: PostgreSQL decides */
-		return false;
-	}
-	val[101] = '\0';
-	if (!valid_uuid(val + 65)) {
-		free(val);
-		return false;
-	}
-	if (strncmp(val, hash, 64) != 0) {
-		free(val);
-		key_reused(r);
-		return true;
-	}
-	params[0] = val + 65;
-	params[1] = r->tenant->project_id;
-	snprintf(name, sizeof name, "run:%s", val + 65);
-	switch (cache_query(r, name, TTL_SHORT,
-	                    "SELECT assay_run_json(j), j.status IN ('completed', "
-	                    "'failed', 'canceled')"
-	                    " FROM analysis_jobs j WHERE j.id = $1 AND j.project_id = $2",
-	                    2, params, &text)) {
-	case CACHE_FOUND:
-		send_run(r, 200, NULL, text, true);
-		free(text);
-		free(val);
-		return true;
-	case CACHE_FAILED:
-		free(val);
-		return true; /* answered 503 */
-	case CACHE_NONE:
-		break;
-	}
-	free(val);
-	return false; /* the run is gone (pruned): PostgreSQL decides */
-}
-
-/*
- * Within the open transaction: replay or refuse a known key. Returns true
- * when the request was answered (replayed, 409 or 422).
- */
-static bool
-idempotent_replay(struct req *r, const char *key, const char *hash)
-{
-	const char *params[2] = {r->tenant->id, key};
-	PGresult *res;
-
-	/* Concurrent requests with one key: the first holds the lock, the others get 409.
-	 */
-	res = http_query_db(
-	    r,
-	    "SELECT pg_try_advisory_xact_lock($1::int, hashtext($2)),"
-	    " encode(k.request_hash, 'hex'), assay_run_json(j), j.id,"
-	    " (extract(epoch FROM k.expires_at) * 1000)::bigint"
-	    " FROM (SELECT) AS one"
-	    " LEFT JOIN idempotency_keys k ON k.tenant_id = $1 AND k.key = $2"
-	    "  AND k.expires_at > now()"
-	    " LEFT JOIN analysis_jobs j ON j.id = k.job_id",
-	    2, params);
-	if (res == NULL)
-		return true;
-	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
-		PQclear(res);
-		db_rollback(r->app->db);
-		http_problem(r, 409, "IDEMPOTENCY_IN_PROGRESS", "Retry-After: 1\r\n",
-		             "a request with this idempotency key is still being "
-		             "processed; retry");
-		return true;
-	}
-	if (PQgetisnull(res, 0, 1)) { /* no live key */
-		PQclear(res);
-		return false;
-	}
-	db_rollback(r->app->db);
-	if (strcmp(PQgetvalue(res, 0, 1), hash) == 0) {
-		send_run(r, 200, NULL, PQgetvalue(res, 0, 2), true);
-		idempotent_remember(r, key, hash, PQgetvalue(res, 0, 3),
-		                    atoll(PQgetvalue(res, 0, 4)));
-	} else {
-		key_reused(r);
-	}
-	PQclear(res);
-	return true;
-}
-
 void
 runs_create(struct req *r)
 {
 	struct json_object *body, *errors;
 	struct vvalue v[RF__MAX];
 	const char *key, *params[11];
-	char hash[65], ttl[24], *location;
+	char hash[65], *location;
 	PGresult *res;
 	int visible;
 
@@ -258,7 +70,7 @@ runs_create(struct req *r)
 	run_fields[RF_INPUT].max = cfg_int(r->app->cfg, API_INPUT_STRING_MAX);
 	errors = json_object_new_array();
 	valid_check(body, run_fields, RF__MAX, false, v, errors);
-	key = idempotency_key(r, v, errors);
+	key = idempotency_key(r, v[RF_TOKEN].present ? v[RF_TOKEN].str : NULL, errors);
 	/* Alone, an unknown analysis is found by the INSERT below; with other
 	 * violations it is looked up now, so that the 422 lists them all. */
 	if (v[RF_ANALYSIS].present && json_object_array_length(errors) > 0) {
@@ -272,15 +84,15 @@ runs_create(struct req *r)
 		errors = NULL;
 		goto out;
 	}
-	request_hash(v, hash);
-	if (key != NULL && idempotent_fast(r, key, hash))
+	idempotency_hash(v, hash);
+	if (key != NULL && idempotency_fast(r, key, hash))
 		goto out;
 	if (db_begin(r->app->db) != DB_OK) {
 		http_db_failure(r, DB_DOWN);
 		goto out;
 	}
-	if (key != NULL && idempotent_replay(r, key, hash))
-		goto out;
+	if (key != NULL && !idempotency_claim(r, key, hash))
+		goto out; /* replayed, refused or failed; rolled back */
 
 	params[0] = r->tenant->project_id;
 	params[1] = v[RF_ANALYSIS].str;
@@ -313,31 +125,9 @@ runs_create(struct req *r)
 		errors = NULL;
 		goto out;
 	}
-	if (key != NULL) {
-		PGresult *ires;
-		const char *ip[5] = {r->tenant->id, key, hash, PQgetvalue(res, 0, 0),
-		                     ttl};
-
-		snprintf(ttl, sizeof ttl, "%ld", cfg_int(r->app->cfg, API_IDEMP_TTL_MS));
-		/* Expired keys are pruned as we go: a small batch per keyed create.
-		 * An expired row for this very key is replaced by the upsert. */
-		ires = http_query_db(
-		    r,
-		    "WITH pruned AS (DELETE FROM idempotency_keys WHERE ctid IN"
-		    "  (SELECT ctid FROM idempotency_keys WHERE expires_at < now()"
-		    "   AND NOT (tenant_id = $1 AND key = $2) LIMIT 100))"
-		    " INSERT INTO idempotency_keys (tenant_id, key, request_hash, job_id,"
-		    " expires_at) VALUES ($1, $2, decode($3, 'hex'), $4,"
-		    " now() + $5::bigint * interval '1 millisecond')"
-		    " ON CONFLICT (tenant_id, key) DO UPDATE SET"
-		    " request_hash = EXCLUDED.request_hash, job_id = EXCLUDED.job_id,"
-		    " created_at = now(), expires_at = EXCLUDED.expires_at",
-		    5, ip);
-		if (ires == NULL) {
-			PQclear(res);
-			goto out;
-		}
-		PQclear(ires);
+	if (key != NULL && !idempotency_bind(r, key, PQgetvalue(res, 0, 0))) {
+		PQclear(res);
+		goto out;
 	}
 	if (db_commit(r->app->db) != DB_OK) {
 		http_db_failure(r, DB_DOWN);
@@ -345,10 +135,9 @@ runs_create(struct req *r)
 		goto out;
 	}
 	location = xasprintf("Location: /api/v1/runs/%s\r\n", PQgetvalue(res, 0, 0));
-	send_run(r, 201, location, PQgetvalue(res, 0, 1), false);
+	runs_send(r, 201, location, PQgetvalue(res, 0, 1), false);
 	if (key != NULL)
-		idempotent_remember(r, key, hash, PQgetvalue(res, 0, 0),
-		                    now_ms() + cfg_int(r->app->cfg, API_IDEMP_TTL_MS));
+		idempotency_committed(r, key, hash, PQgetvalue(res, 0, 0));
 	free(location);
 	PQclear(res);
 out:
@@ -425,7 +214,7 @@ run_transition(struct req *r, const char *sql, int ok_status, const char *refuse
 		http_problem(r, 409, "RUN_STATE_CONFLICT", NULL, "the run is %s; %s",
 		             PQgetvalue(res, 0, 0), refused);
 	else
-		send_run(r, ok_status, NULL, PQgetvalue(res, 0, 1), false);
+		runs_send(r, ok_status, NULL, PQgetvalue(res, 0, 1), false);
 	PQclear(res);
 }
 

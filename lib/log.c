@@ -16,6 +16,7 @@
 
 #include <json-c/json.h>
 
+#include "jsontext.h"
 #include "log.h"
 #include "util.h"
 
@@ -57,7 +58,7 @@ size_t
 log_json_escape(const char *in, char *out, size_t len)
 {
 	static const char hex[] = "0123456789abcdef";
-	size_t o = 0;
+	size_t o = 0, n;
 	unsigned char c;
 
 	for (; *in != '\0' && o + 7 < len; in++) {
@@ -70,8 +71,18 @@ log_json_escape(const char *in, char *out, size_t len)
 			out[o + 4] = hex[c >> 4];
 			out[o + 5] = hex[c & 0xf];
 			o += 6;
-		} else {
+		} else if (c < 0x80) {
 			out[o++] = (char)c;
+		} else if ((n = jsontext_utf8_len((const unsigned char *)in,
+		                                  strnlen(in, 4))) == 0) {
+			memcpy(out + o, "\\ufffd", 6); /* not UTF-8: the replacement */
+			o += 6;
+		} else if (o + n + 7 < len) {
+			memcpy(out + o, in, n);
+			o += n;
+			in += n - 1;
+		} else {
+			break;
 		}
 	}
 	out[o] = '\0';

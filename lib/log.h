@@ -31,7 +31,8 @@ void log_kv(enum log_level, const char *msg, struct json_object *fields);
  * ("\"status\":200,\"route\":\"/live\""), or NULL. For hot paths.
  */
 void log_line(enum log_level, const char *msg, const char *members);
-/* Escape in as the inside of a JSON string into out; returns its length. */
+/* Escape in as the inside of a JSON string into out (bytes that are not
+ * UTF-8 become \ufffd, so the line stays valid); returns its length. */
 size_t log_json_escape(const char *in, char *out, size_t len);
 
 #endif

@@ -59,6 +59,9 @@ hostile sort 'function analyze() { var a = []; for (var i = 0; i < 3000000; i++)
 hostile throw 'function analyze() { throw new Error("boom"); }' '^script error: Error: boom$'
 hostile syntax 'function analyze( {' '^script error: SyntaxError'
 hostile missing 'var analyze = 3;' 'does not define analyze'
+hostile nulkey 'function analyze() { var o = {}; o["k\u0000"] = 1; o.k = 2; return o; }' '^script error: the result cannot be stored: /k has a member name'
+hostile surrogate 'function analyze() { return "a\ud800b"; }' '^script error: the result cannot be stored: the value contains a lone UTF-16 surrogate$'
+hostile nullog 'function analyze(i, ctx) { ctx.log("info", "a\u0000b"); return 1; }' '^script error: output cannot be stored: /message contains a NUL'
 ok_run=$(submit "$(analysis 'function analyze() { return "still fine"; }')")
 for k in "${!want[@]}"; do
   id=${want[$k]%%|*}
@@ -88,6 +91,13 @@ check "node: events in order" "$(sql "SELECT string_agg(type, ',' ORDER BY seq) 
 r=$(submit "$(node_analysis 'function analyze(i) { return `plain ${i}`; }')" '"x"')
 wait_run "$r" "node, not exported"
 check "node: a plain analyze() works too" "$(json .run.result)" "plain x"
+# ctx.log(message) is ctx.log("info", message), in both runtimes.
+for rt in js node; do
+  r=$(submit "$(analysis 'function analyze(i, ctx) { ctx.log("just this"); ctx.log("warn", "and that"); return 1; }' ", runtime: \"$rt\"")")
+  wait_run "$r" "$rt ctx.log" >/dev/null
+  check "$rt: ctx.log with one argument" "$(sql "SELECT string_agg(data->>'level' || ':' || (data->>'message'), ',' ORDER BY seq) FROM job_events WHERE job_id = '$r' AND type = 'log'")" \
+    "info:just this,warn:and that"
+done
 declare -A nwant
 node_hostile() { # NAME SCRIPT REASON-REGEX [extra members]
   nwant[$1]="$(submit "$(node_analysis "$2" "${4:-}")")|$3"
@@ -101,6 +111,9 @@ node_hostile loop "export default function analyze() { for (;;) {} }" '^timeout'
 node_hostile memory "export default function analyze() { const a = []; for (;;) a.push(new Array(1e6).fill(1.5)); }" '^memory limit'
 node_hostile output "export default (i, ctx) => { const s = 'y'.repeat(100000); for (let k = 0; k < 2000; k++) ctx.log('info', s); };" '^output too large$'
 node_hostile syntax "function analyze( {" '^script error: SyntaxError'
+node_hostile abort "export default () => { process.abort(); }" '^script error: process.abort\(\) was called$'
+node_hostile unsettled "export default () => new Promise(() => {});" '^script error: analyze\(\) returned a promise that never settles$'
+node_hostile surrogate "export default () => ({ s: 'a\\ud800b' });" '^script error: the result cannot be stored: /s contains a lone UTF-16 surrogate$'
 for k in "${!nwant[@]}"; do
   wait_run "${nwant[$k]%%|*}" "node hostile $k" 150 >/dev/null
   check "node hostile $k: failed" "$(json .run.status)" failed

@@ -1,6 +1,7 @@
 # Runs: validation (every violation), create/start/cancel/result with their
 # status codes, events and notifications, filters and keyset pagination
-# under concurrent inserts, idempotency including a 50-request race.
+# under concurrent inserts, idempotency including many rounds of races on a
+# busy machine.
 . "$(dirname "$0")/lib.sh"
 
 # These tests drive run states by hand: no executor may take the runs.
@@ -35,6 +36,22 @@ check "string input over 64 KiB: 422" "$(json '.errors[0].pointer')" /input
 { printf '{"name":"x","analysis_id":"%s","input":{"k":"' "$aid"; head -c 140000 /dev/zero | tr '\0' x; printf '"}}'; } >"$tmp/obj.json"
 api POST /api/v1/runs "@$tmp/obj.json"
 check "object input over 128 KiB: 422" "$(json '.errors[0].pointer')" /input
+# What PostgreSQL cannot store is refused with the member's pointer, never
+# rewritten and never a 5xx: NUL characters in values or member names, at
+# any depth, and lone surrogates.
+nul_case() { # DESCRIPTION INPUT-JSON POINTER
+  local runs_before; runs_before=$(sql "SELECT count(*) FROM analysis_jobs")
+  api POST /api/v1/runs "{\"name\":\"nul\",\"analysis_id\":\"$aid\",\"input\":$2}"
+  check "$1: 422" "$status" 422
+  check "$1: names $3" "$(json '.errors[0].pointer')" "$3"
+  check "$1: nothing stored" "$(sql "SELECT count(*) FROM analysis_jobs")" "$runs_before"
+}
+nul_case "NUL in an object value" '{"k":"v\u0000"}' /input/k
+nul_case "NUL deep in an array" '{"a":{"b":["x","\u0000"]}}' /input/a/b/1
+nul_case "NUL in a member name" '{"k\u0000a":1,"k":2}' /input/k
+nul_case "a lone surrogate" '{"s":"a\ud800b"}' /input/s
+api POST /api/v1/runs "{\"name\":\"pair\",\"analysis_id\":\"$aid\",\"input\":{\"s\":\"\\ud83d\\ude00\"},\"start\":false}"
+check "a surrogate pair is fine" "$(json -c .run.input)" '{"s":"😀"}'
 api POST /api/v1/runs "{\"name\":\"$(printf 'é%.0s' $(seq 1 128))\",\"analysis_id\":\"$aid\",\"start\":false}"
 check "128 two-byte characters are a valid name" "$status" 201
 tags=$(printf '"t%s",' $(seq 1 17)); tags="[${tags%,}]"
@@ -169,15 +186,40 @@ sql "INSERT INTO idempotency_keys (tenant_id, key, request_hash, expires_at) SEL
 api POST /api/v1/runs "{\"name\":\"prune\",\"analysis_id\":\"$aid\",\"client_token\":\"prune_$tag\"}"
 check "expired keys are pruned" "$(sql "SELECT count(*) FROM idempotency_keys WHERE key = 'old_$tag'")" 0
 
-# 50 identical requests at once: exactly one run.
-race="{\"name\":\"race\",\"analysis_id\":\"$aid\",\"client_token\":\"race_$tag\"}"
-for i in $(seq 1 50); do
-  curl -s -o /dev/null -w '%{http_code}\n' -H "Authorization: Bearer $ASSAY_API_KEY" \
-    -H 'Content-Type: application/json' -d "$race" "$ASSAY_URL/api/v1/runs" >>"$tmp/race" &
-done
-wait
-check "race: exactly one 201" "$(grep -c '^201$' "$tmp/race")" 1
-check "race: only 201, 200 or 409" "$(grep -vc '^\(201\|200\|409\)$' "$tmp/race")" 0
-check "race: one run in the database" "$(sql "SELECT count(*) FROM analysis_jobs WHERE client_token = 'race_$tag'")" 1
+# The same request with its input's members in another order is the same
+# request: replayed, not refused as a reused key.
+api POST /api/v1/runs "{\"name\":\"order\",\"analysis_id\":\"$aid\",\"input\":{\"a\":1,\"b\":{\"x\":[1,{\"p\":1,\"q\":2}],\"y\":2}},\"client_token\":\"order_$tag\"}"
+check "member order: first is created" "$status" 201
+api POST /api/v1/runs "{\"input\":{\"b\":{\"y\":2,\"x\":[1,{\"q\":2,\"p\":1}]},\"a\":1},\"client_token\":\"order_$tag\",\"analysis_id\":\"$aid\",\"name\":\"order\"}"
+check "member order: reordered members replay" "$status" 200
+api POST /api/v1/runs "{\"name\":\"order\",\"analysis_id\":\"$aid\",\"input\":{\"a\":1,\"b\":{\"x\":[{\"p\":1,\"q\":2},1],\"y\":2}},\"client_token\":\"order_$tag\"}"
+check "member order: array order still matters" "$status" 422
+
+# Races: many rounds of 20 identical requests at once, while the machine
+# is kept busy: each key makes exactly one run, and every answer names it.
+busy() { while :; do :; done; }
+busy & burner=$!
+rounds=60
+for k in $(seq 1 "$rounds"); do
+  race="{\"name\":\"race\",\"analysis_id\":\"$aid\",\"client_token\":\"race_${tag}_$k\"}"
+  pids=()
+  for i in $(seq 1 20); do
+    curl -s -o "$tmp/race.$k.$i" -w "$k %{http_code}\n" -H "Authorization: Bearer $ASSAY_API_KEY" \
+      -H 'Content-Type: application/json' -d "$race" "$ASSAY_URL/api/v1/runs" >>"$tmp/race" &
+    pids+=($!)
+  done
+  wait "${pids[@]}"
+done 2>/dev/null
+kill "$burner"
+check "races: every request answered" "$(wc -l <"$tmp/race")" $((rounds * 20))
+check "races: exactly one 201 per key" "$(awk '$2 == 201 { n[$1]++ } END { for (k in n) if (n[k] == 1) ok++; print ok + 0 }' "$tmp/race")" "$rounds"
+check "races: only 201, 200 or 409" "$(awk '$2 != 201 && $2 != 200 && $2 != 409' "$tmp/race" | wc -l)" 0
+check "races: one run per key in the database" \
+  "$(sql "SELECT count(*) FROM (SELECT client_token FROM analysis_jobs WHERE client_token LIKE 'race_${tag}_%' GROUP BY client_token HAVING count(*) = 1) x")" "$rounds"
+check "races: no extra run" "$(sql "SELECT count(*) FROM analysis_jobs WHERE client_token LIKE 'race_${tag}_%'")" "$rounds"
+check "races: every answer names its key's one run" \
+  "$(for k in $(seq 1 "$rounds"); do cat "$tmp"/race.$k.* | jq -r '.run.id // empty' | sort -u | wc -l; done | sort -u | tr '\n' ' ')" "1 "
+check "races: each key points at its run" \
+  "$(sql "SELECT count(*) FROM idempotency_keys k JOIN analysis_jobs j ON j.id = k.job_id AND j.client_token = k.key WHERE k.key LIKE 'race_${tag}_%'")" "$rounds"
 rm -rf "$tmp"
 finish

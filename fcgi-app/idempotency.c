@@ -1,0 +1,304 @@
+/*
+ * Idempotent run creation: the Idempotency-Key header or client_token
+ * names a request; the same key with the same request (by the SHA-256 of
+ * its canonical form) replays the run it made, with another request it is
+ * refused (422), for idempotency_ttl_ms. PostgreSQL is authoritative and
+ * guarantees one run per key under any interleaving: a request claims its
+ * key by inserting it (the primary key makes concurrent claims of one key
+ * wait for each other) before it inserts the run, in one transaction.
+ * memcached remembers keys PostgreSQL has committed, so that replays and
+ * refusals are answered without a transaction. Never creates a run itself.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <json-c/json.h>
+
+#include "apikey.h"
+#include "cfg.h"
+#include "db.h"
+#include "extern.h"
+#include "mc.h"
+#include "xalloc.h"
+
+const char *
+idempotency_key(struct req *r, const char *token, struct json_object *errors)
+{
+	const char *h = http_param(r, "HTTP_IDEMPOTENCY_KEY");
+	struct json_object *obj;
+	struct vvalue hv;
+	size_t n;
+
+	if (h == NULL)
+		return token;
+	obj = json_object_new_object();
+	json_object_object_add(obj, "client_token", json_object_new_string(h));
+	n = valid_check(obj, &run_fields[RF_TOKEN], 1, true, &hv, errors);
+	json_object_put(obj);
+	if (n > 0) {
+		valid_error(errors, "/client_token",
+		            "(the Idempotency-Key header) is not valid");
+		return NULL;
+	}
+	if (token != NULL && strcmp(token, h) != 0) {
+		valid_error(errors, "/client_token",
+		            "differs from the Idempotency-Key header");
+		return NULL;
+	}
+	return h;
+}
+
+static int
+by_name(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* A copy of obj whose objects, at every depth, list their members sorted
+ * by name (the caller owns it). */
+static struct json_object *
+canonical(struct json_object *obj)
+{
+	struct json_object *out;
+	const char **names;
+	size_t i, n;
+
+	switch (json_object_get_type(obj)) {
+	case json_type_object:
+		n = (size_t)json_object_object_length(obj);
+		names = xcalloc(n + 1, sizeof *names);
+		i = 0;
+		json_object_object_foreach(obj, name, member)
+		{
+			(void)member;
+			names[i++] = name;
+		}
+		qsort(names, n, sizeof *names, by_name);
+		out = json_object_new_object();
+		for (i = 0; i < n; i++)
+			json_object_object_add(
+			    out, names[i],
+			    canonical(json_object_object_get(obj, names[i])));
+		free(names);
+		return out;
+	case json_type_array:
+		n = json_object_array_length(obj);
+		out = json_object_new_array_ext((int)n);
+		for (i = 0; i < n; i++)
+			json_object_array_add(
+			    out, canonical(json_object_array_get_idx(obj, i)));
+		return out;
+	default:
+		return json_object_get(obj);
+	}
+}
+
+/* SHA-256 of the request as validated: members in table order, input in
+ * canonical form, so that reordered members make the same request. */
+void
+idempotency_hash(const struct vvalue *v, char hex[65])
+{
+	struct json_object *o = json_object_new_object(), *input, *c;
+	const char *text;
+	size_t i;
+
+	for (i = 0; i < RF__MAX; i++) {
+		if (i == RF_TOKEN || !v[i].present)
+			continue;
+		if (i == RF_INPUT && (input = json_tokener_parse(v[i].str)) != NULL) {
+			c = canonical(input);
+			json_object_object_add(
+			    o, run_fields[i].name,
+			    json_object_new_string(json_object_to_json_string_ext(
+			        c, JSON_C_TO_STRING_PLAIN)));
+			json_object_put(c);
+			json_object_put(input);
+			continue;
+		}
+		json_object_object_add(o, run_fields[i].name,
+		                       json_object_new_string(v[i].str));
+	}
+	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+	apikey_sha256_hex(text, strlen(text), hex);
+	json_object_put(o);
+}
+
+static void
+key_reused(struct req *r)
+{
+	struct json_object *extra = json_object_new_object(),
+	                   *errors = json_object_new_array();
+
+	valid_error(errors, "/client_token",
+	            "was already used with a different request; use a new key");
+	json_object_object_add(extra, "errors", errors);
+	http_problem_with(
+	    r, 422, "IDEMPOTENCY_KEY_REUSED", NULL, extra,
+	    "this idempotency key was already used with a different request");
+}
+
+/*
+ * The fast path of idempotency: memcached remembers "<request hash> <run
+ * id> <expiry, ms since the epoch>" for each key once PostgreSQL (which
+ * stays authoritative) has it; the expiry is PostgreSQL's.
+ */
+static void
+remember(struct req *r, const char *key, const char *hash, const char *run,
+         long long expires_ms)
+{
+	char mkey[MC_KEY_MAX], name[200], value[140];
+	long long ttl = expires_ms / 1000 - (long long)time(NULL) + 1;
+
+	if (ttl < 1)
+		return;
+	snprintf(name, sizeof name, "idem:%s", key);
+	mc_key(mkey, r->tenant->project_id, name);
+	snprintf(value, sizeof value, "%s %s %lld", hash, run, expires_ms);
+	/* memcached reads more than 30 days as a date: keep it a duration. */
+	mc_add(r->app->mc, mkey, value, strlen(value),
+	       (unsigned)(ttl > 2592000 ? 2592000 : ttl));
+}
+
+static long long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool
+idempotency_fast(struct req *r, const char *key, const char *hash)
+{
+	char mkey[MC_KEY_MAX], name[200], *val, *text;
+	const char *params[2];
+	size_t len;
+
+	snprintf(name, sizeof name, "idem:%s", key);
+	mc_key(mkey, r->tenant->project_id, name);
+	if (mc_get(r->app->mc, mkey, &val, &len) != MC_OK)
+		return false;
+	if (len < 103 || val[64] != ' ' || val[101] != ' ' ||
+	    strtoll(val + 102, NULL, 10) <= now_ms()) {
+		free(val); /* not ours, or expired: PostgreSQL decides */
+		return false;
+	}
+	val[101] = '\0';
+	if (!valid_uuid(val + 65)) {
+		free(val);
+		return false;
+	}
+	if (strncmp(val, hash, 64) != 0) {
+		free(val);
+		key_reused(r);
+		return true;
+	}
+	params[0] = val + 65;
+	params[1] = r->tenant->project_id;
+	snprintf(name, sizeof name, "run:%s", val + 65);
+	switch (cache_query(r, name, TTL_SHORT,
+	                    "SELECT assay_run_json(j), j.status IN ('completed', "
+	                    "'failed', 'canceled')"
+	                    " FROM analysis_jobs j WHERE j.id = $1 AND j.project_id = $2",
+	                    2, params, &text)) {
+	case CACHE_FOUND:
+		runs_send(r, 200, NULL, text, true);
+		free(text);
+		free(val);
+		return true;
+	case CACHE_FAILED:
+		free(val);
+		return true; /* answered 503 */
+	case CACHE_NONE:
+		break;
+	}
+	free(val);
+	return false; /* the run is gone (pruned): PostgreSQL decides */
+}
+
+bool
+idempotency_claim(struct req *r, const char *key, const char *hash)
+{
+	const char *params[4] = {r->tenant->id, key, hash, NULL};
+	char ttl[24];
+	PGresult *res;
+	bool claimed;
+
+	snprintf(ttl, sizeof ttl, "%ld", cfg_int(r->app->cfg, API_IDEMP_TTL_MS));
+	params[3] = ttl;
+	/* A live key of a committed request conflicts and is left alone; one
+	 * of a request still in flight makes this wait for its end; an
+	 * expired one is taken over. */
+	res = http_query_db(r,
+	                    "INSERT INTO idempotency_keys (tenant_id, key, request_hash,"
+	                    " expires_at) VALUES ($1, $2, decode($3, 'hex'),"
+	                    " now() + $4::bigint * interval '1 millisecond')"
+	                    " ON CONFLICT (tenant_id, key) DO UPDATE SET"
+	                    " request_hash = EXCLUDED.request_hash, job_id = NULL,"
+	                    " created_at = now(), expires_at = EXCLUDED.expires_at"
+	                    " WHERE idempotency_keys.expires_at <= now()"
+	                    " RETURNING 1",
+	                    4, params);
+	if (res == NULL)
+		return false;
+	claimed = PQntuples(res) == 1;
+	PQclear(res);
+	if (claimed)
+		return true;
+	/* Someone else's: this statement sees it committed. */
+	res = http_query_db(
+	    r,
+	    "SELECT encode(k.request_hash, 'hex'), assay_run_json(j), j.id,"
+	    " (extract(epoch FROM k.expires_at) * 1000)::bigint"
+	    " FROM idempotency_keys k JOIN analysis_jobs j ON j.id = k.job_id"
+	    " WHERE k.tenant_id = $1 AND k.key = $2",
+	    2, params);
+	if (res == NULL)
+		return false;
+	db_rollback(r->app->db);
+	if (PQntuples(res) == 0)
+		http_problem(r, 409, "IDEMPOTENCY_IN_PROGRESS", "Retry-After: 1\r\n",
+		             "a request with this idempotency key is still being "
+		             "processed; retry");
+	else if (strcmp(PQgetvalue(res, 0, 0), hash) != 0)
+		key_reused(r);
+	else {
+		runs_send(r, 200, NULL, PQgetvalue(res, 0, 1), true);
+		remember(r, key, hash, PQgetvalue(res, 0, 2),
+		         atoll(PQgetvalue(res, 0, 3)));
+	}
+	PQclear(res);
+	return false;
+}
+
+bool
+idempotency_bind(struct req *r, const char *key, const char *run)
+{
+	const char *params[3] = {r->tenant->id, key, run};
+	PGresult *res;
+
+	/* Expired keys are pruned as we go: a small batch per keyed create. */
+	res =
+	    http_query_db(r,
+	                  "WITH pruned AS (DELETE FROM idempotency_keys WHERE ctid IN"
+	                  "  (SELECT ctid FROM idempotency_keys WHERE expires_at < now()"
+	                  "   AND NOT (tenant_id = $1 AND key = $2) LIMIT 100))"
+	                  " UPDATE idempotency_keys SET job_id = $3"
+	                  " WHERE tenant_id = $1 AND key = $2",
+	                  3, params);
+	if (res == NULL)
+		return false;
+	PQclear(res);
+	return true;
+}
+
+void
+idempotency_committed(struct req *r, const char *key, const char *hash, const char *run)
+{
+	remember(r, key, hash, run, now_ms() + cfg_int(r->app->cfg, API_IDEMP_TTL_MS));
+}

@@ -1,0 +1,24 @@
+/*
+ * What PostgreSQL's jsonb can hold (jsontext.c): checks on JSON text.
+ */
+#ifndef ASSAY_JSONTEXT_H
+#define ASSAY_JSONTEXT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* The length of the valid UTF-8 sequence at s (1 to 4), or 0 when it is
+ * not one (a stray byte, an overlong form, a surrogate, past U+10FFFF, or
+ * cut short by left). */
+size_t jsontext_utf8_len(const unsigned char *s, size_t left);
+/*
+ * text (len bytes, valid JSON) can be stored as jsonb: no NUL character,
+ * no lone surrogate, nothing but UTF-8. When it cannot, false, with the
+ * JSON pointer of the offending member in ptr (for a member name: the
+ * object's pointer followed by the name up to the offending escape) and
+ * *why a static phrase completing "<pointer> ...".
+ */
+bool jsontext_storable(const char *text, size_t len, char *ptr, size_t ptrlen,
+                       const char **why);
+
+#endif
