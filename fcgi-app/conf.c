@@ -95,6 +95,12 @@ const struct cfg_key api_cfg_keys[API__MAX] = {
     [API_METRICS] = {"api", "metrics", CFG_BOOL, "true", NULL, 0, 0, NULL, CFG_RELOADABLE,
                      "Record request, database and cache metrics and serve GET "
                      "/metrics (Prometheus text format)."},
+    [API_METRICS_ALLOW] = {"api", "metrics_allow", CFG_STRING, "127.0.0.0/8, ::1/128",
+                           NULL, 0, 0, NULL, CFG_RELOADABLE,
+                           "Networks (comma-separated CIDRs or addresses) whose "
+                           "clients may read /metrics and /internal/cache-stats, "
+                           "as the web server reports the client's address; "
+                           "others get 403."},
 #define TIER_KEYS(t, name, req, runs, days)                                              \
 	[API_TIER_FIRST + (t)*TF__MAX +                                                  \
 	    TF_REQUESTS] =                                                               \

@@ -38,6 +38,7 @@ enum api_key {
 	API_TRUSTED_PROXIES,
 	API_UPGRADE_URL,
 	API_METRICS,
+	API_METRICS_ALLOW,
 	STREAM_LISTEN, /* [stream]: assay-stream */
 	STREAM_SOCKET_MODE,
 	STREAM_PROBE_ADDRESS,
@@ -305,6 +306,8 @@ void metrics_request_end(const struct req *, uint64_t us);
 enum cache_op { OP_READ, OP_COUNT }; /* cache reads; rate-limit counting */
 void metrics_cache_op(enum cache_op, uint64_t us);
 route_handler metrics_serve;
+/* May this client read metrics (metrics_allow)? If not, answered 403. */
+bool metrics_allowed(struct req *);
 
 /* master.c: block the signals the master takes synchronously (before forking),
  * then supervise workers on listen_fd until SIGTERM. master_run owns cfg;

@@ -100,22 +100,16 @@ health_ready(struct req *r)
 	http_json(r, health_http_status(pg.status), HEALTH_JSON, o);
 }
 
-/* The configuration a caller may see: no secrets, no paths. */
+/* The configuration anyone may see: no secrets, no paths, no addresses. */
 static struct json_object *
 config_summary(const struct cfg *cfg)
 {
 	struct json_object *o = json_object_new_object();
-	char *db = cfg_text(cfg, API_DATABASE_URL);
 
 	json_object_object_add(o, "workers",
 	                       json_object_new_int((int)cfg_int(cfg, API_WORKERS)));
 	json_object_object_add(o, "log_level",
 	                       json_object_new_string(cfg_str(cfg, API_LOG_LEVEL)));
-	json_object_object_add(o, "database", json_object_new_string(db));
-	json_object_object_add(
-	    o, "memcached_servers",
-	    json_object_new_string(cfg_str(cfg, API_MEMCACHED_SERVERS)));
-	free(db);
 	return o;
 }
 
@@ -192,20 +186,15 @@ add_count(struct json_object *o, const char *name, const uint64_t *counter)
 	    json_object_new_int64((int64_t)__atomic_load_n(counter, __ATOMIC_RELAXED)));
 }
 
-/* Cache counters of this host's workers; loopback callers only. */
+/* Cache counters of this host's workers; for metrics_allow's networks. */
 void
 health_cache_stats(struct req *r)
 {
-	const char *addr = http_param(r, "REMOTE_ADDR");
 	struct json_object *o, *servers;
 	uint64_t hits, misses;
 
-	if (addr == NULL ||
-	    (strcmp(addr, "127.0.0.1") != 0 && strcmp(addr, "::1") != 0)) {
-		http_problem(r, 403, "FORBIDDEN", NULL,
-		             "cache statistics are only served to loopback clients");
+	if (!metrics_allowed(r))
 		return;
-	}
 	o = json_object_new_object();
 	hits = __atomic_load_n(&shm->cache_hits, __ATOMIC_RELAXED) +
 	       __atomic_load_n(&shm->cache_local_hits, __ATOMIC_RELAXED);

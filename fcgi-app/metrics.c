@@ -14,6 +14,8 @@
 #include "cfg.h"
 #include "db.h"
 #include "extern.h"
+#include "log.h"
+#include "util.h"
 #include "mc.h"
 
 /* Histogram bucket bounds in microseconds, for HTTP, database and cache. */
@@ -218,6 +220,25 @@ put_db_gauges(FILE *f, struct req *r)
 	}
 }
 
+bool
+metrics_allowed(struct req *r)
+{
+	const char *allow = cfg_str(r->app->cfg, API_METRICS_ALLOW), *bad;
+	static const char *warned;
+
+	if (util_addr_in(http_param(r, "REMOTE_ADDR"), allow, &bad))
+		return true;
+	if (bad != NULL && warned != allow) {
+		warned = allow;
+		log_msg(LOG_ERROR,
+		        "metrics_allow: '%.*s' is not a network; it matches nothing",
+		        (int)strcspn(bad, ", \t"), bad);
+	}
+	http_problem(r, 403, "FORBIDDEN", NULL,
+	             "this endpoint is only served to the networks in metrics_allow");
+	return false;
+}
+
 void
 metrics_serve(struct req *r)
 {
@@ -232,6 +253,8 @@ metrics_serve(struct req *r)
 		             "metrics are turned off (metrics = false)");
 		return;
 	}
+	if (!metrics_allowed(r))
+		return;
 	f = open_memstream(&buf, &len);
 	head(f, "assay_build_info", "gauge", "The running version.");
 	fprintf(f, "assay_build_info{version=\"%s\"} 1\n", PACKAGE_VERSION);

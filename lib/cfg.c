@@ -13,6 +13,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <libpq-fe.h>
+
 #include "cfg.h"
 #include "log.h"
 #include "xalloc.h"
@@ -367,30 +369,41 @@ cfg_differs(const struct cfg *a, const struct cfg *b, size_t key)
 }
 
 /*
- * Mask the password of a libpq connection string, URL
- * ("postgresql://user:secret@host/db") or keyword ("password=secret") form.
+ * A libpq connection string (URL or keywords) as libpq itself reads it
+ * (PQconninfoParse), written back as keywords with the password masked:
+ * no form of writing a password (a URL's userinfo, ?password=, a quoted
+ * keyword value) escapes. What libpq cannot parse is masked whole.
  */
 static char *
 mask_password(const char *s)
 {
-	const char *scheme, *at, *colon, *kw, *end;
+	PQconninfoOption *opts = PQconninfoParse(s, NULL), *o;
+	char *out = NULL, *next;
+	const char *v;
+	size_t i;
 
-	scheme = strstr(s, "://");
-	if (scheme != NULL) {
-		at = strchr(scheme + 3, '@');
-		colon = strchr(scheme + 3, ':');
-		if (at != NULL && colon != NULL && colon < at)
-			return xasprintf("%.*s***%s", (int)(colon + 1 - s), s, at);
-		return xstrdup(s);
+	if (opts == NULL)
+		return xstrdup("*** (not a valid connection string)");
+	for (o = opts; o->keyword != NULL; o++) {
+		if (o->val == NULL)
+			continue;
+		/* Quoted as libpq reads it: 'value', with \ and \' escaped. */
+		next = xasprintf("%s%s%s='", out ? out : "", out ? " " : "", o->keyword);
+		free(out);
+		out = next;
+		v = strcmp(o->keyword, "password") == 0 ? "***" : o->val;
+		for (i = 0; v[i] != '\0'; i++) {
+			next = xasprintf("%s%s%c", out,
+			                 v[i] == '\'' || v[i] == '\\' ? "\\" : "", v[i]);
+			free(out);
+			out = next;
+		}
+		next = xasprintf("%s'", out);
+		free(out);
+		out = next;
 	}
-	kw = strstr(s, "password=");
-	if (kw != NULL) {
-		end = kw + strlen("password=");
-		while (*end != '\0' && !isspace((unsigned char)*end))
-			end++;
-		return xasprintf("%.*spassword=***%s", (int)(kw - s), s, end);
-	}
-	return xstrdup(s);
+	PQconninfoFree(opts);
+	return out ? out : xstrdup("");
 }
 
 char *

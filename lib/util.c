@@ -3,8 +3,11 @@
  */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
+#include <string.h>
 #include <stdio.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
@@ -72,4 +75,78 @@ util_signalfd(void)
 	sigprocmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	return signalfd(-1, &sigs, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
+/* addr as 16 bytes (IPv4 as IPv4-mapped IPv6); false if it is not one. */
+static bool
+addr16(const char *text, size_t len, unsigned char out[16])
+{
+	char buf[INET6_ADDRSTRLEN];
+	struct in_addr v4;
+
+	if (len == 0 || len >= sizeof buf)
+		return false;
+	memcpy(buf, text, len);
+	buf[len] = '\0';
+	if (inet_pton(AF_INET, buf, &v4) == 1) {
+		memset(out, 0, 10);
+		out[10] = out[11] = 0xff;
+		memcpy(out + 12, &v4, 4);
+		return true;
+	}
+	return inet_pton(AF_INET6, buf, out) == 1;
+}
+
+/* One entry, "ADDR" or "ADDR/BITS": its network and prefix length in
+ * IPv6 bits; false if it does not parse. */
+static bool
+network(const char *entry, size_t len, unsigned char net[16], int *bits)
+{
+	const char *slash = memchr(entry, '/', len);
+	size_t alen = slash ? (size_t)(slash - entry) : len;
+	bool v4 = memchr(entry, ':', alen) == NULL;
+	char *end;
+	long b;
+
+	if (!addr16(entry, alen, net))
+		return false;
+	*bits = 128;
+	if (slash == NULL)
+		return true;
+	b = strtol(slash + 1, &end, 10);
+	if (end != entry + len || slash + 1 == end || b < 0 || b > (v4 ? 32 : 128))
+		return false;
+	*bits = (int)(v4 ? b + 96 : b);
+	return true;
+}
+
+bool
+util_addr_in(const char *addr, const char *list, const char **bad)
+{
+	unsigned char a[16], net[16];
+	const char *p;
+	bool found = false;
+	size_t n;
+	int bits, i;
+
+	if (bad != NULL)
+		*bad = NULL;
+	if (addr == NULL || !addr16(addr, strlen(addr), a))
+		return false;
+	for (p = list; *p != '\0'; p += n + (p[n] == ',')) {
+		p += strspn(p, " \t");
+		n = strcspn(p, ", \t");
+		if (n == 0)
+			continue;
+		if (!network(p, n, net, &bits)) {
+			if (bad != NULL && *bad == NULL)
+				*bad = p;
+			continue;
+		}
+		for (i = 0; i < bits && ((a[i / 8] ^ net[i / 8]) >> (7 - i % 8) & 1) == 0;
+		     i++)
+			;
+		found = found || i == bits;
+	}
+	return found;
 }

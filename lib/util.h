@@ -19,5 +19,11 @@ void util_rfc3339_now(char *buf, size_t len, bool millis);
 int util_signalfd(void);
 /* Fill hex (2*n+1 bytes) with n random bytes in lowercase hex. false on failure. */
 bool util_random_hex(char *hex, size_t n);
+/* Is addr (an IPv4 or IPv6 address in text) in one of the networks of
+ * list ("127.0.0.0/8, ::1/128, 10.1.2.3": comma-separated CIDRs or single
+ * addresses)? An IPv4-mapped IPv6 address counts as its IPv4 address.
+ * false for anything that does not parse; *bad, if not NULL, is set to
+ * the first entry of list that does not parse (or NULL). */
+bool util_addr_in(const char *addr, const char *list, const char **bad);
 
 #endif

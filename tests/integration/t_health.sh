@@ -16,6 +16,8 @@ check "/health answers 200" "$status" 200
 check "/health says pass" "$(json .status)" pass
 check "/health gives the version" "$(json .version)" "$version"
 check "/health summarises the config" "$(json .config.workers)" 4
+check "/health shows no connection details" "$(json -c '.config | keys')" '["log_level","workers"]'
+check "/health names no server" "$(grep -cE '127\.0\.0\.1|postgres|:[0-9]{4,5}' <<<"$body")" 0
 
 http GET /health/detailed
 check "/health/detailed answers 200" "$status" 200

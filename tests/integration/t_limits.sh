@@ -100,6 +100,13 @@ check "cache-stats lists both servers" "$(jq -r '[.servers[].status] | join(",")
 far=$(env -i REQUEST_METHOD=GET REQUEST_URI=/internal/cache-stats REMOTE_ADDR=192.0.2.7 \
   cgi-fcgi -bind -connect "$tmp/api1.sock" | sed -n 's/^Status: \([0-9]*\).*/\1/p' | tr -d '\r')
 check "cache-stats: refused to non-loopback callers" "$far" 403
+far=$(env -i REQUEST_METHOD=GET REQUEST_URI=/metrics REMOTE_ADDR=192.0.2.7 \
+  cgi-fcgi -bind -connect "$tmp/api1.sock" | tr -d '\r')
+check "metrics: refused outside metrics_allow" "$(sed -n 's/^Status: \([0-9]*\).*/\1/p' <<<"$far")" 403
+check_match "metrics: refused as problem+json" "$far" 'only served to the networks in metrics_allow'
+near=$(env -i REQUEST_METHOD=GET REQUEST_URI=/metrics REMOTE_ADDR=::ffff:127.0.0.1 \
+  cgi-fcgi -bind -connect "$tmp/api1.sock" | tr -d '\r' | sed -n 's/^Status: \([0-9]*\).*/\1/p')
+check "metrics: served to loopback" "${near:-200}" 200
 kill "$mc2_pid"
 wait "$mc2_pid" 2>/dev/null
 KEY=$(new_tenant "onedown_$$_$RANDOM" free)

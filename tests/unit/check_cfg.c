@@ -149,25 +149,48 @@ START_TEST(environment_overrides_file)
 }
 END_TEST
 
-START_TEST(secrets_are_masked)
+/* The masked text of url as the value of a secret key. */
+static char *
+masked(const char *url)
 {
 	char *errors = NULL, *text;
 	struct cfg *c;
 
-	setenv("TEST_URL", "postgresql://app:hunter2@db.example:5432/assay", 1);
+	setenv("TEST_URL", url, 1);
 	c = cfg_load(keys, K__MAX, NULL, false, &errors);
 	ck_assert_ptr_nonnull(c);
 	text = cfg_text(c, K_URL);
-	ck_assert_str_eq(text, "postgresql://app:***@db.example:5432/assay");
-	free(text);
 	cfg_free(c);
+	return text;
+}
 
-	setenv("TEST_URL", "host=db password=hunter2 dbname=assay", 1);
-	c = cfg_load(keys, K__MAX, NULL, false, &errors);
-	text = cfg_text(c, K_URL);
-	ck_assert_str_eq(text, "host=db password=*** dbname=assay");
+START_TEST(secrets_are_masked)
+{
+	static const char *const urls[] = {
+	    "postgresql://app:hunter2@db.example:5432/assay",
+	    "host=db password=hunter2 dbname=assay",
+	    "postgresql://app@db.example/assay?password=hunter2",
+	    "host=db password='hunter2 and more' dbname=assay",
+	    "postgres://app:hunter2@/assay?host=/run/postgresql",
+	};
+	size_t i;
+	char *text;
+
+	for (i = 0; i < sizeof urls / sizeof urls[0]; i++) {
+		text = masked(urls[i]);
+		ck_assert_msg(strstr(text, "hunter2") == NULL &&
+		                  strstr(text, "more") == NULL &&
+		                  strstr(text, "password='***'") != NULL,
+		              "%s -> %s", urls[i], text);
+		free(text);
+	}
+	text = masked("postgresql://app:hunter2@db.example:5432/assay");
+	ck_assert_str_eq(text, "user='app' password='***' dbname='assay' "
+	                       "host='db.example' port='5432'");
 	free(text);
-	cfg_free(c);
+	text = masked("postgresql://app:hunter2@[unterminated");
+	ck_assert_str_eq(text, "*** (not a valid connection string)");
+	free(text);
 }
 END_TEST
 
