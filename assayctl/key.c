@@ -1,7 +1,9 @@
 /*
  * `assayctl key create --tenant NAME`: a new API key, printed once, alone
- * on stdout; only its SHA-256 is stored. `assayctl key revoke PREFIX`:
- * API workers refuse the key within a second.
+ * on stdout; only its SHA-256 is stored. `assayctl key list --tenant
+ * NAME`: prefixes and dates. `assayctl key revoke PREFIX|KEY`: API
+ * workers refuse the key within a second, and its stream tokens die.
+ * Never prints a secret, not even one it was given.
  */
 #include "config.h"
 
@@ -80,21 +82,42 @@ key_forget(const char *digest)
 	return ok;
 }
 
+/*
+ * Revoke a key named by its prefix or given whole (then found by its
+ * SHA-256, so a mistyped secret matches nothing). Only the prefix is ever
+ * printed: never what was given.
+ */
 static int
-key_revoke(PGconn *conn, const char *prefix)
+key_revoke(PGconn *conn, const char *given)
 {
-	const char *params[1] = {prefix};
+	char prefix[APIKEY_PREFIX_LEN + 1], digest[65];
+	bool whole = strlen(given) > APIKEY_PREFIX_LEN;
+	const char *params[1] = {digest};
 	PGresult *res;
 	int rc = 1;
 
-	res = PQexecParams(conn,
-	                   "UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())"
-	                   " WHERE prefix = $1 RETURNING encode(hash, 'hex')",
-	                   1, NULL, params, NULL, NULL, 0);
+	if (whole)
+		apikey_sha256_hex(given, strlen(given), digest);
+	else
+		params[0] = given;
+	res =
+	    PQexecParams(conn,
+	                 whole ? "UPDATE api_keys SET revoked_at = coalesce(revoked_at, "
+	                         "now()) WHERE hash = decode($1, 'hex')"
+	                         " RETURNING encode(hash, 'hex'), prefix"
+	                       : "UPDATE api_keys SET revoked_at = coalesce(revoked_at, "
+	                         "now()) WHERE prefix = $1"
+	                         " RETURNING encode(hash, 'hex'), prefix",
+	                 1, NULL, params, NULL, NULL, 0);
+	snprintf(prefix, sizeof prefix, "%s",
+	         PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1
+	             ? PQgetvalue(res, 0, 1)
+	             : "");
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 		fprintf(stderr, "assayctl: %s", PQresultErrorMessage(res));
 	else if (PQntuples(res) != 1)
-		fprintf(stderr, "assayctl: no key %s\n", prefix);
+		fprintf(stderr, "assayctl: no such key%s%s\n", whole ? "" : " ",
+		        whole ? " (the whole key given matches none)" : given);
 	else if (!key_forget(PQgetvalue(res, 0, 0)))
 		fprintf(
 		    stderr,
@@ -104,6 +127,39 @@ key_revoke(PGconn *conn, const char *prefix)
 		    prefix, memcached_servers());
 	else {
 		printf("key %s revoked\n", prefix);
+		rc = 0;
+	}
+	PQclear(res);
+	return rc;
+}
+
+/* The tenant's keys: prefix, created, last used, revoked (never a secret). */
+static int
+key_list(PGconn *conn, const char *tenant)
+{
+	const char *params[1] = {tenant};
+	PGresult *res;
+	int i, rc = 1;
+
+	res = PQexecParams(conn,
+	                   "SELECT k.prefix, assay_ts(k.created_at), "
+	                   "coalesce(assay_ts(k.last_used_at), '-'),"
+	                   " coalesce(assay_ts(k.revoked_at), '-')"
+	                   " FROM tenants t LEFT JOIN api_keys k ON k.tenant_id = t.id"
+	                   " WHERE t.name = $1 ORDER BY k.created_at",
+	                   1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		fprintf(stderr, "assayctl: %s", PQresultErrorMessage(res));
+	else if (PQntuples(res) == 0)
+		fprintf(stderr, "assayctl: no tenant %s\n", tenant);
+	else {
+		printf("%-16s %-26s %-26s %s\n", "PREFIX", "CREATED", "LAST USED",
+		       "REVOKED");
+		for (i = 0; i < PQntuples(res); i++)
+			if (!PQgetisnull(res, i, 0))
+				printf("%-16s %-26s %-26s %s\n", PQgetvalue(res, i, 0),
+				       PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
+				       PQgetvalue(res, i, 3));
 		rc = 0;
 	}
 	PQclear(res);
@@ -133,6 +189,11 @@ cmd_key(const struct ctl *ctl, int argc, char *argv[])
 		if ((conn = ctl_connect(ctl)) == NULL)
 			return 1;
 		rc = key_revoke(conn, argv[optind + 1]);
+	} else if (argc - optind == 1 && strcmp(argv[optind], "list") == 0 &&
+	           tenant != NULL) {
+		if ((conn = ctl_connect(ctl)) == NULL)
+			return 1;
+		rc = key_list(conn, tenant);
 	} else {
 		goto usage;
 	}
@@ -140,6 +201,7 @@ cmd_key(const struct ctl *ctl, int argc, char *argv[])
 	return rc;
 usage:
 	fprintf(stderr, "usage: assayctl key create --tenant NAME\n"
-	                "       assayctl key revoke PREFIX\n");
+	                "       assayctl key list --tenant NAME\n"
+	                "       assayctl key revoke PREFIX|KEY\n");
 	return 2;
 }

@@ -116,6 +116,14 @@ touch_key(struct req *r, const char *prefix)
 }
 
 bool
+auth_key_prefix(struct req *r, char *prefix)
+{
+	const char *key = presented_key(r);
+
+	return key != NULL && apikey_prefix(key, prefix);
+}
+
+bool
 auth_request(struct req *r, struct tenant *t)
 {
 	const char *key = presented_key(r), *params[1];

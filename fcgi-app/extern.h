@@ -246,8 +246,11 @@ void body_invalid(struct req *, struct json_object *errors);
 bool list_page(struct req *, char limit[8], char cursor[128]);
 void list_send(struct req *, const char *name, PGresult *, long limit);
 
-/* auth.c: authenticate the caller; false after answering 401 or 503. */
+/* auth.c: authenticate the caller; false after answering 401 or 503.
+ * auth_key_prefix: the prefix (APIKEY_PREFIX_LEN + 1 bytes) of the key
+ * the caller presented; false when it presented none. */
 bool auth_request(struct req *, struct tenant *);
+bool auth_key_prefix(struct req *, char *prefix);
 
 /* limit.c: count the request against its limits; false after answering 429.
  * Sets the rate-limit headers of the response either way. */

@@ -398,18 +398,24 @@ runs_list(struct req *r)
 /*
  * A token for following this run's events where headers cannot be sent
  * (EventSource): random, stored as its SHA-256, valid for this run only,
- * for token_ttl_seconds, and accepted only by assay-stream. Expired
- * tokens are deleted as new ones are made.
+ * for token_ttl_seconds or until the API key that made it is revoked,
+ * and accepted only by assay-stream. Expired tokens are deleted as new
+ * ones are made.
  */
 void
 runs_events_token(struct req *r)
 {
-	char days[16], ttl[16], hex[49], token[56], digest[65], *members;
-	const char *params[5] = {r->match.params[0], r->tenant->project_id,
-	                         history_days(r, days), digest, ttl};
+	char days[16], ttl[16], hex[49], token[56], digest[65], *members,
+	    prefix[APIKEY_PREFIX_LEN + 1];
+	const char *params[6] = {r->match.params[0],
+	                         r->tenant->project_id,
+	                         history_days(r, days),
+	                         digest,
+	                         ttl,
+	                         prefix};
 	PGresult *res;
 
-	if (!valid_uuid(params[0])) {
+	if (!auth_key_prefix(r, prefix) || !valid_uuid(params[0])) {
 		run_not_found(r);
 		return;
 	}
@@ -428,12 +434,13 @@ runs_events_token(struct req *r)
 	        "created_at",
 	        "$3") "),"
 	              " gone AS (DELETE FROM stream_tokens WHERE expires_at < now()),"
-	              " t AS (INSERT INTO stream_tokens (token_hash, job_id, expires_at)"
+	              " t AS (INSERT INTO stream_tokens (token_hash, job_id, expires_at,"
+	              "  api_key_id)"
 	              "  SELECT decode($4, 'hex'), id, now() + $5::int * interval '1 "
-	              "second' FROM j"
+	              "second', (SELECT id FROM api_keys WHERE prefix = $6) FROM j"
 	              "  RETURNING expires_at)"
 	              " SELECT assay_ts(expires_at) FROM t",
-	    5, params);
+	    6, params);
 	if (res == NULL)
 		return;
 	if (PQntuples(res) == 1) {

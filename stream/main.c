@@ -85,10 +85,10 @@ struct topic {
 	struct topic *hnext;
 	struct conn *subs;
 	size_t nsubs;
-	long fetched;      /* highest event id fetched */
-	bool queued;       /* a fetch is queued or running */
-	bool delivering;   /* events are being handed out */
-	bool again;        /* news arrived while it was */
+	long fetched;    /* highest event id fetched */
+	bool queued;     /* a fetch is queued or running */
+	bool delivering; /* events are being handed out */
+	bool again;      /* news arrived while it was */
 };
 
 enum qkind { Q_KEY, Q_TOKEN, Q_FETCH };
@@ -196,8 +196,10 @@ static const char *const statements[] = {
               " JOIN projects p ON p.tenant_id = k.tenant_id AND p.name = 'default'"
               " LEFT JOIN analysis_jobs j ON j.id = $2::uuid AND j.project_id = p.id"
               " WHERE k.prefix = $1",
-    [Q_TOKEN] = "SELECT t.expires_at > now(), j.status, j.event_seq"
+    [Q_TOKEN] = "SELECT t.expires_at > now(), j.status, j.event_seq,"
+                " k.revoked_at IS NOT NULL"
                 " FROM stream_tokens t JOIN analysis_jobs j ON j.id = t.job_id"
+                " JOIN api_keys k ON k.id = t.api_key_id"
                 " WHERE t.token_hash = decode($1, 'hex') AND t.job_id = $2::uuid",
     [Q_FETCH] = "SELECT seq, type, data::text FROM job_events"
                 " WHERE job_id = $1::uuid AND seq > $2::int ORDER BY seq LIMIT 500",
@@ -217,7 +219,8 @@ pg_connect(void)
 {
 	static const char *const kw[] = {"connect_timeout", "application_name", "dbname",
 	                                 NULL};
-	const char *val[] = {"2", "assay-stream", cfg_str(st.cfg, API_DATABASE_URL), NULL};
+	const char *val[] = {"2", "assay-stream", cfg_str(st.cfg, API_DATABASE_URL),
+	                     NULL};
 	PGresult *res;
 	size_t i;
 	struct topic *t;
@@ -236,7 +239,8 @@ pg_connect(void)
 	}
 	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
 		if (st.pg_retry_us == 0)
-			log_msg(LOG_WARN, "PostgreSQL unreachable: %s; retrying every second",
+			log_msg(LOG_WARN,
+			        "PostgreSQL unreachable: %s; retrying every second",
 			        strtok(PQerrorMessage(st.pg), "\n"));
 		PQclear(res);
 		PQfinish(st.pg);
@@ -279,7 +283,8 @@ pg_lost(void)
 	st.running = NULL;
 	st.pg_retry_us = util_now_us();
 	if (q != NULL)
-		query_done(q, NULL); /* answered 503, or fetched again after reconnecting */
+		query_done(q,
+		           NULL); /* answered 503, or fetched again after reconnecting */
 }
 
 static void
@@ -360,7 +365,8 @@ pg_readable(void)
 	}
 	st.pg_busy = false;
 	if (first != NULL && PQresultStatus(first) != PGRES_TUPLES_OK) {
-		log_msg(LOG_ERROR, "query failed: %s", strtok(PQerrorMessage(st.pg), "\n"));
+		log_msg(LOG_ERROR, "query failed: %s",
+		        strtok(PQerrorMessage(st.pg), "\n"));
 		PQclear(first);
 		first = NULL;
 		if (PQstatus(st.pg) != CONNECTION_OK) {
@@ -494,8 +500,8 @@ conn_close(struct conn *c)
 		         "\"method\":\"GET\",\"route\":\"/api/v1/runs/{id}/events\","
 		         "\"status\":200,\"duration_ms\":%.3f,\"request_id\":\"%s\","
 		         "\"run\":\"%s\",\"events\":%lu",
-		         (double)(util_now_us() - c->start_us) / 1000.0, c->request_id, c->run,
-		         c->sent);
+		         (double)(util_now_us() - c->start_us) / 1000.0, c->request_id,
+		         c->run, c->sent);
 		log_line(LOG_INFO, "stream closed", members);
 	}
 	st.all[c->slot] = st.all[--st.nall];
@@ -537,10 +543,11 @@ conn_answer(struct conn *c, int status, const char *code, const char *headers,
 	body = xasprintf("{\"type\":\"about:blank\",\"title\":\"%s\",\"status\":%d,"
 	                 "\"detail\":\"%s\",\"code\":\"%s\",\"request_id\":\"%s\"}",
 	                 reason(status), status, detail, code, c->request_id);
-	msg = xasprintf("Status: %d\r\nContent-Type: application/problem+json\r\n"
-	                "Content-Length: %zu\r\nX-Request-ID: %s\r\n"
-	                "Cache-Control: no-store\r\n%s\r\n%s",
-	                status, strlen(body), c->request_id, headers ? headers : "", body);
+	msg =
+	    xasprintf("Status: %d\r\nContent-Type: application/problem+json\r\n"
+	              "Content-Length: %zu\r\nX-Request-ID: %s\r\n"
+	              "Cache-Control: no-store\r\n%s\r\n%s",
+	              status, strlen(body), c->request_id, headers ? headers : "", body);
 	conn_write(c, msg, strlen(msg));
 	conn_end(c);
 	free(body);
@@ -556,8 +563,9 @@ conn_event(struct conn *c, long seq, const char *type, const char *data)
 	int n = snprintf(head, sizeof head, "id: %ld\nevent: %s\ndata: ", seq, type);
 
 	if (c->outlen - c->outoff > (size_t)cfg_int(st.cfg, STREAM_BUFFER)) {
-		log_msg(LOG_WARN, "stream %s: client too far behind; disconnected (it can "
-		                  "resume with Last-Event-ID)",
+		log_msg(LOG_WARN,
+		        "stream %s: client too far behind; disconnected (it can "
+		        "resume with Last-Event-ID)",
 		        c->request_id);
 		conn_close(c);
 		return false;
@@ -714,7 +722,8 @@ query_done(struct query *q, PGresult *res)
 			fetched(t, res);
 		t->queued = false;
 		if (res == NULL)
-			t->again = true; /* fetched once reconnected, or at the next news */
+			t->again =
+			    true; /* fetched once reconnected, or at the next news */
 		else if (t->again && t->nsubs > 0)
 			topic_fetch(t);
 		topic_release(t);
@@ -731,7 +740,8 @@ query_done(struct query *q, PGresult *res)
 		conn_answer(c, 503, "DATABASE_UNAVAILABLE", "Retry-After: 1\r\n",
 		            "the database is unavailable; try again shortly");
 	} else if (q->kind == Q_KEY) {
-		if (PQntuples(res) != 1 || !apikey_equal(PQgetvalue(res, 0, 0), q->digest, 64))
+		if (PQntuples(res) != 1 ||
+		    !apikey_equal(PQgetvalue(res, 0, 0), q->digest, 64))
 			conn_answer(c, 401, "INVALID_API_KEY",
 			            "WWW-Authenticate: Bearer realm=\"assay\", "
 			            "error=\"invalid_token\"\r\n",
@@ -749,6 +759,9 @@ query_done(struct query *q, PGresult *res)
 		if (PQntuples(res) != 1)
 			conn_answer(c, 401, "INVALID_TOKEN", NULL,
 			            "the token is not valid for this run");
+		else if (strcmp(PQgetvalue(res, 0, 3), "t") == 0)
+			conn_answer(c, 401, "INVALID_TOKEN", NULL,
+			            "the API key that made this token has been revoked");
 		else if (strcmp(PQgetvalue(res, 0, 0), "t") != 0)
 			conn_answer(c, 401, "INVALID_TOKEN", NULL,
 			            "the token has expired; ask for a new one");
@@ -800,8 +813,9 @@ valid_run_id(const char *s)
 	size_t i;
 
 	for (i = 0; i < 36; i++)
-		if ((i == 8 || i == 13 || i == 18 || i == 23) ? s[i] != '-'
-		                                              : !strchr("0123456789abcdefABCDEF", s[i]) || !s[i])
+		if ((i == 8 || i == 13 || i == 18 || i == 23)
+		        ? s[i] != '-'
+		        : !strchr("0123456789abcdefABCDEF", s[i]) || !s[i])
 			return false;
 	return s[36] == '\0';
 }
@@ -809,13 +823,15 @@ valid_run_id(const char *s)
 static void
 conn_request(struct conn *c)
 {
-	char method[16], uri[2048], auth[512], last[32], token[80], id[80], *q, *path, *end;
+	char method[16], uri[2048], auth[512], last[32], token[80], id[80], *q, *path,
+	    *end;
 	const char *key = NULL;
 	struct query *qr;
 	size_t n;
 
 	if (!param(c, "HTTP_X_REQUEST_ID", id, sizeof id) ||
-	    strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") !=
+	    strspn(id,
+	           "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") !=
 	        strlen(id) ||
 	    id[0] == '\0' || strlen(id) > 64) {
 		if (!util_random_hex(c->request_id, 16))
@@ -827,7 +843,8 @@ conn_request(struct conn *c)
 	if (!param(c, "REQUEST_METHOD", method, sizeof method))
 		snprintf(method, sizeof method, "GET");
 	if (!param(c, "REQUEST_URI", uri, sizeof uri)) {
-		conn_answer(c, 400, "BAD_REQUEST", NULL, "no REQUEST_URI from the web server");
+		conn_answer(c, 400, "BAD_REQUEST", NULL,
+		            "no REQUEST_URI from the web server");
 		return;
 	}
 	q = strchr(uri, '?');
@@ -841,8 +858,9 @@ conn_request(struct conn *c)
 	else
 		path = NULL;
 	if (path == NULL || strlen(path) != 36 + 7 || strcmp(path + 36, "/events") != 0) {
-		conn_answer(c, 404, "NOT_FOUND", NULL, "assay-stream serves only "
-		                                       "/api/v1/runs/{id}/events");
+		conn_answer(c, 404, "NOT_FOUND", NULL,
+		            "assay-stream serves only "
+		            "/api/v1/runs/{id}/events");
 		return;
 	}
 	path[36] = '\0';
@@ -857,12 +875,14 @@ conn_request(struct conn *c)
 	}
 	snprintf(c->run, sizeof c->run, "%s", path);
 	for (n = 0; n < 36; n++)
-		c->run[n] = (char)(c->run[n] | (c->run[n] >= 'A' && c->run[n] <= 'F' ? 0x20 : 0));
+		c->run[n] =
+		    (char)(c->run[n] | (c->run[n] >= 'A' && c->run[n] <= 'F' ? 0x20 : 0));
 	c->last = 0;
 	if (param(c, "HTTP_LAST_EVENT_ID", last, sizeof last) ||
 	    query_arg(q, "last_event_id", last, sizeof last)) {
 		c->last = strtol(last, &end, 10);
-		if (last[0] == '\0' || *end != '\0' || c->last < 0 || c->last > 2147483647) {
+		if (last[0] == '\0' || *end != '\0' || c->last < 0 ||
+		    c->last > 2147483647) {
 			conn_answer(c, 400, "INVALID_PARAMETER", NULL,
 			            "Last-Event-ID must be an event id this stream sent");
 			return;
@@ -875,7 +895,8 @@ conn_request(struct conn *c)
 		if (strncmp(token, "sse_", 4) != 0 || strlen(token) != 52 ||
 		    strspn(token + 4, "0123456789abcdef") != 48) {
 			free(qr);
-			conn_answer(c, 401, "INVALID_TOKEN", NULL, "the token is not valid");
+			conn_answer(c, 401, "INVALID_TOKEN", NULL,
+			            "the token is not valid");
 			return;
 		}
 		qr->kind = Q_TOKEN;
@@ -888,10 +909,11 @@ conn_request(struct conn *c)
 			key = auth;
 		if (key == NULL || *key == '\0') {
 			free(qr);
-			conn_answer(c, 401, "UNAUTHENTICATED",
-			            "WWW-Authenticate: Bearer realm=\"assay\"\r\n",
-			            "an API key (Authorization: Bearer or X-API-Key) or a "
-			            "token (?token=) is required");
+			conn_answer(
+			    c, 401, "UNAUTHENTICATED",
+			    "WWW-Authenticate: Bearer realm=\"assay\"\r\n",
+			    "an API key (Authorization: Bearer or X-API-Key) or a "
+			    "token (?token=) is required");
 			return;
 		}
 		if (!apikey_prefix(key, qr->p[0])) {
@@ -1008,7 +1030,8 @@ accept_all(void)
 	struct conn *c;
 	int fd;
 
-	while ((fd = accept4(st.listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+	while ((fd = accept4(st.listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >=
+	       0) {
 		c = xcalloc(1, sizeof *c);
 		c->fd = fd;
 		c->start_us = c->last_write_us = util_now_us();
@@ -1027,7 +1050,8 @@ accept_all(void)
 		st.all[st.nall++] = c;
 	}
 	if (errno == EMFILE || errno == ENFILE)
-		log_msg(LOG_ERROR, "accept: %s (raise the open-file limit)", strerror(errno));
+		log_msg(LOG_ERROR, "accept: %s (raise the open-file limit)",
+		        strerror(errno));
 }
 
 static void
@@ -1040,7 +1064,8 @@ heartbeats(void)
 
 	for (i = 0; i < st.nall; i++) {
 		c = st.all[i];
-		if (c->state == C_LIVE && c->outlen == 0 && now - c->last_write_us >= idle) {
+		if (c->state == C_LIVE && c->outlen == 0 &&
+		    now - c->last_write_us >= idle) {
 			conn_write(c, ": heartbeat\n\n", 13);
 			conn_flush(c);
 			if (i < st.nall && st.all[i] != c)
@@ -1067,26 +1092,27 @@ probe(const char *path, FILE *f, const char **ctype, void *arg)
 	if (strcmp(path, "/metrics") != 0)
 		return 0;
 	*ctype = "text/plain; version=0.0.4";
-	fprintf(f,
-	        "# HELP sse_connections_opened_total Event streams started.\n"
-	        "# TYPE sse_connections_opened_total counter\n"
-	        "sse_connections_opened_total %lu\n"
-	        "# HELP sse_connections_closed_total Event streams ended, for any reason.\n"
-	        "# TYPE sse_connections_closed_total counter\n"
-	        "sse_connections_closed_total %lu\n"
-	        "# HELP sse_active_connections Event streams open now.\n"
-	        "# TYPE sse_active_connections gauge\n"
-	        "sse_active_connections %zu\n"
-	        "# HELP sse_messages_total Events sent to clients.\n"
-	        "# TYPE sse_messages_total counter\n"
-	        "sse_messages_total %lu\n"
-	        "# HELP sse_connections_refused_total Streams refused at max_streams.\n"
-	        "# TYPE sse_connections_refused_total counter\n"
-	        "sse_connections_refused_total %lu\n"
-	        "# HELP assay_build_info The running version.\n"
-	        "# TYPE assay_build_info gauge\n"
-	        "assay_build_info{version=\"%s\"} 1\n",
-	        st.opened, st.closed, st.active, st.messages, st.refused, PACKAGE_VERSION);
+	fprintf(
+	    f,
+	    "# HELP sse_connections_opened_total Event streams started.\n"
+	    "# TYPE sse_connections_opened_total counter\n"
+	    "sse_connections_opened_total %lu\n"
+	    "# HELP sse_connections_closed_total Event streams ended, for any reason.\n"
+	    "# TYPE sse_connections_closed_total counter\n"
+	    "sse_connections_closed_total %lu\n"
+	    "# HELP sse_active_connections Event streams open now.\n"
+	    "# TYPE sse_active_connections gauge\n"
+	    "sse_active_connections %zu\n"
+	    "# HELP sse_messages_total Events sent to clients.\n"
+	    "# TYPE sse_messages_total counter\n"
+	    "sse_messages_total %lu\n"
+	    "# HELP sse_connections_refused_total Streams refused at max_streams.\n"
+	    "# TYPE sse_connections_refused_total counter\n"
+	    "sse_connections_refused_total %lu\n"
+	    "# HELP assay_build_info The running version.\n"
+	    "# TYPE assay_build_info gauge\n"
+	    "assay_build_info{version=\"%s\"} 1\n",
+	    st.opened, st.closed, st.active, st.messages, st.refused, PACKAGE_VERSION);
 	return 1;
 }
 
@@ -1130,10 +1156,11 @@ raise_nofile(long want)
 static void
 usage(FILE *out)
 {
-	fprintf(out, "usage: assay-stream [-c FILE] [-t]\n"
-	             "       assay-stream --routes | --version\n"
-	             "  -c, --config FILE  configuration file (default " API_CONF_FILE ")\n"
-	             "  -t, --test         check the configuration, print it, and exit\n");
+	fprintf(out,
+	        "usage: assay-stream [-c FILE] [-t]\n"
+	        "       assay-stream --routes | --version\n"
+	        "  -c, --config FILE  configuration file (default " API_CONF_FILE ")\n"
+	        "  -t, --test         check the configuration, print it, and exit\n");
 }
 
 int
@@ -1173,7 +1200,8 @@ main(int argc, char *argv[])
 	raise_nofile(cfg_int(cfg, STREAM_MAX_STREAMS));
 	st.sig_fd = util_signalfd();
 	st.ep = epoll_create1(EPOLL_CLOEXEC);
-	st.listen_fd = listen_unix(cfg_str(cfg, STREAM_LISTEN), cfg_int(cfg, STREAM_SOCKET_MODE));
+	st.listen_fd =
+	    listen_unix(cfg_str(cfg, STREAM_LISTEN), cfg_int(cfg, STREAM_SOCKET_MODE));
 	st.probe_fd = probe_listen(cfg_str(cfg, STREAM_PROBE_ADDRESS),
 	                           cfg_int(cfg, STREAM_PROBE_PORT));
 	if (st.sig_fd < 0 || st.ep < 0 || st.listen_fd < 0 || st.probe_fd < 0)
@@ -1203,8 +1231,10 @@ main(int argc, char *argv[])
 
 				while (read(st.sig_fd, &si, sizeof si) == sizeof si)
 					if (si.ssi_signo == SIGHUP)
-						log_msg(LOG_INFO, "SIGHUP: nothing to reload "
-						                  "(restart to apply [stream] changes)");
+						log_msg(LOG_INFO,
+						        "SIGHUP: nothing to reload "
+						        "(restart to apply [stream] "
+						        "changes)");
 					else
 						st.stopping = true;
 			} else if (p == &st.pg) {
@@ -1217,8 +1247,8 @@ main(int argc, char *argv[])
 					continue;
 				if (evs[i].events & EPOLLOUT)
 					conn_flush(c);
-				if (c->fd >= 0 && (evs[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP |
-				                                    EPOLLERR)))
+				if (c->fd >= 0 && (evs[i].events & (EPOLLIN | EPOLLRDHUP |
+				                                    EPOLLHUP | EPOLLERR)))
 					conn_readable(c);
 			}
 		}

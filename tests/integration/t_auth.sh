@@ -61,6 +61,29 @@ ok "revoked key: 401 on every worker within a second"
 check_match "revoked key: says so" "$(json .detail)" revoked
 out=$(assayctl key revoke assay_ffffffff 2>&1); rc=$?
 check "revoking an unknown key fails" "$rc" 1
+
+# A second key, revoked by giving it whole: found by its digest, never
+# echoed; the stream tokens it made die with it.
+key2=$(assayctl key create --tenant "$tenant" 2>/dev/null)
+listing=$(assayctl key list --tenant "$tenant")
+check "key list: both keys, by prefix" "$(grep -cE "^(${key:0:14}|${key2:0:14}) " <<<"$listing")" 2
+check "key list: the revoked one says when" "$(grep "^${key:0:14} " <<<"$listing" | awk '{ print $NF }' | grep -c '^20')" 1
+check "key list: no secret" "$(grep -cF -e "${key:15}" -e "${key2:15}" <<<"$listing")" 0
+KEY=$key2 api POST /api/v1/analyses '{"title":"t","script":"function analyze(i) { return i; }"}'
+KEY=$key2 api POST /api/v1/runs "{\"name\":\"tok\",\"analysis_id\":\"$(json .analysis.id)\",\"start\":false}"
+tok_run=$(json .run.id)
+KEY=$key2 api POST "/api/v1/runs/$tok_run/events/token"
+tok=$(json .token)
+sse_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$ASSAY_URL/api/v1/runs/$tok_run/events?token=$tok"; }
+check "stream token works while its key does" "$(sse_code)" 200
+out=$(assayctl key revoke "$key2" 2>&1); rc=$?
+check "revoke by the whole key" "$out" "key ${key2:0:14} revoked"
+check "revoke by the whole key: exit 0" "$rc" 0
+check "the stream token died with its key" "$(sse_code)" 401
+check_match "and says why" "$(curl -s --max-time 2 "$ASSAY_URL/api/v1/runs/$tok_run/events?token=$tok")" 'revoked'
+out=$(assayctl key revoke "${key2:0:15}0000000000000000000000000000000000000000000000ff" 2>&1); rc=$?
+check "an unknown whole key: fails" "$rc" 1
+check "an unknown whole key: not echoed" "$(grep -c '0000ff' <<<"$out")" 0
 out=$(assayctl key create --tenant no_such_tenant_$$ 2>&1); rc=$?
 check "a key for an unknown tenant fails" "$rc" 1
 out=$(assayctl tenant create "$tenant" --tier free 2>&1); rc=$?
@@ -71,7 +94,7 @@ check "bad tier is a usage error" "$rc" 2
 # The access log names the tenant and never holds a key.
 api GET /api/v1/runs -H 'X-Request-ID: auth-log-check'
 check_match "access log line has tenant and route" "$(grep auth-log-check "$api_log")" '"route":"/api/v1/runs","status":200.*"tenant":"demo"'
-for k in "$ASSAY_API_KEY" "$key" "${key:15}"; do
+for k in "$ASSAY_API_KEY" "$key" "${key:15}" "${key2:15}"; do
   grep -rqF -- "$k" "$ASSAY_STACK_DIR/log" && fail "a key appears in the logs" || ok "no key in the logs"
 done
 finish
