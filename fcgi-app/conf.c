@@ -84,8 +84,11 @@ const struct cfg_key api_cfg_keys[API__MAX] = {
                          "The reconnection delay suggested to clients (retry:)."},
     [STREAM_BUFFER] = {"stream", "buffer_bytes", CFG_INT, "262144", NULL, 4096, 67108864,
                        NULL, 0,
-                       "Unsent bytes a stream may hold; a client further behind is "
-                       "disconnected and resumes with Last-Event-ID."},
+                       "Unsent bytes a stream may hold: past this its events wait "
+                       "in PostgreSQL until it has read what it holds, so a replay "
+                       "of any size goes at the client's pace. A client that reads "
+                       "nothing for two heartbeat intervals is disconnected (it "
+                       "resumes with Last-Event-ID)."},
     [STREAM_TOKEN_TTL] = {"stream", "token_ttl_seconds", CFG_INT, "600", NULL, 10, 86400,
                           NULL, CFG_RELOADABLE,
                           "Lifetime of the single-run tokens of POST "

@@ -16,8 +16,12 @@
  * can leave neither gaps nor duplicates. Queries run one at a time on a
  * single asynchronous libpq connection that also holds the LISTEN.
  *
- * A client too slow to take its events (more than buffer_bytes waiting)
- * is disconnected; it resumes with Last-Event-ID. Nothing blocks the loop
+ * Events go out at each client's pace: a stream holds at most about
+ * buffer_bytes unsent; past that it is paused (left behind on purpose)
+ * and fetches the rest once it has taken what it holds, so a backlog of
+ * any size can be replayed. A client that takes nothing for two heartbeat
+ * intervals while events wait has stopped reading and is disconnected; it
+ * resumes with Last-Event-ID. Nothing blocks the loop
  * except reconnecting to PostgreSQL (connect_timeout 2 s, at most once a
  * second), during which streams are kept but get no news.
  */
@@ -63,6 +67,7 @@ struct conn {
 	bool want_write;   /* EPOLLOUT is registered */
 	bool query_held;   /* a queued or running query points here */
 	bool closed;       /* closed while query_held: freed when it returns */
+	bool paused;       /* its buffer is full: behind until it drains */
 	unsigned char *in; /* unparsed input */
 	size_t inlen;
 	unsigned char *params; /* PARAMS content, until the request is handled */
@@ -287,6 +292,18 @@ pg_lost(void)
 		           NULL); /* answered 503, or fetched again after reconnecting */
 }
 
+/* Has the topic a subscriber that can take events now? */
+static bool
+topic_wants(const struct topic *t)
+{
+	const struct conn *c;
+
+	for (c = t->subs; c != NULL; c = c->next)
+		if (!c->paused)
+			return true;
+	return false;
+}
+
 static void
 pg_send(struct query *q)
 {
@@ -298,7 +315,8 @@ pg_send(struct query *q)
 	if (q->kind == Q_FETCH) {
 		low = LONG_MAX;
 		for (c = q->topic->subs; c != NULL; c = c->next)
-			low = c->last < low ? c->last : low;
+			if (!c->paused)
+				low = c->last < low ? c->last : low;
 		snprintf(q->p[0], sizeof q->p[0], "%s", q->topic->run);
 		snprintf(q->p[1], sizeof q->p[1], "%ld", low == LONG_MAX ? 0 : low);
 		q->topic->again = false;
@@ -329,8 +347,8 @@ pg_pump(void)
 			query_done(q, NULL);
 			continue;
 		}
-		if (q->kind == Q_FETCH && q->topic->nsubs == 0) {
-			query_done(q, NULL);
+		if (q->kind == Q_FETCH && !topic_wants(q->topic)) {
+			query_done(q, NULL); /* fetched again when one drains */
 			continue;
 		}
 		pg_send(q);
@@ -427,6 +445,11 @@ conn_flush(struct conn *c)
 	conn_watch(c, false);
 	if (c->state == C_DONE)
 		conn_close(c);
+	else if (c->paused) { /* it took all it held: on with the rest */
+		c->paused = false;
+		if (c->topic != NULL)
+			topic_fetch(c->topic);
+	}
 }
 
 static void
@@ -555,19 +578,17 @@ conn_answer(struct conn *c, int status, const char *code, const char *headers,
 	conn_flush(c);
 }
 
-/* Queue one event; false when the client is too far behind (then closed). */
+/* Queue one event; false when the client's buffer is full (it is paused
+ * and takes this event from a later fetch). */
 static bool
 conn_event(struct conn *c, long seq, const char *type, const char *data)
 {
 	char head[96];
 	int n = snprintf(head, sizeof head, "id: %ld\nevent: %s\ndata: ", seq, type);
 
-	if (c->outlen - c->outoff > (size_t)cfg_int(st.cfg, STREAM_BUFFER)) {
-		log_msg(LOG_WARN,
-		        "stream %s: client too far behind; disconnected (it can "
-		        "resume with Last-Event-ID)",
-		        c->request_id);
-		conn_close(c);
+	if (c->paused ||
+	    c->outlen - c->outoff >= (size_t)cfg_int(st.cfg, STREAM_BUFFER)) {
+		c->paused = true;
 		return false;
 	}
 	conn_write(c, head, (size_t)n);
@@ -1064,6 +1085,18 @@ heartbeats(void)
 
 	for (i = 0; i < st.nall; i++) {
 		c = st.all[i];
+		if (c->state == C_LIVE && c->outlen > c->outoff &&
+		    now - c->last_write_us >= 2 * idle) {
+			log_msg(
+			    LOG_WARN,
+			    "stream %s: the client took nothing for %ld s; disconnected "
+			    "(it can resume with Last-Event-ID)",
+			    c->request_id, 2 * cfg_int(st.cfg, STREAM_HEARTBEAT));
+			conn_close(c);
+			if (i < st.nall && st.all[i] != c)
+				i--;
+			continue;
+		}
 		if (c->state == C_LIVE && c->outlen == 0 &&
 		    now - c->last_write_us >= idle) {
 			conn_write(c, ": heartbeat\n\n", 13);

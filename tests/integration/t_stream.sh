@@ -19,6 +19,20 @@ analysis=$(new_analysis)
 api POST /api/v1/analyses '{"title":"chatty","script":"function analyze(i, ctx) { ctx.log(\"info\", \"start\"); ctx.progress(50, \"half\"); ctx.emit(\"row\", {n: 1}); return {ok: true}; }"}'
 chatty=$(json .analysis.id)
 
+# A backlog far larger than buffer_bytes (300 events of 1,000 bytes, about
+# 330 KiB) replays in full to a client that joins after the run ended, at
+# the client's pace: an EventSource gets every event and the terminal one.
+api POST /api/v1/analyses '{"title":"big","script":"function analyze(i, ctx) { var s = new Array(1001).join(\"z\"); for (var k = 0; k < 300; k++) ctx.log(\"info\", s); return 1; }"}'
+api POST /api/v1/runs "{\"name\":\"backlog\",\"analysis_id\":\"$(json .analysis.id)\"}"
+big=$(json .run.id)
+big_done() { [ "$(sql "SELECT status FROM analysis_jobs WHERE id = '$big'")" = completed ]; }
+eventually "a run with 300 large events completes" 300 big_done
+out=$(node "$client" "$ASSAY_URL/api/v1/runs/$big/events" 1 --header "$auth" --timeout 60)
+check "late EventSource: the whole backlog, to the end" "$(jq -c '[.finished, .events, .errors]' <<<"$out")" \
+  "[1,$(sql "SELECT count(*) FROM job_events WHERE job_id = '$big'"),0]"
+check "late EventSource: every id once, in order" "$(jq -r '.ids[] | map(tostring) | join(",")' <<<"$out")" \
+  "$(sql "SELECT string_agg(seq::text, ',' ORDER BY seq) FROM job_events WHERE job_id = '$big'")"
+
 # A run followed to its end: every event once, in order; the stream ends.
 api POST /api/v1/runs "{\"name\":\"s1\",\"analysis_id\":\"$chatty\"}"
 run=$(json .run.id)
