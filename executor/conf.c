@@ -61,4 +61,15 @@ const struct cfg_key ex_cfg_keys[EX__MAX] = {
          "or CAP_SETUID and CAP_SETGID to switch to it, and the host must let "
          "that user create user namespaces; otherwise runtime \"node\" is "
          "refused and \"js\" runs on its seccomp allowlist alone."},
+    [EX_EVENT_MAX] = {"executor", "event_max_count", CFG_INT, "10000", NULL, 10, 10000000,
+                      NULL, CFG_RELOADABLE,
+                      "Most events (ctx.log, ctx.progress, ctx.emit) one attempt may "
+                      "record; past it the run fails as \"event limit\" (its bytes "
+                      "are bounded by output_max_bytes)."},
+    [EX_PROGRESS_INTERVAL_MS] =
+        {"executor", "progress_interval_ms", CFG_INT, "250", NULL, 0, 60000, NULL,
+         CFG_RELOADABLE,
+         "ctx.progress calls closer together than this are coalesced: the latest "
+         "is recorded when the interval has passed, before any other event, and "
+         "before the outcome. 0 records each one."},
 };

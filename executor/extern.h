@@ -36,6 +36,8 @@ enum ex_key {
 	EX_MEMCACHED_SERVERS,
 	EX_NODE_PATH,
 	EX_SANDBOX_USER,
+	EX_EVENT_MAX,
+	EX_PROGRESS_INTERVAL_MS,
 	EX__MAX
 };
 extern const struct cfg_key ex_cfg_keys[EX__MAX];
@@ -68,8 +70,11 @@ struct job {
 	size_t linelen;
 	size_t output; /* bytes received so far */
 	uint64_t started_us, deadline_us, kill_at_us;
-	char *result; /* JSON text of the return value */
-	char *error;  /* why the attempt failed */
+	unsigned events;                            /* written for this attempt */
+	char *progress;                             /* coalesced, not yet written */
+	uint64_t progress_due_us, progress_last_us; /* when it may be */
+	char *result;                               /* JSON text of the return value */
+	char *error;                                /* why the attempt failed */
 	bool canceled, timed_out, too_large, lost;
 };
 

@@ -46,6 +46,7 @@ job_free(struct job *j)
 	free(j->script);
 	free(j->input);
 	free(j->line);
+	free(j->progress);
 	free(j->result);
 	free(j->error);
 	free(j);

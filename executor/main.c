@@ -39,7 +39,7 @@
 #define MAX_JOBS 1024
 
 #define DURATION_BUCKETS 14
-enum { REASON__MAX = 7 };
+enum { REASON__MAX = 8 };
 
 struct ex {
 	struct cfg *cfg;
@@ -70,6 +70,7 @@ static const struct {
     {"timeout", "timeout"},
     {"memory limit", "memory"},
     {"output too large", "output"},
+    {"event limit", "events"},
     {"killed by signal 31", "sandbox"},
     {"killed by signal", "signal"},
     {"script error", "script_error"},
@@ -195,6 +196,38 @@ ex_claim(struct ex *ex)
 		ex->wake = true; /* there may be more */
 }
 
+/* Record one of the script's events, within the run's budget of
+ * event_max_count: past it the run fails as "event limit" and its child
+ * is killed. */
+static void
+ex_event(struct ex *ex, struct job *j, const char *type, const char *data)
+{
+	if (j->error != NULL && strncmp(j->error, "event limit", 11) == 0)
+		return;
+	if ((long)++j->events > ex_int(ex, EX_EVENT_MAX)) {
+		free(j->error);
+		j->error = xasprintf("event limit: the script wrote more than %ld events",
+		                     ex_int(ex, EX_EVENT_MAX));
+		sbx_kill(j->child, SIGKILL);
+		return;
+	}
+	jobs_event(ex->db, j, type, data);
+}
+
+/* Write the job's coalesced progress event, if one waits. */
+static void
+ex_progress(struct ex *ex, struct job *j)
+{
+	char *data = j->progress;
+
+	if (data == NULL)
+		return;
+	j->progress = NULL;
+	j->progress_last_us = util_now_us();
+	ex_event(ex, j, "progress", data);
+	free(data);
+}
+
 /* One JSON line from a child. */
 static void
 ex_line(struct ex *ex, struct job *j, const char *line)
@@ -246,11 +279,23 @@ ex_line(struct ex *ex, struct job *j, const char *line)
 			jobs_event(
 			    ex->db, j, "script_error",
 			    json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
-	} else if (strcmp(type, "log") == 0 || strcmp(type, "progress") == 0 ||
-	           strcmp(type, "emit") == 0) {
+	} else if (strcmp(type, "progress") == 0) {
+		/* Coalesced: the latest waits until progress_interval_ms has passed
+		 * since the last one written (ex_tick), or for the next event. */
 		json_object_object_del(o, "type");
-		jobs_event(ex->db, j, type,
-		           json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+		free(j->progress);
+		j->progress =
+		    xstrdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+		j->progress_due_us =
+		    j->progress_last_us +
+		    (uint64_t)ex_int(ex, EX_PROGRESS_INTERVAL_MS) * 1000u;
+		if (util_now_us() >= j->progress_due_us)
+			ex_progress(ex, j);
+	} else if (strcmp(type, "log") == 0 || strcmp(type, "emit") == 0) {
+		json_object_object_del(o, "type");
+		ex_progress(ex, j);
+		ex_event(ex, j, type,
+		         json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	}
 	json_object_put(o);
 }
@@ -417,7 +462,10 @@ ex_done(struct ex *ex, size_t i)
 		jobs_release(ex->db, ex->mc, ex->worker,
 		             j); /* killed by shutdown: requeue, no charge */
 	} else {
-		enum job_record rec = jobs_finish(ex->db, ex->mc, ex->worker, j);
+		enum job_record rec;
+
+		ex_progress(ex, j); /* the last progress is never lost */
+		rec = jobs_finish(ex->db, ex->mc, ex->worker, j);
 
 		ex_count(ex, j);
 		if (rec == JOB_RECORDED)
@@ -579,6 +627,10 @@ ex_tick(struct ex *ex)
 		if (j->kill_at_us != 0 && j->kill_at_us != UINT64_MAX &&
 		    now >= j->kill_at_us)
 			sbx_kill(j->child, SIGKILL);
+		if (j->progress != NULL && now >= j->progress_due_us)
+			ex_progress(ex, j);
+		if (j->progress != NULL && j->progress_due_us < next)
+			next = j->progress_due_us;
 		if (j->deadline_us > now && j->deadline_us < next)
 			next = j->deadline_us;
 	}

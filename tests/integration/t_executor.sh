@@ -44,6 +44,14 @@ check "happy path: events in order" "$(sql "SELECT string_agg(type, ',' ORDER BY
   "created,pending,running,log,progress,emit,completed"
 check "ctx.progress data" "$(sql "SELECT data->>'percent' FROM job_events WHERE job_id = '$r' AND type = 'progress'")" 50
 
+# ctx.progress in a tight loop is coalesced (progress_interval_ms, 250):
+# a handful of rows, not thousands, and the last one is never lost.
+r=$(submit "$(analysis 'function analyze(i, ctx) { var t = Date.now(), n = 0; while (n < 30000 && Date.now() - t < 1000) ctx.progress(n++ % 100); ctx.progress(100, "done"); return n > 1000; }')")
+wait_run "$r" "progress storm"
+check "progress storm: completed" "$(json .run.result)" true
+check_match "progress storm: coalesced to a few events" "$(sql "SELECT count(*) FROM job_events WHERE job_id = '$r' AND type = 'progress'")" '^[1-9]$'
+check "progress storm: the last one is kept" "$(sql "SELECT data->>'percent' || ' ' || (data->>'message') FROM job_events WHERE job_id = '$r' AND type = 'progress' ORDER BY seq DESC LIMIT 1")" "100 done"
+
 # Hostile scripts: each fails for its own reason.
 declare -A want
 hostile() { # NAME SCRIPT REASON-REGEX [extra members]
@@ -59,6 +67,7 @@ hostile sort 'function analyze() { var a = []; for (var i = 0; i < 3000000; i++)
 hostile throw 'function analyze() { throw new Error("boom"); }' '^script error: Error: boom$'
 hostile syntax 'function analyze( {' '^script error: SyntaxError'
 hostile missing 'var analyze = 3;' 'does not define analyze'
+hostile events 'function analyze(i, ctx) { for (;;) ctx.log("info", "x"); }' '^event limit: the script wrote more than 10000 events$'
 hostile nulkey 'function analyze() { var o = {}; o["k\u0000"] = 1; o.k = 2; return o; }' '^script error: the result cannot be stored: /k has a member name'
 hostile surrogate 'function analyze() { return "a\ud800b"; }' '^script error: the result cannot be stored: the value contains a lone UTF-16 surrogate$'
 hostile nullog 'function analyze(i, ctx) { ctx.log("info", "a\u0000b"); return 1; }' '^script error: output cannot be stored: /message contains a NUL'
