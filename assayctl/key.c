@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "apikey.h"
-#include "../fcgi-app/extern.h"
+#include "assayconf.h"
 #include "cfg.h"
 #include "extern.h"
 #include "mc.h"

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../fcgi-app/extern.h"
+#include "assayconf.h"
 #include "cfg.h"
 #include "extern.h"
 

@@ -15,7 +15,7 @@
 
 #include "cfg.h"
 #include "extern.h"
-#include "../fcgi-app/extern.h"
+#include "assayconf.h"
 
 static long
 prune_tier(PGconn *conn, const char *tier, long days, const char *batch)

@@ -16,55 +16,10 @@
 #include <fcgiapp.h>
 #include <libpq-fe.h>
 
+#include "assayconf.h"
 #include "cfg.h"
 
 struct json_object;
-
-/* Keys of assay.conf, indexes into api_cfg_keys (conf.c). */
-enum api_key {
-	API_LISTEN,
-	API_SOCKET_MODE,
-	API_WORKERS,
-	API_SHUTDOWN_TIMEOUT,
-	API_DATABASE_URL,
-	API_MEMCACHED_SERVERS,
-	API_LOG_LEVEL,
-	API_BODY_LIMIT,
-	API_INPUT_STRING_MAX,
-	API_SCRIPT_MAX,
-	API_IDEMP_TTL_MS,
-	API_RATE_LIMIT_ENABLED,
-	API_RATE_LIMIT_PER_SEC,
-	API_TRUSTED_PROXIES,
-	API_UPGRADE_URL,
-	API_METRICS,
-	API_METRICS_ALLOW,
-	STREAM_LISTEN, /* [stream]: assay-stream */
-	STREAM_SOCKET_MODE,
-	STREAM_PROBE_ADDRESS,
-	STREAM_PROBE_PORT,
-	STREAM_MAX_STREAMS,
-	STREAM_HEARTBEAT,
-	STREAM_RETRY_MS,
-	STREAM_BUFFER,
-	STREAM_TOKEN_TTL,
-	API_TIER_FIRST, /* TIER__MAX x TF__MAX keys: [tiers] <tier>_<field> */
-	API_CACHE_FIRST = API_TIER_FIRST + 9, /* TTL__MAX keys: [cache] ttl_<class> */
-	API__MAX = API_CACHE_FIRST + 5
-};
-
-/* Tiers and what each limits (limit.c). */
-enum tier { TIER_FREE, TIER_PRO, TIER_ENTERPRISE, TIER__MAX };
-enum tier_field { TF_REQUESTS, TF_RUNS, TF_HISTORY, TF__MAX };
-extern const char *const tier_names[];
-enum tier tier_index(const char *name);
-/* requests per minute, runs per hour, days of history; 0 means unlimited. */
-long tier_limit(const struct cfg *, enum tier, enum tier_field);
-
-/* Cache lifetimes (cache.c). */
-enum ttl_class { TTL_SHORT, TTL_MEDIUM, TTL_LONG, TTL_ANALYSIS, TTL_USER, TTL__MAX };
-extern const struct cfg_key api_cfg_keys[API__MAX];
-#define API_CONF_FILE SYSCONFDIR "/assay/assay.conf"
 
 /* Methods as bits, so a route can accept several and 405 can list them. */
 enum http_method {
@@ -240,7 +195,7 @@ struct json_object *body_json(struct req *);
 /* 422 with every violation; releases errors. */
 void body_invalid(struct req *, struct json_object *errors);
 
-/* runs.c: keyset pages. list_page parses ?limit= (as limit + 1) and ?cursor=,
+/* paging.c: keyset pages. list_page parses ?limit= (as limit + 1) and ?cursor=,
  * answering 400 when bad; list_send answers with column 0 of at most limit
  * rows and the cursor (column 1) of the last one when there are more. */
 bool list_page(struct req *, char limit[8], char cursor[128]);

@@ -42,7 +42,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "../fcgi-app/extern.h"
+#include "assayconf.h"
 #include "apikey.h"
 #include "cfg.h"
 #include "extern.h"

@@ -1,13 +1,15 @@
 /*
- * The key table of /etc/assay/assay.conf. Adding a key here is the whole
- * job: parsing, `assay-api -t`, etc/assay/assay.conf and
+ * The key table of /etc/assay/assay.conf, and the tiers. Adding a key here
+ * is the whole job: parsing, `assay-api -t`, etc/assay/assay.conf and
  * doc/assay.conf.md follow from it (tests fail until the last two are
- * regenerated with `make config-files`).
+ * regenerated with `make config-files`). Only data and lookups: no I/O.
  */
 #include "config.h"
 
+#include <string.h>
+
+#include "assayconf.h"
 #include "cfg.h"
-#include "extern.h"
 #include "log.h"
 
 const struct cfg_key api_cfg_keys[API__MAX] = {
@@ -158,3 +160,22 @@ const struct cfg_key api_cfg_keys[API__MAX] = {
     CACHE_TTL(TTL_ANALYSIS, "analysis", "3600", "analyses"),
     CACHE_TTL(TTL_USER, "user", "900", "tenants and keys"),
 };
+
+const char *const tier_names[] = {"free", "pro", "enterprise", NULL};
+
+enum tier
+tier_index(const char *name)
+{
+	int i;
+
+	for (i = 0; i < TIER__MAX; i++)
+		if (strcmp(tier_names[i], name) == 0)
+			return (enum tier)i;
+	return TIER_FREE;
+}
+
+long
+tier_limit(const struct cfg *cfg, enum tier t, enum tier_field f)
+{
+	return cfg_int(cfg, API_TIER_FIRST + (size_t)t * TF__MAX + (size_t)f);
+}
