@@ -2,12 +2,12 @@
  * Internals of assay-executor, the daemon that runs analyses. One thread,
  * one poll(2) loop (main.c): it claims pending runs from PostgreSQL (jobs.c),
  * has each run in a forked, sandboxed child and reads the child's JSON lines
- * over a pipe. The children are forked by assay-sandbox (zygote.c), a small
- * helper the executor starts and talks to over a socket (sandbox.c): a
- * process that never holds the executor's memory, connections or secrets,
- * with the script engine already initialised, so that each child starts
- * cheaply and copies only what its script touches. Nothing here speaks to
- * clients; runs and their events live in the database only.
+ * over a pipe (bridge.c); its counters are served as /metrics (stats.c). The children are
+ * forked by assay-sandbox (zygote.c), a small helper the executor starts and talks to
+ * over a socket (sandbox.c): a process that never holds the executor's memory,
+ * connections or secrets, with the script engine already initialised, so that each child
+ * starts cheaply and copies only what its script touches. Nothing here speaks to clients;
+ * runs and their events live in the database only.
  */
 #ifndef ASSAY_EXECUTOR_EXTERN_H
 #define ASSAY_EXECUTOR_EXTERN_H
@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "cfg.h"
@@ -140,6 +141,48 @@ int sbx_run(unsigned child, const struct job_spec *);
 void sbx_kill(unsigned child, int sig);
 int sbx_next(unsigned *child, int *status);
 void sbx_close(void);
+
+/* The executor: its configuration, connections, running jobs, counters.
+ * One per process (main.c); bridge.c and stats.c take it as an argument. */
+#define MAX_JOBS         1024
+#define DURATION_BUCKETS 14
+enum { REASON__MAX = 8 };
+
+struct ex {
+	struct cfg *cfg;
+	const char *cfg_path;
+	bool cfg_required;
+	char sandbox[4096]; /* the assay-sandbox program */
+	const char *node;   /* node_path, or NULL: no runtime "node" */
+	unsigned children;  /* numbers the children: the last one used */
+	struct db *db;
+	struct mc *mc;             /* the API's cache, told of every change of a run */
+	struct pg_conn *listening; /* the connection our LISTENs were issued on */
+	char worker[96];
+	struct job *jobs[MAX_JOBS];
+	size_t njobs;
+	int sig_fd, http_fd;
+	bool stopping, wake;
+	uint64_t stop_at_us, next_poll_us, next_beat_us;
+	unsigned long claimed, completed, failed, retried, canceled, recovered, processed;
+	unsigned long reasons[REASON__MAX];           /* failed attempts by why */
+	unsigned long duration[DURATION_BUCKETS + 1]; /* attempts by duration bucket */
+	double duration_sum;
+};
+long ex_int(const struct ex *, enum ex_key);
+
+/* bridge.c: the child's output. bridge_read takes what the child's pipe
+ * holds (closing it at its end), bridge_progress writes a coalesced
+ * progress event if one waits, bridge_outcome says why the attempt failed
+ * from the child's wait status (status < 0: it could not be forked). */
+void bridge_read(struct ex *, struct job *);
+void bridge_progress(struct ex *, struct job *);
+void bridge_outcome(struct job *, int status);
+
+/* stats.c: /metrics. stats_count counts a finished attempt; stats_write
+ * writes the counters and the queue depth (one query). */
+void stats_count(struct ex *, const struct job *);
+void stats_write(struct ex *, FILE *);
 
 /* In assay-sandbox. When it starts: sbx_user makes it the sandbox user
  * (true) or leaves it who it is (false, logged); sbx_ns_probe says whether

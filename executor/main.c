@@ -3,7 +3,9 @@
  * a single poll(2) loop over: a signalfd (SIGTERM, SIGINT, SIGHUP), the
  * PostgreSQL connection (LISTEN assay_jobs, assay_cancel), the socket to
  * assay-sandbox (which forks the children and says when they end), the
- * bridge pipes of running children, and the /health, /metrics HTTP socket.
+ * bridge pipes of running children (read by bridge.c), and the /health,
+ * /metrics HTTP socket (stats.c). Setup, the loop and the jobs' lifecycle
+ * live here; nothing here reads a child's output itself.
  *   SIGTERM  stop claiming, let running jobs finish for the grace period,
  *            then kill and requeue the rest without charging an attempt
  *   SIGHUP   reload the configuration (a broken one is logged and ignored)
@@ -25,62 +27,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <json-c/json.h>
-
 #include "db.h"
 #include "extern.h"
-#include "jsontext.h"
 #include "log.h"
 #include "mc.h"
 #include "probe.h"
 #include "util.h"
 #include "xalloc.h"
 
-#define MAX_JOBS 1024
-
-#define DURATION_BUCKETS 14
-enum { REASON__MAX = 8 };
-
-struct ex {
-	struct cfg *cfg;
-	const char *cfg_path;
-	bool cfg_required;
-	char sandbox[4096]; /* the assay-sandbox program */
-	const char *node;   /* node_path, or NULL: no runtime "node" */
-	unsigned children;  /* numbers the children: the last one used */
-	struct db *db;
-	struct mc *mc;     /* the API's cache, told of every change of a run */
-	PGconn *listening; /* the connection our LISTENs were issued on */
-	char worker[96];
-	struct job *jobs[MAX_JOBS];
-	size_t njobs;
-	int sig_fd, http_fd;
-	bool stopping, wake;
-	uint64_t stop_at_us, next_poll_us, next_beat_us;
-	unsigned long claimed, completed, failed, retried, canceled, recovered, processed;
-	unsigned long reasons[REASON__MAX];           /* failed attempts by why */
-	unsigned long duration[DURATION_BUCKETS + 1]; /* attempts by duration bucket */
-	double duration_sum;
-};
-
-/* Failed attempts, by the start of their error_message. */
-static const struct {
-	const char *prefix, *reason;
-} failure_reasons[REASON__MAX] = {
-    {"timeout", "timeout"},
-    {"memory limit", "memory"},
-    {"output too large", "output"},
-    {"event limit", "events"},
-    {"killed by signal 31", "sandbox"},
-    {"killed by signal", "signal"},
-    {"script error", "script_error"},
-    {"", "other"},
-};
-
-static const double duration_bounds[DURATION_BUCKETS] = {
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300};
-
-static long
+long
 ex_int(const struct ex *ex, enum ex_key k)
 {
 	return cfg_int(ex->cfg, k);
@@ -196,263 +151,6 @@ ex_claim(struct ex *ex)
 		ex->wake = true; /* there may be more */
 }
 
-/* Record one of the script's events, within the run's budget of
- * event_max_count: past it the run fails as "event limit" and its child
- * is killed. */
-static void
-ex_event(struct ex *ex, struct job *j, const char *type, const char *data)
-{
-	if (j->error != NULL && strncmp(j->error, "event limit", 11) == 0)
-		return;
-	if ((long)++j->events > ex_int(ex, EX_EVENT_MAX)) {
-		free(j->error);
-		j->error = xasprintf("event limit: the script wrote more than %ld events",
-		                     ex_int(ex, EX_EVENT_MAX));
-		sbx_kill(j->child, SIGKILL);
-		return;
-	}
-	jobs_event(ex->db, j, type, data);
-}
-
-/* Write the job's coalesced progress event, if one waits. */
-static void
-ex_progress(struct ex *ex, struct job *j)
-{
-	char *data = j->progress;
-
-	if (data == NULL)
-		return;
-	j->progress = NULL;
-	j->progress_last_us = util_now_us();
-	ex_event(ex, j, "progress", data);
-	free(data);
-}
-
-/* One JSON line from a child. */
-static void
-ex_line(struct ex *ex, struct job *j, const char *line)
-{
-	struct json_object *o, *t, *v;
-	const char *type, *why;
-	char where[256];
-
-	/* Refused, not rewritten: json-c would cut a member name at a NUL,
-	 * PostgreSQL would refuse the text and the outcome would be lost. */
-	if (!jsontext_storable(line, strlen(line), where, sizeof where, &why)) {
-		free(j->error);
-		j->error =
-		    strncmp(where, "/value", 6) == 0
-		        ? xasprintf("script error: the result cannot be stored: %s %s",
-		                    where[6] != '\0' ? where + 6 : "the value", why)
-		        : xasprintf("script error: output cannot be stored: %s %s", where,
-		                    why);
-		return;
-	}
-	o = json_tokener_parse(line);
-	if (o == NULL || !json_object_object_get_ex(o, "type", &t)) {
-		free(j->error);
-		j->error = xstrdup("script error: malformed bridge output");
-		json_object_put(o);
-		return;
-	}
-	type = json_object_get_string(t);
-	if (strcmp(type, "result") == 0 && json_object_object_get_ex(o, "value", &v)) {
-		free(j->result);
-		j->result =
-		    xstrdup(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
-		if ((long)strlen(j->result) > ex_int(ex, EX_RESULT_MAX)) {
-			j->error = xasprintf(
-			    "result too large: %zu bytes; the inline limit is %ld",
-			    strlen(j->result), ex_int(ex, EX_RESULT_MAX));
-		}
-	} else if (strcmp(type, "error") == 0) {
-		const char *msg = json_object_object_get_ex(o, "message", &v)
-		                      ? json_object_get_string(v)
-		                      : "unknown";
-
-		free(j->error);
-		j->error = strcmp(msg, "memory limit") == 0
-		               ? xstrdup(msg)
-		               : xasprintf("script error: %s", msg);
-		/* Not "error": EventSource clients reserve that name. */
-		if (json_object_object_get_ex(o, "stack", &v))
-			jobs_event(
-			    ex->db, j, "script_error",
-			    json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
-	} else if (strcmp(type, "progress") == 0) {
-		/* Coalesced: the latest waits until progress_interval_ms has passed
-		 * since the last one written (ex_tick), or for the next event. */
-		json_object_object_del(o, "type");
-		free(j->progress);
-		j->progress =
-		    xstrdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
-		j->progress_due_us =
-		    j->progress_last_us +
-		    (uint64_t)ex_int(ex, EX_PROGRESS_INTERVAL_MS) * 1000u;
-		if (util_now_us() >= j->progress_due_us)
-			ex_progress(ex, j);
-	} else if (strcmp(type, "log") == 0 || strcmp(type, "emit") == 0) {
-		json_object_object_del(o, "type");
-		ex_progress(ex, j);
-		ex_event(ex, j, type,
-		         json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
-	}
-	json_object_put(o);
-}
-
-static void
-ex_read(struct ex *ex, struct job *j)
-{
-	char buf[65536], *nl, *start;
-	ssize_t n = read(j->fd, buf, sizeof buf);
-
-	if (n < 0 && errno == EINTR)
-		return;
-	if (n <= 0) {
-		close(j->fd);
-		j->fd = -1;
-		return;
-	}
-	j->output += (size_t)n;
-	if ((long)j->output > ex_int(ex, EX_OUTPUT_MAX)) {
-		if (!j->too_large)
-			sbx_kill(j->child, SIGKILL);
-		j->too_large = true;
-		return;
-	}
-	j->line = xrealloc(j->line, j->linelen + (size_t)n + 1);
-	memcpy(j->line + j->linelen, buf, (size_t)n);
-	j->linelen += (size_t)n;
-	j->line[j->linelen] = '\0';
-	for (start = j->line; (nl = strchr(start, '\n')) != NULL; start = nl + 1) {
-		*nl = '\0';
-		ex_line(ex, j, start);
-	}
-	j->linelen -= (size_t)(start - j->line);
-	memmove(j->line, start, j->linelen + 1);
-}
-
-/* Why the attempt failed, from how the child ended, if nothing better is known. */
-static void
-ex_outcome(struct job *j, int status)
-{
-	char *why = NULL;
-
-	if (status < 0)
-		why = xasprintf("executor fault: cannot fork the sandboxed child: %s",
-		                strerror(-status));
-	else if (j->timed_out)
-		why = xasprintf("timeout: no result after %ld ms", j->timeout_ms);
-	else if (j->too_large)
-		why = xstrdup("output too large");
-	else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGXCPU)
-		why = xstrdup("timeout: CPU time limit reached");
-	else if (j->runtime == RT_NODE && WIFSIGNALED(status) && j->result == NULL &&
-	         (WTERMSIG(status) == SIGABRT || WTERMSIG(status) == SIGTRAP))
-		why = xstrdup("memory limit: node stopped when its heap or data "
-		              "limit was reached");
-	else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS)
-		why = xstrdup("killed by signal 31: the script broke the sandbox");
-	else if (WIFSIGNALED(status) && j->error == NULL)
-		why = xasprintf("killed by signal %d", WTERMSIG(status));
-	else if (j->error == NULL && j->result == NULL)
-		why = xasprintf("exited with status %d without a result",
-		                WIFEXITED(status) ? WEXITSTATUS(status) : -1);
-	if (why != NULL) {
-		free(j->error);
-		j->error = why;
-	}
-}
-
-/* GET /metrics: this executor's counters, and the queue as the database sees it. */
-static void
-ex_metrics(struct ex *ex, FILE *f)
-{
-	static const char *const outcomes[] = {"claimed", "completed", "failed",
-	                                       "retried", "canceled"};
-	unsigned long counts[] = {ex->claimed, ex->completed, ex->failed, ex->retried,
-	                          ex->canceled},
-	              cum = 0;
-	PGresult *res;
-	size_t i;
-	int r;
-
-	fprintf(f,
-	        "# HELP assay_executor_jobs_total Attempts by outcome (retried: failed, "
-	        "will run again).\n# TYPE assay_executor_jobs_total counter\n");
-	for (i = 0; i < 5; i++)
-		fprintf(f, "assay_executor_jobs_total{outcome=\"%s\"} %lu\n", outcomes[i],
-		        counts[i]);
-	fprintf(f,
-	        "# HELP assay_executor_job_duration_seconds Time from claim to outcome.\n"
-	        "# TYPE assay_executor_job_duration_seconds histogram\n");
-	for (i = 0; i < DURATION_BUCKETS; i++) {
-		cum += ex->duration[i];
-		fprintf(f, "assay_executor_job_duration_seconds_bucket{le=\"%g\"} %lu\n",
-		        duration_bounds[i], cum);
-	}
-	cum += ex->duration[DURATION_BUCKETS];
-	fprintf(f,
-	        "assay_executor_job_duration_seconds_bucket{le=\"+Inf\"} %lu\n"
-	        "assay_executor_job_duration_seconds_sum %.6f\n"
-	        "assay_executor_job_duration_seconds_count %lu\n",
-	        cum, ex->duration_sum, cum);
-	fprintf(f, "# HELP assay_executor_failures_total Failed attempts by reason.\n"
-	           "# TYPE assay_executor_failures_total counter\n");
-	for (i = 0; i < REASON__MAX; i++)
-		fprintf(f, "assay_executor_failures_total{reason=\"%s\"} %lu\n",
-		        failure_reasons[i].reason, ex->reasons[i]);
-	fprintf(f,
-	        "# HELP assay_executor_leases_recovered_total Runs requeued after their "
-	        "lease expired.\n# TYPE assay_executor_leases_recovered_total counter\n"
-	        "assay_executor_leases_recovered_total %lu\n"
-	        "# HELP assay_executor_running_jobs Jobs this executor runs now.\n"
-	        "# TYPE assay_executor_running_jobs gauge\n"
-	        "assay_executor_running_jobs %zu\n",
-	        ex->recovered, ex->njobs);
-	if (db_query(ex->db, &res,
-	             "SELECT s, (SELECT count(*) FROM analysis_jobs WHERE status = s)"
-	             " FROM unnest(ARRAY['created', 'pending', 'running']) AS s",
-	             0, NULL) != DB_OK)
-		return;
-	fprintf(f, "# HELP assay_executor_queue_depth Runs not yet finished, by status "
-	           "(all executors).\n# TYPE assay_executor_queue_depth gauge\n");
-	for (r = 0; r < PQntuples(res); r++)
-		fprintf(f, "assay_executor_queue_depth{status=\"%s\"} %s\n",
-		        PQgetvalue(res, r, 0), PQgetvalue(res, r, 1));
-	PQclear(res);
-}
-
-/* Count a finished attempt for /metrics. */
-static void
-ex_count(struct ex *ex, const struct job *j)
-{
-	double secs = (double)(util_now_us() - j->started_us) / 1e6;
-	size_t b, r;
-
-	ex->processed++;
-	if (j->canceled)
-		ex->canceled++;
-	else if (j->error == NULL)
-		ex->completed++;
-	else if (j->attempts < j->max_attempts)
-		ex->retried++;
-	else
-		ex->failed++;
-	if (j->error != NULL && !j->canceled) {
-		for (r = 0; r + 1 < REASON__MAX &&
-		            strncmp(j->error, failure_reasons[r].prefix,
-		                    strlen(failure_reasons[r].prefix)) != 0;
-		     r++)
-			;
-		ex->reasons[r]++;
-	}
-	for (b = 0; b < DURATION_BUCKETS && secs > duration_bounds[b]; b++)
-		;
-	ex->duration[b]++;
-	ex->duration_sum += secs;
-}
-
 static void
 ex_done(struct ex *ex, size_t i)
 {
@@ -464,10 +162,10 @@ ex_done(struct ex *ex, size_t i)
 	} else {
 		enum job_record rec;
 
-		ex_progress(ex, j); /* the last progress is never lost */
+		bridge_progress(ex, j); /* the last progress is never lost */
 		rec = jobs_finish(ex->db, ex->mc, ex->worker, j);
 
-		ex_count(ex, j);
+		stats_count(ex, j);
 		if (rec == JOB_RECORDED)
 			log_msg(j->error && !j->canceled ? LOG_WARN : LOG_INFO,
 			        "run %s: %s in %.1f ms", j->id,
@@ -495,9 +193,9 @@ ex_ended(struct ex *ex, size_t i, int status)
 	struct job *j = ex->jobs[i];
 
 	while (j->fd >= 0) /* drain what the child wrote before it ended */
-		ex_read(ex, j);
+		bridge_read(ex, j);
 	j->ended = true;
-	ex_outcome(j, status);
+	bridge_outcome(j, status);
 	ex_done(ex, i);
 }
 
@@ -576,7 +274,7 @@ ex_probe(const char *path, FILE *f, const char **ctype, void *arg)
 	}
 	if (strcmp(path, "/metrics") == 0) {
 		*ctype = "text/plain; version=0.0.4";
-		ex_metrics(ex, f);
+		stats_write(ex, f);
 		return 1;
 	}
 	return 0;
@@ -628,7 +326,7 @@ ex_tick(struct ex *ex)
 		    now >= j->kill_at_us)
 			sbx_kill(j->child, SIGKILL);
 		if (j->progress != NULL && now >= j->progress_due_us)
-			ex_progress(ex, j);
+			bridge_progress(ex, j);
 		if (j->progress != NULL && j->progress_due_us < next)
 			next = j->progress_due_us;
 		if (j->deadline_us > now && j->deadline_us < next)
@@ -682,7 +380,7 @@ ex_run(struct ex *ex)
 			return 1;
 		for (i = 4; i < n; i++)
 			if (pfd[i].revents && byfd[i]->fd >= 0)
-				ex_read(ex, byfd[i]);
+				bridge_read(ex, byfd[i]);
 		if (pfd[3].revents)
 			ex_sandbox(ex);
 		if (pfd[2].revents)
