@@ -1,6 +1,14 @@
 # Shared by the benchmarks: sourced, not run. Needs $top and $ASSAY_BUILDDIR.
+# Sourcing only defines; a benchmark calls bench_init first, which installs
+# what benchmarks need and removes what they started when it exits.
 
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+# shellcheck source=tools/lib.sh
+. "$top/tools/lib.sh"
+
+bench_init() {
+  ensure_packages wrk
+  trap bench_cleanup EXIT
+}
 
 bench_pids=()
 bench_dirs=()
@@ -8,12 +16,6 @@ bench_cleanup() {
   local p d
   for p in "${bench_pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for d in "${bench_dirs[@]}"; do "$top/tools/stack" down --purge --dir "$d" >/dev/null 2>&1; done
-}
-trap bench_cleanup EXIT
-
-free_port() {
-  perl -MIO::Socket::INET -e \
-    'print IO::Socket::INET->new(LocalAddr=>"127.0.0.1",LocalPort=>0,Listen=>1,ReuseAddr=>1)->sockport'
 }
 
 # A fresh stack behind SERVER in DIR, removed on exit.

@@ -60,15 +60,10 @@ export ASSAY_NODE_MODULES=${ASSAY_NODE_MODULES:-$srcdir/var/tools/node/node_modu
 log_mark() { mark=$(wc -l <"$api_log"); }
 log_since() { tail -n +"$((mark + 1))" "$api_log"; }
 
-# Is the process running? A zombie (exited, not yet reaped) is not.
-running() {
-  local state
-  state=$(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) || return 1
-  [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
-}
-
-as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-pg_ctl() { as_pg /usr/lib/postgresql/15/bin/pg_ctl -D "$(cat "$ASSAY_STACK_DIR/pgdata")" "$@"; }
+# running, as_pg, free_port, pg_bin: the stack's own helpers.
+# shellcheck source=tools/lib.sh
+. "$srcdir/tools/lib.sh"
+pg_ctl() { as_pg "$pg_bin/pg_ctl" -D "$(cat "$ASSAY_STACK_DIR/pgdata")" "$@"; }
 # Bring every stopped part of the stack back.
 stack_up() {
   "$srcdir/tools/stack" up --no-build --server "$ASSAY_SERVER" --dir "$ASSAY_STACK_DIR" 2>&1 |

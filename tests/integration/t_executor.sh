@@ -203,7 +203,7 @@ check "sandbox killed: the executor stayed" "$(http_ex /health | jq -r .status)"
 noop=$(analysis 'function analyze(i) { return i; }' ', max_attempts: 1')
 extra=()
 for n in 1 2; do
-  sed "s/^port = .*/port = $(perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(LocalAddr=>"127.0.0.1",LocalPort=>0,Listen=>1)->sockport')/" \
+  sed "s/^port = .*/port = $(free_port)/" \
     "$ASSAY_STACK_DIR/conf/executor.conf" >"$tmp/executor$n.conf"
   assay-executor -c "$tmp/executor$n.conf" 2>"$tmp/executor$n.log" &
   extra+=($!)

@@ -71,7 +71,7 @@ check "probes are never limited" "$(count_of 200 <<<"$out")" 150
 sleep 2
 
 # Two API instances sharing two memcached servers: one limit.
-mc2=$(perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(Listen => 1, LocalAddr => "127.0.0.1")->sockport')
+mc2=$(free_port)
 user=(); [ "$(id -u)" -eq 0 ] && user=(-u nobody)
 memcached "${user[@]}" -l 127.0.0.1 -p "$mc2" -U 0 -m 16 &
 mc2_pid=$!
