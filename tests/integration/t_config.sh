@@ -15,8 +15,14 @@ check_match "unknown key with file and line" "$out" "$tmp/bad.conf:3: unknown ke
 check_match "bad enum with choices" "$out" "$tmp/bad.conf:4: log_level: 'loud' is not one of the allowed values \(debug, info, warn, error\)"
 
 out=$(DATABASE_URL=postgresql://app:hunter2@db.internal/assay assay-api -t -c "$srcdir/etc/assay/assay.conf")
-check_match "DATABASE_URL overrides the file" "$out" "database_url = postgresql://app:\*\*\*@db.internal/assay"
+check_match "DATABASE_URL overrides the file" "$out" "database_url = user='app' password='\*\*\*' dbname='assay' host='db.internal'"
 case $out in *hunter2*) fail "-t prints the password" ;; *) ok "-t masks the password" ;; esac
+# Every form libpq reads a password in is masked: a query parameter, a
+# quoted keyword value with a space.
+for url in "postgresql://app@db.internal/assay?password=hunter2" "host=db password='hunter2 more' dbname=assay"; do
+  out=$(DATABASE_URL=$url assay-api -t -c "$srcdir/etc/assay/assay.conf")
+  case $out in *hunter2*|*more*) fail "-t prints the password of $url" ;; *) ok "-t masks the password of ${url%%\?*}" ;; esac
+done
 out=$(LOG_LEVEL=loud assay-api -t -c "$srcdir/etc/assay/assay.conf" 2>&1); rc=$?
 check "a bad LOG_LEVEL fails" "$rc" 1
 check_match "and names the variable" "$out" "environment LOG_LEVEL"
