@@ -27,9 +27,11 @@ PGconn *ctl_connect(const struct ctl *);
 int cmd_migrate(const struct ctl *, int argc, char *argv[]);
 /* tenant.c: `assayctl tenant create NAME [--tier T]`. */
 int cmd_tenant(const struct ctl *, int argc, char *argv[]);
-/* key.c: `assayctl key create --tenant NAME`, `assayctl key revoke PREFIX`. */
+/* key.c: `assayctl key create|list --tenant NAME`, `assayctl key revoke PREFIX|KEY`. */
 int cmd_key(const struct ctl *, int argc, char *argv[]);
 /* prune.c: `assayctl prune [--config FILE] [--batch N]`. */
 int cmd_prune(const struct ctl *, int argc, char *argv[]);
+/* db.c: `assayctl db index-usage`. */
+int cmd_db(const struct ctl *, int argc, char *argv[]);
 
 #endif

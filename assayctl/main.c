@@ -25,9 +25,11 @@ static const struct {
      "tenant create NAME [--tier T] add a tenant (free, pro, enterprise)"},
     {"key", cmd_key, "key create --tenant NAME      print a new API key for the tenant"},
     {"key", cmd_key,
-     "key revoke PREFIX             revoke a key (refused within a second)"},
+     "key revoke PREFIX|KEY         revoke a key (refused within a second)"},
+    {"key", cmd_key, "key list --tenant NAME        list the tenant's keys (no secrets)"},
     {"prune", cmd_prune,
      "prune [--config F] [--batch N] delete runs past their tier's history"},
+    {"db", cmd_db, "db index-usage                each index's scans and size"},
 };
 
 static void

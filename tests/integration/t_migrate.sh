@@ -34,6 +34,14 @@ check "nothing of it remains" "$(psql -tA "$url" -c "SELECT to_regclass('half_do
 check "not recorded" "$(psql -tA "$url" -c "SELECT count(*) FROM schema_migrations WHERE version = '0999_broken'")" 0
 rm -rf "$sqldir"
 
+# The deployment checklist's view of index use, and assayctl's reading of it.
+check "index_usage_stats lists the job table's indexes" \
+  "$(psql -tA "$url" -c "SELECT count(*) > 0 FROM index_usage_stats WHERE table_name = 'analysis_jobs' AND index_name = 'analysis_jobs_claim'")" t
+out=$(assayctl --database-url "$url" db index-usage)
+check_match "assayctl db index-usage: a line per index" "$out" 'analysis_jobs +analysis_jobs_claim +[0-9]+ +[0-9]+ +[0-9]+ [a-zA-Z]+'
+check "assayctl db index-usage: one line per index, and a header" "$(wc -l <<<"$out")" \
+  "$(( $(psql -tA "$url" -c "SELECT count(*) FROM index_usage_stats") + 1 ))"
+
 out=$(assayctl --database-url "postgresql://postgres@127.0.0.1:1/none" migrate 2>&1); rc=$?
 check "unreachable database exits 1" "$rc" 1
 check_match "and says so" "$out" "cannot connect to the database"
