@@ -103,8 +103,8 @@ void http_json(struct req *, int status, const char *ctype, struct json_object *
 /* RFC 9457 problem details; headers may be NULL. */
 void http_problem(struct req *, int status, const char *code, const char *headers,
                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* httpmsg_reason and httpmsg_request_id (lib/httpmsg.h). */
 const char *http_reason(int status);
-/* Copy given to id when it is a well-formed request id, else make a new one. */
 void http_request_id(const char *given, char id[65]);
 /* Same, with extra members merged into the problem object (owned by callee). */
 void http_problem_with(struct req *, int status, const char *code, const char *headers,

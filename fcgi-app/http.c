@@ -1,7 +1,8 @@
 /*
  * HTTP responses over FastCGI: status line, common headers, JSON bodies
- * and RFC 9457 problem details. Every response goes through http_send,
- * which adds X-Request-ID and records the status for the access log.
+ * and RFC 9457 problem details (their text in lib/httpmsg.c, shared with
+ * assay-stream). Every response goes through http_send, which adds
+ * X-Request-ID and records the status for the access log.
  * Nothing here reads the request body or talks to storage.
  */
 #include "config.h"
@@ -10,46 +11,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <json-c/json.h>
 
 #include "extern.h"
 #include "db.h"
-#include "util.h"
+#include "httpmsg.h"
 #include "xalloc.h"
-
-static const struct {
-	int status;
-	const char *reason;
-} reasons[] = {
-    {200, "OK"},
-    {201, "Created"},
-    {202, "Accepted"},
-    {204, "No Content"},
-    {400, "Bad Request"},
-    {401, "Unauthorized"},
-    {403, "Forbidden"},
-    {404, "Not Found"},
-    {405, "Method Not Allowed"},
-    {409, "Conflict"},
-    {413, "Content Too Large"},
-    {415, "Unsupported Media Type"},
-    {422, "Unprocessable Content"},
-    {429, "Too Many Requests"},
-    {500, "Internal Server Error"},
-    {503, "Service Unavailable"},
-};
 
 const char *
 http_reason(int status)
 {
-	size_t i;
-
-	for (i = 0; i < sizeof reasons / sizeof reasons[0]; i++)
-		if (reasons[i].status == status)
-			return reasons[i].reason;
-	return "Unknown";
+	return httpmsg_reason(status);
 }
 
 const char *
@@ -58,30 +31,10 @@ http_param(const struct req *r, const char *name)
 	return FCGX_GetParam(name, r->fcgi->envp);
 }
 
-static char id_prefix[17];
-static uint64_t id_counter;
-
 void
 http_request_id(const char *given, char id[65])
 {
-	size_t n;
-
-	if (given != NULL) {
-		n = strspn(given, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-		                  "0123456789._-");
-		if (n > 0 && n <= 64 && given[n] == '\0') {
-			memcpy(id, given, n + 1);
-			return;
-		}
-	}
-	/*
-	 * Generated: 16 random hex digits drawn once per worker (the master
-	 * never serves, so each forked worker draws its own), then a counter.
-	 */
-	if (id_prefix[0] == '\0' && !util_random_hex(id_prefix, 8))
-		snprintf(id_prefix, sizeof id_prefix, "%08x%08x", (unsigned)getpid(),
-		         (unsigned)util_now_us());
-	snprintf(id, 65, "%s%016llx", id_prefix, (unsigned long long)++id_counter);
+	httpmsg_request_id(given, id);
 }
 
 void
@@ -100,7 +53,7 @@ http_send(struct req *r, int status, const char *ctype, const char *headers,
 	             "X-Request-ID: %s\r\n"
 	             "Cache-Control: no-store\r\n"
 	             "%s%s\r\n",
-	             status, http_reason(status), ctype, len, r->request_id,
+	             status, httpmsg_reason(status), ctype, len, r->request_id,
 	             r->extra_headers, headers ? headers : "");
 	if (n < 0 || (size_t)n >= sizeof head)
 		abort(); /* callers pass short, fixed headers */
@@ -124,27 +77,13 @@ static void
 http_problem_v(struct req *r, int status, const char *code, const char *headers,
                struct json_object *extra, const char *fmt, va_list ap)
 {
-	struct json_object *p = json_object_new_object();
-	char detail[1024];
-	const char *body;
-	size_t len;
+	char detail[1024], *body;
 
 	vsnprintf(detail, sizeof detail, fmt, ap);
-	json_object_object_add(p, "type", json_object_new_string("about:blank"));
-	json_object_object_add(p, "title", json_object_new_string(http_reason(status)));
-	json_object_object_add(p, "status", json_object_new_int(status));
-	json_object_object_add(p, "detail", json_object_new_string(detail));
-	json_object_object_add(p, "code", json_object_new_string(code));
-	json_object_object_add(p, "request_id", json_object_new_string(r->request_id));
-	if (extra != NULL) {
-		json_object_object_foreach(extra, key, val)
-		    json_object_object_add(p, key, json_object_get(val));
-		json_object_put(extra);
-	}
-	body = json_object_to_json_string_length(
-	    p, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-	http_send(r, status, "application/problem+json", headers, body, len);
-	json_object_put(p);
+	body = httpmsg_problem(status, code, detail, r->request_id, extra);
+	json_object_put(extra);
+	http_send(r, status, "application/problem+json", headers, body, strlen(body));
+	free(body);
 }
 
 void

@@ -1,0 +1,143 @@
+/*
+ * HTTP messages both servers share: see httpmsg.h.
+ */
+#include "config.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "httpmsg.h"
+#include "util.h"
+#include "xalloc.h"
+
+static const struct {
+	int status;
+	const char *reason;
+} reasons[] = {
+    {200, "OK"},
+    {201, "Created"},
+    {202, "Accepted"},
+    {204, "No Content"},
+    {400, "Bad Request"},
+    {401, "Unauthorized"},
+    {403, "Forbidden"},
+    {404, "Not Found"},
+    {405, "Method Not Allowed"},
+    {409, "Conflict"},
+    {413, "Content Too Large"},
+    {415, "Unsupported Media Type"},
+    {422, "Unprocessable Content"},
+    {429, "Too Many Requests"},
+    {500, "Internal Server Error"},
+    {503, "Service Unavailable"},
+};
+
+const char *
+httpmsg_reason(int status)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof reasons / sizeof reasons[0]; i++)
+		if (reasons[i].status == status)
+			return reasons[i].reason;
+	return "Unknown";
+}
+
+static char id_prefix[17];
+static uint64_t id_counter;
+
+void
+httpmsg_request_id(const char *given, char id[65])
+{
+	size_t n;
+
+	if (given != NULL) {
+		n = strspn(given, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		                  "0123456789._-");
+		if (n > 0 && n <= 64 && given[n] == '\0') {
+			memcpy(id, given, n + 1);
+			return;
+		}
+	}
+	/*
+	 * Generated: 16 random hex digits drawn once per process (assay-api's
+	 * master never serves, so each forked worker draws its own), then a
+	 * counter.
+	 */
+	if (id_prefix[0] == '\0' && !util_random_hex(id_prefix, 8))
+		snprintf(id_prefix, sizeof id_prefix, "%08x%08x", (unsigned)getpid(),
+		         (unsigned)util_now_us());
+	snprintf(id, 65, "%s%016llx", id_prefix, (unsigned long long)++id_counter);
+}
+
+bool
+httpmsg_uuid(const char *s)
+{
+	static const char hex[] = "0123456789abcdefABCDEF";
+	int i;
+
+	for (i = 0; i < 36; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-')
+				return false;
+		} else if (s[i] == '\0' || strchr(hex, s[i]) == NULL) {
+			return false;
+		}
+	}
+	return s[36] == '\0';
+}
+
+const char *
+httpmsg_api_key(const char *authorization, const char *x_api_key)
+{
+	if (authorization != NULL && strncasecmp(authorization, "Bearer ", 7) == 0)
+		return authorization + 7 + strspn(authorization + 7, " ");
+	return x_api_key;
+}
+
+void
+httpmsg_path(const char *uri, char *path, size_t len)
+{
+	size_t n = strcspn(uri, "?");
+
+	if (n >= len)
+		n = len - 1;
+	if (strncmp(uri, "/api/", 5) == 0 && strncmp(uri, "/api/v1/", 8) != 0 &&
+	    n + 3 < len) {
+		memcpy(path, "/api/v1/", 8);
+		memcpy(path + 8, uri + 5, n - 5);
+		path[n + 3] = '\0';
+	} else {
+		memcpy(path, uri, n);
+		path[n] = '\0';
+	}
+}
+
+char *
+httpmsg_problem(int status, const char *code, const char *detail, const char *request_id,
+                struct json_object *extra)
+{
+	struct json_object *p = json_object_new_object();
+	char *body;
+
+	json_object_object_add(p, "type", json_object_new_string("about:blank"));
+	json_object_object_add(p, "title",
+	                       json_object_new_string(httpmsg_reason(status)));
+	json_object_object_add(p, "status", json_object_new_int(status));
+	json_object_object_add(p, "detail", json_object_new_string(detail));
+	json_object_object_add(p, "code", json_object_new_string(code));
+	json_object_object_add(p, "request_id", json_object_new_string(request_id));
+	if (extra != NULL) {
+		json_object_object_foreach(extra, key, val)
+		    json_object_object_add(p, key, json_object_get(val));
+	}
+	body = xstrdup(json_object_to_json_string_ext(
+	    p, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(p);
+	return body;
+}

@@ -1,0 +1,49 @@
+/*
+ * What assay-api and assay-stream say and accept alike over HTTP: reason
+ * phrases, request ids, run ids, the API key a request presents, the
+ * /api alias of /api/v1 and the RFC 9457 problem body. Plain strings in,
+ * plain strings out: nothing here knows FastCGI, does I/O or logs, and
+ * nothing here keeps or echoes an API key.
+ */
+#ifndef ASSAY_HTTPMSG_H
+#define ASSAY_HTTPMSG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct json_object;
+
+/* The challenge of a 401 (without the line's CRLF). */
+#define HTTPMSG_CHALLENGE "WWW-Authenticate: Bearer realm=\"assay\""
+
+/* The reason phrase of status; "Unknown" for a status Assay never sends. */
+const char *httpmsg_reason(int status);
+/*
+ * Copy given (may be NULL) to id when it is a well-formed request id (1
+ * to 64 of [A-Za-z0-9._-]), else make a new one: 32 hex digits, unique
+ * within the process. A process that forks must not have made one.
+ */
+void httpmsg_request_id(const char *given, char id[65]);
+/* Is s a UUID in text (36 characters, hex digits in either case)? */
+bool httpmsg_uuid(const char *s);
+/*
+ * The API key a request presents, from its Authorization and X-API-Key
+ * headers (either may be NULL): what follows "Bearer " (any case, any
+ * spaces) when Authorization says Bearer, else X-API-Key. Points into
+ * one of them; NULL when neither holds one. The key is not checked.
+ */
+const char *httpmsg_api_key(const char *authorization, const char *x_api_key);
+/*
+ * The path of uri without its query string, with /api/ standing for
+ * /api/v1/, in path (len bytes, cut short when longer).
+ */
+void httpmsg_path(const char *uri, char *path, size_t len);
+/*
+ * The problem+json body {"type","title","status","detail","code",
+ * "request_id"} then extra's members (extra may be NULL; it stays the
+ * caller's). The caller frees the returned text.
+ */
+char *httpmsg_problem(int status, const char *code, const char *detail,
+                      const char *request_id, struct json_object *extra);
+
+#endif

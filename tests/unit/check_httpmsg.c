@@ -1,0 +1,150 @@
+/*
+ * Unit tests for lib/httpmsg.c: reason phrases, request ids kept or made,
+ * run ids, the API key a request presents, the /api alias, and problem
+ * bodies byte for byte as both servers send them (escaping and extra
+ * members included).
+ */
+#include "config.h"
+
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "httpmsg.h"
+#include "unit.h"
+
+START_TEST(reasons)
+{
+	ck_assert_str_eq(httpmsg_reason(200), "OK");
+	ck_assert_str_eq(httpmsg_reason(404), "Not Found");
+	ck_assert_str_eq(httpmsg_reason(422), "Unprocessable Content");
+	ck_assert_str_eq(httpmsg_reason(503), "Service Unavailable");
+	ck_assert_str_eq(httpmsg_reason(599), "Unknown");
+}
+END_TEST
+
+START_TEST(request_ids)
+{
+	static const char *const bad[] = {"", "has space", "new\nline", "quote\"",
+	                                  "0123456789012345678901234567890123456789"
+	                                  "0123456789012345678901234567890123456789"};
+	char id[65], other[65];
+	size_t i;
+
+	httpmsg_request_id("abc-123_X.y", id);
+	ck_assert_str_eq(id, "abc-123_X.y");
+	httpmsg_request_id(
+	    "0123456789012345678901234567890123456789012345678901234567890123", id);
+	ck_assert_uint_eq(strlen(id), 64);
+	for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		httpmsg_request_id(bad[i], id);
+		ck_assert_uint_eq(strlen(id), 32);
+		ck_assert_uint_eq(strspn(id, "0123456789abcdef"), 32);
+	}
+	httpmsg_request_id(NULL, id);
+	httpmsg_request_id(NULL, other);
+	ck_assert_str_ne(id, other);
+}
+END_TEST
+
+START_TEST(run_ids)
+{
+	ck_assert(httpmsg_uuid("00000000-0000-4000-8000-000000000000"));
+	ck_assert(httpmsg_uuid("ABCDEF01-abcd-4000-8000-0123456789aB"));
+	ck_assert(!httpmsg_uuid(""));
+	ck_assert(!httpmsg_uuid("00000000-0000-4000-8000-00000000000"));
+	ck_assert(!httpmsg_uuid("00000000-0000-4000-8000-0000000000000"));
+	ck_assert(!httpmsg_uuid("00000000x0000-4000-8000-000000000000"));
+	ck_assert(!httpmsg_uuid("g0000000-0000-4000-8000-000000000000"));
+	ck_assert(!httpmsg_uuid("000000000-000-4000-8000-000000000000"));
+}
+END_TEST
+
+START_TEST(api_keys_presented)
+{
+	ck_assert_str_eq(httpmsg_api_key("Bearer k1", "k2"), "k1");
+	ck_assert_str_eq(httpmsg_api_key("bEARER   k1", NULL), "k1");
+	ck_assert_str_eq(httpmsg_api_key("Bearer ", NULL), "");
+	ck_assert_str_eq(httpmsg_api_key("Basic abc", "k2"), "k2");
+	ck_assert_str_eq(httpmsg_api_key(NULL, "k2"), "k2");
+	ck_assert_ptr_null(httpmsg_api_key("Basic abc", NULL));
+	ck_assert_ptr_null(httpmsg_api_key(NULL, NULL));
+}
+END_TEST
+
+START_TEST(paths_and_the_api_alias)
+{
+	/* Cut short when longer than the buffer; the alias only when it fits. */
+	static const char *const cases[][2] = {
+	    {"/api/v1/runs?limit=2", "/api/v1/runs"},
+	    {"/api/runs/x/events?token=t", "/api/v1/runs/x/events"},
+	    {"/api/", "/api/v1/"},
+	    {"/api", "/api"},
+	    {"/health", "/health"},
+	    {"/0123456789012345678901234567890123456789",
+	     "/012345678901234567890123456789"},
+	    {"/api/0123456789012345678901234", "/api/0123456789012345678901234"},
+	    {"/api/012345678901234567890", "/api/v1/012345678901234567890"},
+	};
+	char path[32];
+	size_t i;
+
+	for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		httpmsg_path(cases[i][0], path, sizeof path);
+		ck_assert_str_eq(path, cases[i][1]);
+	}
+}
+END_TEST
+
+START_TEST(problem_bodies)
+{
+	struct json_object *extra = json_object_new_object(), *errors;
+	char *body;
+
+	body = httpmsg_problem(404, "NOT_FOUND",
+	                       "assay-stream serves only /api/v1/runs/{id}/events",
+	                       "rid-1", NULL);
+	ck_assert_str_eq(body, "{\"type\":\"about:blank\",\"title\":\"Not Found\","
+	                       "\"status\":404,\"detail\":\"assay-stream serves only "
+	                       "/api/v1/runs/{id}/events\",\"code\":\"NOT_FOUND\","
+	                       "\"request_id\":\"rid-1\"}");
+	free(body);
+	body = httpmsg_problem(400, "BAD", "a \"q\" \\ \n\t\x01 \xc3\xa9 /", "r", NULL);
+	ck_assert_str_eq(body,
+	                 "{\"type\":\"about:blank\",\"title\":\"Bad Request\","
+	                 "\"status\":400,\"detail\":\"a \\\"q\\\" \\\\ \\n\\t\\u0001 "
+	                 "\xc3\xa9 /\",\"code\":\"BAD\",\"request_id\":\"r\"}");
+	free(body);
+	errors = json_object_new_array();
+	json_object_array_add(errors, json_object_new_string("/name"));
+	json_object_object_add(extra, "errors", errors);
+	json_object_object_add(extra, "retry_after", json_object_new_int(3));
+	body = httpmsg_problem(422, "VALIDATION_FAILED", "1 problem", "r", extra);
+	ck_assert_str_eq(body, "{\"type\":\"about:blank\",\"title\":\"Unprocessable "
+	                       "Content\",\"status\":422,\"detail\":\"1 problem\","
+	                       "\"code\":\"VALIDATION_FAILED\",\"request_id\":\"r\","
+	                       "\"errors\":[\"/name\"],\"retry_after\":3}");
+	free(body);
+	/* extra stays the caller's. */
+	ck_assert_int_eq(json_object_object_length(extra), 2);
+	json_object_put(extra);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("httpmsg");
+	TCase *tc = tcase_create("httpmsg");
+
+	tcase_add_test(tc, reasons);
+	tcase_add_test(tc, request_ids);
+	tcase_add_test(tc, run_ids);
+	tcase_add_test(tc, api_keys_presented);
+	tcase_add_test(tc, paths_and_the_api_alias);
+	tcase_add_test(tc, problem_bodies);
+	suite_add_tcase(s, tc);
+	return unit_run(s);
+}
