@@ -355,7 +355,7 @@ runs_list(struct req *r)
 void
 runs_events_token(struct req *r)
 {
-	char days[16], ttl[16], hex[49], token[56], digest[65], *members,
+	char days[16], ttl[16], token[APIKEY_TOKEN_LEN + 1], digest[65], *members,
 	    prefix[APIKEY_PREFIX_LEN + 1];
 	const char *params[6] = {r->match.params[0],
 	                         r->tenant->project_id,
@@ -369,12 +369,11 @@ runs_events_token(struct req *r)
 		run_not_found(r);
 		return;
 	}
-	if (!util_random_hex(hex, 24)) {
+	if (!apikey_token_generate(token)) {
 		http_problem(r, 503, "NO_RANDOMNESS", "Retry-After: 1\r\n",
 		             "no random bytes available; try again");
 		return;
 	}
-	snprintf(token, sizeof token, "sse_%s", hex);
 	apikey_sha256_hex(token, strlen(token), digest);
 	snprintf(ttl, sizeof ttl, "%ld", cfg_int(r->app->cfg, STREAM_TOKEN_TTL));
 	res = http_query_db(

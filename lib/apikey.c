@@ -1,5 +1,6 @@
 /*
- * API key generation, shape checks and hashing: see apikey.h.
+ * API key and stream token generation, shape checks and hashing: see
+ * apikey.h.
  */
 #include "config.h"
 
@@ -38,6 +39,20 @@ apikey_prefix(const char *key, char prefix[APIKEY_PREFIX_LEN + 1])
 	memcpy(prefix, key, APIKEY_PREFIX_LEN);
 	prefix[APIKEY_PREFIX_LEN] = '\0';
 	return true;
+}
+
+bool
+apikey_token_generate(char token[APIKEY_TOKEN_LEN + 1])
+{
+	memcpy(token, "sse_", 4);
+	return util_random_hex(token + 4, 24);
+}
+
+bool
+apikey_token_valid(const char *token)
+{
+	return strncmp(token, "sse_", 4) == 0 && strlen(token) == APIKEY_TOKEN_LEN &&
+	       strspn(token + 4, "0123456789abcdef") == 48;
 }
 
 void
