@@ -2,9 +2,12 @@
  * Internals of assay-stream, the Server-Sent Events responder. One
  * process, one thread, one epoll loop (main.c) holds every stream; it
  * speaks FastCGI framing itself (fcgi.c), because libfcgi serves one
- * blocking connection at a time. Events come from PostgreSQL: a LISTEN on
- * assay_events says which run has news, and one query per run fetches it
- * for all of that run's subscribers (pg.c, asynchronous libpq).
+ * blocking connection at a time. A connection (conn.c) reads its request
+ * and is admitted by API key or token (request.c), then joins its run's
+ * topic (topic.c). Events come from PostgreSQL: a LISTEN on assay_events
+ * says which run has news, and one query per run fetches it for all of
+ * that run's subscribers (pg.c, asynchronous libpq). Everything here runs
+ * on the loop's thread; nothing may block it.
  */
 #ifndef ASSAY_STREAM_EXTERN_H
 #define ASSAY_STREAM_EXTERN_H
@@ -50,5 +53,137 @@ void fcgi_append(char **out, size_t *len, size_t *cap, unsigned type, unsigned i
                  const char *data, size_t dlen);
 /* Append an END_REQUEST record. */
 void fcgi_append_end(char **out, size_t *len, size_t *cap, unsigned id);
+
+/*
+ * A connection from the web server, one stream. It goes through three
+ * states:
+ *   C_PARAMS  reading the request (FastCGI BEGIN_REQUEST and PARAMS)
+ *   C_AUTH    its API key or token is being checked by PostgreSQL
+ *   C_LIVE    subscribed to its run: every event is written as it comes
+ * and C_DONE once the run's terminal event is queued (closed when sent).
+ */
+enum cstate { C_PARAMS, C_AUTH, C_LIVE, C_DONE };
+
+struct topic;
+
+struct conn {
+	int fd;
+	enum cstate state;
+	unsigned req_id;
+	bool streaming;    /* the 200 header went out: counted as a stream */
+	bool want_write;   /* EPOLLOUT is registered */
+	bool query_held;   /* a queued or running query points here */
+	bool closed;       /* closed while query_held: freed when it returns */
+	bool paused;       /* its buffer is full: behind until it drains */
+	unsigned char *in; /* unparsed input */
+	size_t inlen;
+	unsigned char *params; /* PARAMS content, until the request is handled */
+	size_t plen;
+	char *out; /* FastCGI records not yet written */
+	size_t outlen, outoff, outcap;
+	struct topic *topic;
+	struct conn *prev, *next; /* the topic's subscribers */
+	long last;                /* id of the last event sent */
+	char run[37];
+	char request_id[65];
+	uint64_t start_us, last_write_us;
+	unsigned long sent;
+	size_t slot;        /* index in st.all */
+	struct conn *grave; /* next closed connection to free */
+};
+
+/* All of a run's subscribers. */
+struct topic {
+	char run[37];
+	struct topic *hnext;
+	struct conn *subs;
+	size_t nsubs;
+	long fetched;    /* highest event id fetched */
+	bool queued;     /* a fetch is queued or running */
+	bool delivering; /* events are being handed out */
+	bool again;      /* news arrived while it was */
+};
+
+/* A query waiting for, or holding, the PostgreSQL connection. */
+enum qkind { Q_KEY, Q_TOKEN, Q_FETCH };
+
+struct query {
+	struct query *next;
+	enum qkind kind;
+	struct conn *conn;   /* Q_KEY, Q_TOKEN */
+	struct topic *topic; /* Q_FETCH */
+	char p[3][100];      /* its parameters */
+	char digest[65];     /* Q_KEY: the SHA-256 of the key presented */
+};
+
+/* The loop's state, shared by every file. */
+struct stream {
+	const struct cfg *cfg;
+	int ep;
+	struct conn **all; /* every connection, for heartbeats and shutdown */
+	size_t nall, capall;
+	bool stopping;
+	unsigned long opened, closed, messages, refused;
+	size_t active; /* streams open now */
+};
+extern struct stream st;
+
+/* conn.c: a connection's buffer and its answers. Nothing is written to
+ * the socket but by conn_flush; conn_write and conn_end only queue. */
+void conn_open(int fd);
+void conn_write(struct conn *, const char *data, size_t len);
+void conn_end(struct conn *);
+/* Write what is pending; close when done with a finished request. */
+void conn_flush(struct conn *);
+/* Close at once; c stays allocated until conn_bury_all. */
+void conn_close(struct conn *);
+/* Free the connections closed during the loop's round. */
+void conn_bury(struct conn *);
+void conn_bury_all(void);
+/* A complete HTTP answer (not a stream) and the end of the request;
+ * headers (CRLF-terminated lines) may be NULL. */
+void conn_answer(struct conn *, int status, const char *code, const char *headers,
+                 const char *detail);
+/* Queue one event; false when the client's buffer is full (it is paused
+ * and takes this event from a later fetch). */
+bool conn_event(struct conn *, long seq, const char *type, const char *data);
+/* Authorized: send the header and join the run's topic. */
+void conn_start(struct conn *, const char *status, long event_seq);
+
+/* request.c: read what the web server sends and admit the request. */
+void req_readable(struct conn *);
+/* The answer to a Q_KEY or Q_TOKEN query (res NULL: none came). */
+void req_checked(struct query *, PGresult *res);
+
+/* topic.c: runs' subscribers. */
+bool topic_terminal(const char *status);
+/* Subscribe c, which has sent event c->last of event_seq so far. */
+void topic_join(struct conn *c, long event_seq);
+void topic_leave(struct conn *c);
+/* Have the topic fetch what its subscribers lack (now, or after the
+ * running fetch). */
+void topic_fetch(struct topic *);
+/* Every topic with subscribers fetches (after reconnecting). */
+void topic_catch_up(void);
+/* Has the topic a subscriber that can take events now? */
+bool topic_wants(const struct topic *);
+/* The parameters of a Q_FETCH, just before it is sent. */
+void topic_prepare(struct query *);
+/* The answer to a Q_FETCH (res NULL: none came). */
+void topic_fetched(struct query *, PGresult *res);
+/* A NOTIFY's payload. */
+void topic_notified(const char *payload);
+
+/* pg.c: the one PostgreSQL connection, its LISTEN and the query queue. */
+void pg_connect(void);
+/* Reconnect when disconnected and the retry time has come. */
+void pg_retry(void);
+bool pg_connected(void);
+/* Is ptr the epoll tag of the connection's socket? */
+bool pg_owns(const void *ptr);
+void pg_readable(void);
+/* Queue q (the queue owns it) and send what can be sent. */
+void pg_push(struct query *q);
+void pg_close(void);
 
 #endif

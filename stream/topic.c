@@ -1,0 +1,262 @@
+/*
+ * Topics: all of a run's subscribers share one. A NOTIFY on assay_events
+ * ('<run> <seq>') makes the topic fetch the rows after the lowest event
+ * id any subscriber has, once, and each subscriber takes the rows after
+ * its own id: resuming (Last-Event-ID) and joining while events arrive
+ * can leave neither gaps nor duplicates. A paused subscriber (its buffer
+ * full) is left behind on purpose and fetches the rest once drained. A
+ * topic lives while it has subscribers, a fetch or a delivery; nothing
+ * here writes to a socket (conn_flush does) or talks to PostgreSQL but
+ * through pg_push.
+ */
+#include "config.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "extern.h"
+#include "xalloc.h"
+
+#define TOPIC_BUCKETS 4096
+#define FETCH_ROWS    500 /* the LIMIT of the fetch statement (pg.c) */
+
+static struct topic *topics[TOPIC_BUCKETS];
+
+static const char *const terminal[] = {"completed", "failed", "canceled", NULL};
+
+bool
+topic_terminal(const char *status)
+{
+	size_t i;
+
+	for (i = 0; terminal[i] != NULL; i++)
+		if (strcmp(terminal[i], status) == 0)
+			return true;
+	return false;
+}
+
+static size_t
+topic_bucket(const char *run)
+{
+	size_t h = 5381;
+
+	for (; *run; run++)
+		h = h * 33 + (unsigned char)*run;
+	return h % TOPIC_BUCKETS;
+}
+
+static struct topic *
+topic_find(const char *run)
+{
+	struct topic *t;
+
+	for (t = topics[topic_bucket(run)]; t != NULL; t = t->hnext)
+		if (strcmp(t->run, run) == 0)
+			return t;
+	return NULL;
+}
+
+static void
+topic_release(struct topic *t)
+{
+	struct topic **pp;
+
+	if (t->nsubs > 0 || t->queued || t->delivering)
+		return;
+	for (pp = &topics[topic_bucket(t->run)]; *pp != t; pp = &(*pp)->hnext)
+		;
+	*pp = t->hnext;
+	free(t);
+}
+
+void
+topic_fetch(struct topic *t)
+{
+	struct query *q;
+
+	if (t->queued) {
+		t->again = true;
+		return;
+	}
+	t->queued = true;
+	t->again = false;
+	q = xcalloc(1, sizeof *q);
+	q->kind = Q_FETCH;
+	q->topic = t;
+	pg_push(q);
+}
+
+void
+topic_catch_up(void)
+{
+	struct topic *t;
+	size_t i;
+
+	for (i = 0; i < TOPIC_BUCKETS; i++)
+		for (t = topics[i]; t != NULL; t = t->hnext)
+			if (t->nsubs > 0)
+				topic_fetch(t);
+}
+
+bool
+topic_wants(const struct topic *t)
+{
+	const struct conn *c;
+
+	for (c = t->subs; c != NULL; c = c->next)
+		if (!c->paused)
+			return true;
+	return false;
+}
+
+void
+topic_prepare(struct query *q)
+{
+	struct conn *c;
+	long low = LONG_MAX;
+
+	for (c = q->topic->subs; c != NULL; c = c->next)
+		if (!c->paused)
+			low = c->last < low ? c->last : low;
+	snprintf(q->p[0], sizeof q->p[0], "%s", q->topic->run);
+	snprintf(q->p[1], sizeof q->p[1], "%ld", low == LONG_MAX ? 0 : low);
+	q->topic->again = false;
+}
+
+void
+topic_join(struct conn *c, long event_seq)
+{
+	struct topic *t;
+
+	if ((t = topic_find(c->run)) == NULL) {
+		t = xcalloc(1, sizeof *t);
+		snprintf(t->run, sizeof t->run, "%s", c->run);
+		t->hnext = topics[topic_bucket(c->run)];
+		topics[topic_bucket(c->run)] = t;
+	}
+	c->topic = t;
+	c->prev = NULL;
+	c->next = t->subs;
+	if (t->subs)
+		t->subs->prev = c;
+	t->subs = c;
+	t->nsubs++;
+	if (event_seq > c->last)
+		topic_fetch(t);
+}
+
+void
+topic_leave(struct conn *c)
+{
+	struct topic *t = c->topic;
+
+	if (t == NULL)
+		return;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		t->subs = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->topic = NULL;
+	t->nsubs--;
+	topic_release(t);
+}
+
+/*
+ * Hand event seq to the subscribers whose last event is seq - 1 (so none
+ * gets a gap or a duplicate); end those it finishes. Not flushed here.
+ * Returns how many subscribers are further behind.
+ */
+static size_t
+topic_deliver(struct topic *t, long seq, const char *type, const char *data)
+{
+	struct conn *c, *next;
+	size_t behind = 0;
+
+	t->delivering = true; /* unsubscribing the last one must not free t */
+	for (c = t->subs; c != NULL; c = next) {
+		next = c->next;
+		if (c->last < seq - 1)
+			behind++;
+		if (c->last != seq - 1 || !conn_event(c, seq, type, data))
+			continue;
+		if (topic_terminal(type)) {
+			topic_leave(c);
+			conn_end(c);
+			conn_flush(c); /* closes it once all is written */
+		}
+	}
+	t->delivering = false;
+	if (seq > t->fetched)
+		t->fetched = seq;
+	return behind;
+}
+
+static void
+topic_flush(struct topic *t)
+{
+	struct conn *c, *next;
+
+	for (c = t->subs; c != NULL; c = next) {
+		next = c->next;
+		conn_flush(c);
+	}
+}
+
+static void
+topic_rows(struct topic *t, PGresult *res)
+{
+	int i, rows = PQntuples(res);
+
+	for (i = 0; i < rows; i++)
+		topic_deliver(t, atol(PQgetvalue(res, i, 0)), PQgetvalue(res, i, 1),
+		              PQgetvalue(res, i, 2));
+	topic_flush(t);
+	if (rows == FETCH_ROWS)
+		t->again = true;
+}
+
+void
+topic_fetched(struct query *q, PGresult *res)
+{
+	struct topic *t = q->topic;
+
+	/* Still marked queued while delivering, so that it cannot be freed. */
+	if (res != NULL && t->nsubs > 0)
+		topic_rows(t, res);
+	t->queued = false;
+	if (res == NULL)
+		t->again = true; /* fetched once reconnected, or at the next news */
+	else if (t->again && t->nsubs > 0)
+		topic_fetch(t);
+	topic_release(t);
+}
+
+/*
+ * A NOTIFY: '<run> <seq>', or '<run> <seq> <type> <data>' carrying the
+ * event. A carried event goes straight to the watchers that are up to
+ * date; anyone behind, or a short notice, makes the topic fetch.
+ */
+void
+topic_notified(const char *payload)
+{
+	char run[37], type[32];
+	struct topic *t;
+	long seq;
+	int n = 0;
+
+	if (sscanf(payload, "%36s %ld %31s %n", run, &seq, type, &n) < 2 ||
+	    (t = topic_find(run)) == NULL)
+		return;
+	if (n > 0 && seq == t->fetched + 1) {
+		if (topic_deliver(t, seq, type, payload + n) > 0)
+			topic_fetch(t);
+		topic_flush(t);
+		topic_release(t);
+	} else if (seq > t->fetched) {
+		topic_fetch(t);
+	}
+}
