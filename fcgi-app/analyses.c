@@ -15,6 +15,7 @@
 #include "cfg.h"
 #include "db.h"
 #include "extern.h"
+#include "httpmsg.h"
 #include "xalloc.h"
 
 static void
@@ -103,7 +104,7 @@ analyses_get(struct req *r)
 	const char *params[2] = {r->match.params[0], r->tenant->project_id};
 	char name[160];
 
-	if (!valid_uuid(params[0])) {
+	if (!httpmsg_uuid(params[0])) {
 		analysis_not_found(r);
 		return;
 	}
@@ -132,7 +133,7 @@ analyses_update(struct req *r)
 	const char *params[AF__MAX + 2];
 	size_t i;
 
-	if (!valid_uuid(r->match.params[0])) {
+	if (!httpmsg_uuid(r->match.params[0])) {
 		analysis_not_found(r);
 		return;
 	}
@@ -173,7 +174,7 @@ analyses_delete(struct req *r)
 	const char *params[2] = {r->match.params[0], r->tenant->project_id};
 	PGresult *res;
 
-	if (!valid_uuid(params[0])) {
+	if (!httpmsg_uuid(params[0])) {
 		analysis_not_found(r);
 		return;
 	}
@@ -224,7 +225,7 @@ analyses_versions(struct req *r)
 	PGresult *res;
 	char *members;
 
-	if (!valid_uuid(params[0])) {
+	if (!httpmsg_uuid(params[0])) {
 		analysis_not_found(r);
 		return;
 	}

@@ -20,10 +20,9 @@
 #include "apikey.h"
 #include "db.h"
 #include "extern.h"
+#include "httpmsg.h"
 #include "mc.h"
 #include "util.h"
-
-#define CHALLENGE "WWW-Authenticate: Bearer realm=\"assay\""
 
 #define AUTH_CACHE_SLOTS 64
 #define AUTH_CACHE_US    1000000u
@@ -92,14 +91,8 @@ auth_shared_put(struct req *r, const char digest[65], const struct tenant *t)
 static const char *
 presented_key(const struct req *r)
 {
-	const char *h = http_param(r, "HTTP_AUTHORIZATION");
-
-	if (h != NULL && strncasecmp(h, "Bearer ", 7) == 0) {
-		for (h += 7; *h == ' '; h++)
-			;
-		return h;
-	}
-	return http_param(r, "HTTP_X_API_KEY");
+	return httpmsg_api_key(http_param(r, "HTTP_AUTHORIZATION"),
+	                       http_param(r, "HTTP_X_API_KEY"));
 }
 
 static void
@@ -137,14 +130,14 @@ auth_request(struct req *r, struct tenant *t)
 	    !limit_request(r))
 		return false;
 	if (key == NULL || *key == '\0') {
-		http_problem(r, 401, "UNAUTHENTICATED", CHALLENGE "\r\n",
+		http_problem(r, 401, "UNAUTHENTICATED", HTTPMSG_CHALLENGE "\r\n",
 		             "an API key is required: send Authorization: Bearer <key> "
 		             "or X-API-Key");
 		return false;
 	}
 	if (!apikey_prefix(key, prefix)) {
 		http_problem(r, 401, "INVALID_API_KEY",
-		             CHALLENGE ", error=\"invalid_token\"\r\n",
+		             HTTPMSG_CHALLENGE ", error=\"invalid_token\"\r\n",
 		             "the API key is not valid");
 		return false;
 	}
@@ -175,9 +168,10 @@ auth_request(struct req *r, struct tenant *t)
 		return false;
 	ok = PQntuples(res) == 1 && apikey_equal(PQgetvalue(res, 0, 0), digest, 64);
 	if (!ok || strcmp(PQgetvalue(res, 0, 1), "t") == 0) {
-		http_problem(
-		    r, 401, "INVALID_API_KEY", CHALLENGE ", error=\"invalid_token\"\r\n",
-		    ok ? "the API key has been revoked" : "the API key is not valid");
+		http_problem(r, 401, "INVALID_API_KEY",
+		             HTTPMSG_CHALLENGE ", error=\"invalid_token\"\r\n",
+		             ok ? "the API key has been revoked"
+		                : "the API key is not valid");
 		PQclear(res);
 		return false;
 	}

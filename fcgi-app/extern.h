@@ -103,9 +103,6 @@ void http_json(struct req *, int status, const char *ctype, struct json_object *
 /* RFC 9457 problem details; headers may be NULL. */
 void http_problem(struct req *, int status, const char *code, const char *headers,
                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-/* httpmsg_reason and httpmsg_request_id (lib/httpmsg.h). */
-const char *http_reason(int status);
-void http_request_id(const char *given, char id[65]);
 /* Same, with extra members merged into the problem object (owned by callee). */
 void http_problem_with(struct req *, int status, const char *code, const char *headers,
                        struct json_object *extra, const char *fmt, ...)
@@ -160,7 +157,6 @@ size_t valid_check(struct json_object *body, const struct vfield *, size_t n,
                    bool partial, struct vvalue *values, struct json_object *errors);
 void valid_error(struct json_object *errors, const char *pointer, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-bool valid_uuid(const char *);
 /*
  * Parse len bytes (strict JSON, valid UTF-8, nothing but blanks after the
  * value). NULL on failure with a human explanation in err.

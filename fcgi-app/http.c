@@ -20,21 +20,9 @@
 #include "xalloc.h"
 
 const char *
-http_reason(int status)
-{
-	return httpmsg_reason(status);
-}
-
-const char *
 http_param(const struct req *r, const char *name)
 {
 	return FCGX_GetParam(name, r->fcgi->envp);
-}
-
-void
-http_request_id(const char *given, char id[65])
-{
-	httpmsg_request_id(given, id);
 }
 
 void

@@ -22,6 +22,7 @@
 #include "cfg.h"
 #include "db.h"
 #include "extern.h"
+#include "httpmsg.h"
 #include "mc.h"
 #include "xalloc.h"
 
@@ -189,7 +190,7 @@ idempotency_fast(struct req *r, const char *key, const char *hash)
 		return false;
 	}
 	val[101] = '\0';
-	if (!valid_uuid(val + 65)) {
+	if (!httpmsg_uuid(val + 65)) {
 		free(val);
 		return false;
 	}

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "extern.h"
+#include "httpmsg.h"
 
 /* Parse ?limit= and ?cursor= for keyset listings; false after answering 400. */
 bool
@@ -32,7 +33,7 @@ list_page(struct req *r, char limit[8], char cursor[128])
 		cursor[0] = '\0';
 	} else if (strspn(cursor, "0123456789") == 0 ||
 	           cursor[strspn(cursor, "0123456789")] != '_' ||
-	           !valid_uuid(cursor + strspn(cursor, "0123456789") + 1)) {
+	           !httpmsg_uuid(cursor + strspn(cursor, "0123456789") + 1)) {
 		http_problem(r, 400, "INVALID_PARAMETER", NULL,
 		             "cursor is not one this API returned");
 		return false;

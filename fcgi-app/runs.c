@@ -18,6 +18,7 @@
 #include "cfg.h"
 #include "db.h"
 #include "extern.h"
+#include "httpmsg.h"
 #include "mc.h"
 #include "util.h"
 #include "xalloc.h"
@@ -171,7 +172,7 @@ runs_get(struct req *r)
 	const char *params[3] = {r->match.params[0], r->tenant->project_id,
 	                         history_days(r, days)};
 
-	if (!valid_uuid(params[0])) {
+	if (!httpmsg_uuid(params[0])) {
 		run_not_found(r);
 		return;
 	}
@@ -198,7 +199,7 @@ run_transition(struct req *r, const char *sql, int ok_status, const char *refuse
 	char name[64];
 	PGresult *res;
 
-	if (!valid_uuid(params[0])) {
+	if (!httpmsg_uuid(params[0])) {
 		run_not_found(r);
 		return;
 	}
@@ -260,7 +261,7 @@ runs_result(struct req *r)
 	const char *params[3] = {r->match.params[0], r->tenant->project_id,
 	                         history_days(r, days)};
 
-	if (!valid_uuid(params[0])) {
+	if (!httpmsg_uuid(params[0])) {
 		run_not_found(r);
 		return;
 	}
@@ -322,7 +323,7 @@ runs_list(struct req *r)
 		             "failed or canceled");
 		return;
 	}
-	if (params[3] != NULL && !valid_uuid(analysis)) {
+	if (params[3] != NULL && !httpmsg_uuid(analysis)) {
 		http_problem(r, 400, "INVALID_PARAMETER", NULL,
 		             "analysis_id must be a UUID");
 		return;
@@ -365,7 +366,7 @@ runs_events_token(struct req *r)
 	                         prefix};
 	PGresult *res;
 
-	if (!auth_key_prefix(r, prefix) || !valid_uuid(params[0])) {
+	if (!auth_key_prefix(r, prefix) || !httpmsg_uuid(params[0])) {
 		run_not_found(r);
 		return;
 	}

@@ -17,6 +17,7 @@
 #include <json-c/json.h>
 
 #include "extern.h"
+#include "httpmsg.h"
 
 #define INPUT_OBJECT_MAX (128 * 1024)
 #define TAG_MAX_CHARS    64
@@ -45,23 +46,6 @@ utf8_chars(const char *s, size_t len)
 	for (i = 0; i < len; i++)
 		n += ((unsigned char)s[i] & 0xc0) != 0x80;
 	return n;
-}
-
-bool
-valid_uuid(const char *s)
-{
-	static const char hex[] = "0123456789abcdefABCDEF";
-	int i;
-
-	for (i = 0; i < 36; i++) {
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (s[i] != '-')
-				return false;
-		} else if (s[i] == '\0' || strchr(hex, s[i]) == NULL) {
-			return false;
-		}
-	}
-	return s[36] == '\0';
 }
 
 static bool
@@ -196,7 +180,7 @@ check_field(struct json_object *m, const struct vfield *f, struct vvalue *v,
 		s = v->num ? "true" : "false";
 		break;
 	case V_UUID:
-		if (!valid_uuid(s))
+		if (!httpmsg_uuid(s))
 			valid_error(errors, ptr, "must be a UUID");
 		break;
 	case V_ENUM:

@@ -16,6 +16,7 @@
 #include "cfg.h"
 #include "db.h"
 #include "extern.h"
+#include "httpmsg.h"
 #include "log.h"
 #include "mc.h"
 #include "util.h"
@@ -66,24 +67,10 @@ static void
 req_path(struct req *r)
 {
 	const char *uri = http_param(r, "REQUEST_URI");
-	size_t n;
 
 	if (uri == NULL)
 		uri = http_param(r, "SCRIPT_NAME");
-	if (uri == NULL)
-		uri = "/";
-	n = strcspn(uri, "?");
-	if (n >= sizeof r->path)
-		n = sizeof r->path - 1;
-	if (strncmp(uri, "/api/", 5) == 0 && strncmp(uri, "/api/v1/", 8) != 0 &&
-	    n + 3 < sizeof r->path) {
-		memcpy(r->path, "/api/v1/", 8);
-		memcpy(r->path + 8, uri + 5, n - 5);
-		r->path[n + 3] = '\0';
-	} else {
-		memcpy(r->path, uri, n);
-		r->path[n] = '\0';
-	}
+	httpmsg_path(uri != NULL ? uri : "/", r->path, sizeof r->path);
 }
 
 /* One line per request, at info; liveness probes, which load balancers
@@ -126,7 +113,7 @@ worker_serve(struct app *app, FCGX_Request *fr, bool metrics)
 	r.method = http_param(&r, "REQUEST_METHOD");
 	if (r.method == NULL)
 		r.method = "GET";
-	http_request_id(http_param(&r, "HTTP_X_REQUEST_ID"), r.request_id);
+	httpmsg_request_id(http_param(&r, "HTTP_X_REQUEST_ID"), r.request_id);
 	req_path(&r);
 
 	switch (route_match(api_routes, api_nroutes, r.method, r.path, &r.match)) {

@@ -11,6 +11,7 @@
 #include <json-c/json.h>
 
 #include "extern.h"
+#include "httpmsg.h"
 #include "unit.h"
 
 static struct json_object *
@@ -146,11 +147,11 @@ END_TEST
 
 START_TEST(uuids)
 {
-	ck_assert(valid_uuid("0123abcd-4567-89ef-ABCD-0123456789ab"));
-	ck_assert(!valid_uuid("0123abcd-4567-89ef-ABCD-0123456789a"));
-	ck_assert(!valid_uuid("0123abcd-4567-89ef-ABCD-0123456789abc"));
-	ck_assert(!valid_uuid("0123abcd_4567-89ef-ABCD-0123456789ab"));
-	ck_assert(!valid_uuid("g123abcd-4567-89ef-ABCD-0123456789ab"));
+	ck_assert(httpmsg_uuid("0123abcd-4567-89ef-ABCD-0123456789ab"));
+	ck_assert(!httpmsg_uuid("0123abcd-4567-89ef-ABCD-0123456789a"));
+	ck_assert(!httpmsg_uuid("0123abcd-4567-89ef-ABCD-0123456789abc"));
+	ck_assert(!httpmsg_uuid("0123abcd_4567-89ef-ABCD-0123456789ab"));
+	ck_assert(!httpmsg_uuid("g123abcd-4567-89ef-ABCD-0123456789ab"));
 }
 END_TEST
 
