@@ -25,32 +25,18 @@ analysis_not_found(struct req *r)
 	             r->match.params[0]);
 }
 
-/* Parse and validate; NULL after answering. values[] borrow from the result. */
-static struct json_object *
-analysis_body(struct req *r, bool partial, struct vvalue *v)
+/* The route's own check of a body: the script's bound is in bytes. V_TEXT
+ * counts characters, and a character is at least one byte, so the table's
+ * bound is never looser than this one. */
+void
+analyses_check(struct req *r)
 {
-	struct json_object *body = body_json(r), *errors;
-
-	if (body == NULL)
-		return NULL;
-	/* Scripts are counted in characters by V_TEXT; the limit is bytes, and a
-	 * character is at least one byte, so this bound is never looser. */
-	analysis_fields[AF_SCRIPT].max = cfg_int(r->app->cfg, API_SCRIPT_MAX);
-	errors = json_object_new_array();
-	valid_check(body, analysis_fields, AF__MAX, partial, v, errors);
-	if (v[AF_SCRIPT].present &&
-	    (long)strlen(v[AF_SCRIPT].str) > analysis_fields[AF_SCRIPT].max) {
-		valid_error(errors, "/script", "must be at most %ld bytes",
+	if (r->v[AF_SCRIPT].present &&
+	    (long)strlen(r->v[AF_SCRIPT].str) > analysis_fields[AF_SCRIPT].max) {
+		valid_error(r->errors, "/script", "must be at most %ld bytes",
 		            analysis_fields[AF_SCRIPT].max);
-		v[AF_SCRIPT].present = false;
+		r->v[AF_SCRIPT].present = false;
 	}
-	if (json_object_array_length(errors) > 0) {
-		body_invalid(r, errors);
-		json_object_put(body);
-		return NULL;
-	}
-	json_object_put(errors);
-	return body;
 }
 
 /* One-row query answered as {"analysis": ...} with ok_status, or 404. */
@@ -76,16 +62,12 @@ analysis_answer(struct req *r, int ok_status, const char *sql, int n,
 void
 analyses_create(struct req *r)
 {
-	struct vvalue v[AF__MAX];
-	struct json_object *body = analysis_body(r, false, v);
 	const char *params[AF__MAX + 1];
 	size_t i;
 
-	if (body == NULL)
-		return;
 	params[0] = r->tenant->project_id;
 	for (i = 0; i < AF__MAX; i++)
-		params[i + 1] = v[i].str;
+		params[i + 1] = r->v[i].str;
 	analysis_answer(
 	    r, 201,
 	    "WITH a AS (INSERT INTO analyses (project_id, title, script_content, runtime,"
@@ -95,7 +77,6 @@ analyses_create(struct req *r)
 	    "  SELECT id, version, script_content FROM a)"
 	    " SELECT assay_analysis_json(a) FROM a",
 	    AF__MAX + 1, params);
-	json_object_put(body);
 }
 
 void
@@ -128,8 +109,6 @@ analysis_forget(struct req *r)
 void
 analyses_update(struct req *r)
 {
-	struct vvalue v[AF__MAX];
-	struct json_object *body;
 	const char *params[AF__MAX + 2];
 	size_t i;
 
@@ -137,12 +116,10 @@ analyses_update(struct req *r)
 		analysis_not_found(r);
 		return;
 	}
-	if ((body = analysis_body(r, true, v)) == NULL)
-		return;
 	params[0] = r->match.params[0];
 	params[1] = r->tenant->project_id;
 	for (i = 0; i < AF__MAX; i++)
-		params[i + 2] = v[i].present ? v[i].str : NULL;
+		params[i + 2] = r->v[i].present ? r->v[i].str : NULL;
 	analysis_answer(
 	    r, 200,
 	    "WITH cur AS (SELECT id, version, script_content FROM analyses"
@@ -165,7 +142,6 @@ analyses_update(struct req *r)
 	    " SELECT assay_analysis_json(a) FROM upd",
 	    AF__MAX + 2, params);
 	analysis_forget(r);
-	json_object_put(body);
 }
 
 void

@@ -3,8 +3,9 @@
  * (decided before reading a byte), the read itself, and JSON parsing with
  * the position of the first error, and what PostgreSQL could not store
  * (a NUL character or a lone surrogate anywhere, member names included:
- * 422 naming the member). Every refusal is answered here as problem+json;
- * handlers only see a parsed JSON object.
+ * 422 naming the member), and the check of a route's body against its
+ * table of fields before the handler runs. Every refusal is answered here
+ * as problem+json; handlers only see a body whose fields are valid.
  */
 #include "config.h"
 
@@ -103,4 +104,27 @@ body_json(struct req *r)
 		return NULL;
 	}
 	return obj;
+}
+
+bool
+body_take(struct req *r)
+{
+	const struct route *rt = r->match.route;
+
+	if ((r->body = body_json(r)) == NULL)
+		return false;
+	/* Bounds the configuration sets, as it is now (it may be reloaded). */
+	run_fields[RF_INPUT].max = cfg_int(r->app->cfg, API_INPUT_STRING_MAX);
+	analysis_fields[AF_SCRIPT].max = cfg_int(r->app->cfg, API_SCRIPT_MAX);
+	r->errors = json_object_new_array();
+	valid_check(r->body, rt->fields, rt->nfields, rt->partial, r->v, r->errors);
+	if (rt->check != NULL)
+		rt->check(r);
+	if (r->status != 0)
+		return false; /* the check answered (503) */
+	if (json_object_array_length(r->errors) == 0)
+		return true;
+	body_invalid(r, r->errors);
+	r->errors = NULL;
+	return false;
 }

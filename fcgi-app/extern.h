@@ -32,17 +32,38 @@ enum http_method {
 };
 
 struct req;
+struct vfield;
 typedef void route_handler(struct req *);
 
+#define VALUES_MAX 16 /* the most fields a body table has */
+
+/*
+ * A route: what varies by endpoint, applied by the dispatcher (worker.c)
+ * in this order before the handler runs: who may call it (access), which
+ * limits it counts against (limit), and, for a route that takes a JSON
+ * body, the table its members are checked against (fields; partial for
+ * PATCH, where every member is optional) and a check of its own that may
+ * add violations (check, may be NULL). Any violation is answered 422 with
+ * all of them; the handler then finds the values in req.v.
+ */
 struct route {
 	unsigned methods;    /* M_* bits; HEAD is implied by GET */
 	const char *pattern; /* "/api/v1/runs/{id}": {name} matches one segment */
 	route_handler *handler;
 	enum access {
-		A_PROBE,  /* liveness probes: no key, no limit */
-		A_PUBLIC, /* no key; limited per client address */
-		A_TENANT, /* needs an API key (sets req.tenant); limited per tenant */
+		A_PROBE,  /* liveness probes: no key */
+		A_PUBLIC, /* no key */
+		A_TENANT, /* needs an API key (sets req.tenant) */
 	} access;
+	enum limit_class {
+		L_NONE,     /* never limited (probes) */
+		L_REQUESTS, /* per tenant, or per client address without a key */
+		L_RUNS,     /* also the tenant's runs per hour */
+	} limit;
+	struct vfield *fields; /* NULL: no body */
+	size_t nfields;
+	bool partial;
+	route_handler *check;
 };
 
 #define ROUTE_MAX_PARAMS 4
@@ -93,6 +114,17 @@ struct req {
 	int status;              /* set when the response is sent */
 	char extra_headers[640]; /* sent with whatever response follows (limits) */
 	uint64_t start_us;
+	/* A route with fields: its body, the violations found so far (a check
+	 * may add), and the members' values (req.v[i] for fields[i]). Freed by
+	 * the dispatcher. */
+	struct json_object *body, *errors;
+	struct vvalue {
+		bool present; /* given, or defaulted */
+		const char
+		    *str; /* SQL parameter text: strings as is, JSON for input/tags */
+		long num;
+		char buf[24];
+	} v[VALUES_MAX];
 };
 
 /* http.c: responses. Each sends the whole response; call exactly one. */
@@ -141,13 +173,6 @@ struct vfield {
 	const char *def; /* text of the default when absent, or NULL */
 };
 
-struct vvalue {
-	bool present;    /* given, or defaulted */
-	const char *str; /* SQL parameter text: strings as is, JSON for input/tags */
-	long num;
-	char buf[24];
-};
-
 /*
  * Check body against the table: fill values and append one
  * {"pointer", "detail"} to errors per violation, unknown members included.
@@ -186,8 +211,12 @@ enum {
 	AF__MAX
 };
 extern struct vfield run_fields[RF__MAX], analysis_fields[AF__MAX];
-/* body.c: the request body as a JSON object, or NULL after answering 4xx. */
+/* body.c: the request body as a JSON object, or NULL after answering 4xx.
+ * body_take, for the dispatcher: the body of a route with fields, checked
+ * against them and the route's check, into req.body, req.errors, req.v;
+ * false after answering (4xx, or what the check answered). */
 struct json_object *body_json(struct req *);
+bool body_take(struct req *);
 /* 422 with every violation; releases errors. */
 void body_invalid(struct req *, struct json_object *errors);
 
@@ -294,10 +323,10 @@ void idempotency_committed(struct req *, const char *key, const char *hash,
 /* runs.c. runs_send answers with a run (run_json), replayed or not. */
 void runs_send(struct req *, int status, const char *headers, const char *run_json,
                bool replay);
-route_handler runs_create, runs_list, runs_get, runs_start, runs_cancel, runs_result,
-    runs_events_token;
+route_handler runs_create, runs_check, runs_list, runs_get, runs_start, runs_cancel,
+    runs_result, runs_events_token;
 /* analyses.c */
-route_handler analyses_create, analyses_list, analyses_get, analyses_update,
-    analyses_delete, analyses_versions;
+route_handler analyses_create, analyses_check, analyses_list, analyses_get,
+    analyses_update, analyses_delete, analyses_versions;
 
 #endif

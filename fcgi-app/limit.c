@@ -320,7 +320,7 @@ limit_request(struct req *r)
 	t = tier_index(r->tenant->tier);
 	w[0] = (struct window){"requests", tier_limit(cfg, t, TF_REQUESTS), 60};
 	w[1] = (struct window){"runs", tier_limit(cfg, t, TF_RUNS), 3600};
-	if (strcmp(r->method, "POST") == 0 && r->match.route->handler == runs_create)
+	if (r->match.route != NULL && r->match.route->limit == L_RUNS)
 		n = 2;
 	for (i = 0; i < n; i++) {
 		if (w[i].quota == 0) { /* unlimited */

@@ -56,44 +56,43 @@ analysis_visible(struct req *r, const char *id)
 	return found;
 }
 
+/* The route's own check of a body: the idempotency key's two spellings
+ * agree; with other violations, an unknown analysis is named too (alone,
+ * the INSERT finds it), so that the 422 lists them all. */
+void
+runs_check(struct req *r)
+{
+	int visible;
+
+	idempotency_key(r, r->v[RF_TOKEN].present ? r->v[RF_TOKEN].str : NULL, r->errors);
+	if (r->v[RF_ANALYSIS].present && json_object_array_length(r->errors) > 0) {
+		if ((visible = analysis_visible(r, r->v[RF_ANALYSIS].str)) < 0)
+			return; /* answered 503 */
+		if (!visible)
+			valid_error(r->errors, "/analysis_id", "no such analysis");
+	}
+}
+
 void
 runs_create(struct req *r)
 {
-	struct json_object *body, *errors;
-	struct vvalue v[RF__MAX];
+	struct json_object *errors;
+	const struct vvalue *v = r->v;
 	const char *key, *params[11];
 	char hash[65], *location;
 	PGresult *res;
-	int visible;
 
-	if ((body = body_json(r)) == NULL)
-		return;
-	run_fields[RF_INPUT].max = cfg_int(r->app->cfg, API_INPUT_STRING_MAX);
-	errors = json_object_new_array();
-	valid_check(body, run_fields, RF__MAX, false, v, errors);
-	key = idempotency_key(r, v[RF_TOKEN].present ? v[RF_TOKEN].str : NULL, errors);
-	/* Alone, an unknown analysis is found by the INSERT below; with other
-	 * violations it is looked up now, so that the 422 lists them all. */
-	if (v[RF_ANALYSIS].present && json_object_array_length(errors) > 0) {
-		if ((visible = analysis_visible(r, v[RF_ANALYSIS].str)) < 0)
-			goto out;
-		if (!visible)
-			valid_error(errors, "/analysis_id", "no such analysis");
-	}
-	if (json_object_array_length(errors) > 0) {
-		body_invalid(r, errors);
-		errors = NULL;
-		goto out;
-	}
+	/* Valid (runs_check): no violation can be added here. */
+	key = idempotency_key(r, v[RF_TOKEN].present ? v[RF_TOKEN].str : NULL, r->errors);
 	idempotency_hash(v, hash);
 	if (key != NULL && idempotency_fast(r, key, hash))
-		goto out;
+		return;
 	if (db_begin(r->app->db) != DB_OK) {
 		http_db_failure(r, DB_DOWN);
-		goto out;
+		return;
 	}
 	if (key != NULL && !idempotency_claim(r, key, hash))
-		goto out; /* replayed, refused or failed; rolled back */
+		return; /* replayed, refused or failed; rolled back */
 
 	params[0] = r->tenant->project_id;
 	params[1] = v[RF_ANALYSIS].str;
@@ -116,24 +115,23 @@ runs_create(struct req *r)
 	    " RETURNING id, assay_run_json(analysis_jobs)",
 	    9, params);
 	if (res == NULL)
-		goto out;
+		return;
 	if (PQntuples(res) == 0) { /* deleted since we looked */
 		PQclear(res);
 		db_rollback(r->app->db);
 		errors = json_object_new_array();
 		valid_error(errors, "/analysis_id", "no such analysis");
 		body_invalid(r, errors);
-		errors = NULL;
-		goto out;
+		return;
 	}
 	if (key != NULL && !idempotency_bind(r, key, PQgetvalue(res, 0, 0))) {
 		PQclear(res);
-		goto out;
+		return;
 	}
 	if (db_commit(r->app->db) != DB_OK) {
 		http_db_failure(r, DB_DOWN);
 		PQclear(res);
-		goto out;
+		return;
 	}
 	location = xasprintf("Location: /api/v1/runs/%s\r\n", PQgetvalue(res, 0, 0));
 	runs_send(r, 201, location, PQgetvalue(res, 0, 1), false);
@@ -141,9 +139,6 @@ runs_create(struct req *r)
 		idempotency_committed(r, key, hash, PQgetvalue(res, 0, 0));
 	free(location);
 	PQclear(res);
-out:
-	json_object_put(errors);
-	json_object_put(body);
 }
 
 static void

@@ -13,6 +13,8 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #include "cfg.h"
 #include "db.h"
 #include "extern.h"
@@ -101,6 +103,7 @@ static void
 worker_serve(struct app *app, FCGX_Request *fr, bool metrics)
 {
 	struct tenant tenant;
+	const struct route *rt;
 	struct req r;
 	char allow[128], headers[160];
 
@@ -117,11 +120,15 @@ worker_serve(struct app *app, FCGX_Request *fr, bool metrics)
 	req_path(&r);
 
 	switch (route_match(api_routes, api_nroutes, r.method, r.path, &r.match)) {
-	case ROUTE_OK:
-		if (r.match.route->access == A_TENANT && !auth_request(&r, &tenant))
+	case ROUTE_OK: /* what the route's row asks for, in order */
+		rt = r.match.route;
+		if (rt->access == A_TENANT && !auth_request(&r, &tenant))
 			break;
-		if (r.match.route->access == A_PROBE || limit_request(&r))
-			r.match.route->handler(&r);
+		if (rt->limit != L_NONE && !limit_request(&r))
+			break;
+		if (rt->fields != NULL && !body_take(&r))
+			break;
+		rt->handler(&r);
 		break;
 	case ROUTE_BAD_METHOD:
 		if (!limit_request(&r))
@@ -138,6 +145,8 @@ worker_serve(struct app *app, FCGX_Request *fr, bool metrics)
 		http_problem(&r, 404, "NOT_FOUND", NULL, "no resource at %s", r.path);
 		break;
 	}
+	json_object_put(r.body);
+	json_object_put(r.errors);
 	if (metrics)
 		metrics_request_end(&r, util_now_us() - r.start_us);
 	access_log(&r);

@@ -17,12 +17,14 @@ h_dummy(struct req *r)
 }
 
 static const struct route table[] = {
-    {M_GET, "/health", h_dummy, false},
-    {M_GET, "/api/v1/runs", h_dummy, false},
-    {M_POST, "/api/v1/runs", h_dummy, false},
-    {M_GET, "/api/v1/runs/{id}", h_dummy, false},
-    {M_POST, "/api/v1/runs/{id}/cancel", h_dummy, false},
-    {M_GET | M_DELETE, "/api/v1/analyses/{id}/versions/{version}", h_dummy, false},
+    {M_GET, "/health", h_dummy, A_PUBLIC, L_REQUESTS, NULL, 0, false, NULL},
+    {M_GET, "/api/v1/runs", h_dummy, A_PUBLIC, L_REQUESTS, NULL, 0, false, NULL},
+    {M_POST, "/api/v1/runs", h_dummy, A_PUBLIC, L_REQUESTS, NULL, 0, false, NULL},
+    {M_GET, "/api/v1/runs/{id}", h_dummy, A_PUBLIC, L_REQUESTS, NULL, 0, false, NULL},
+    {M_POST, "/api/v1/runs/{id}/cancel", h_dummy, A_PUBLIC, L_REQUESTS, NULL, 0, false,
+     NULL},
+    {M_GET | M_DELETE, "/api/v1/analyses/{id}/versions/{version}", h_dummy, A_PUBLIC,
+     L_REQUESTS, NULL, 0, false, NULL},
 };
 #define N (sizeof table / sizeof table[0])
 
