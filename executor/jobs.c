@@ -23,15 +23,9 @@
 static void
 jobs_forget(struct mc *mc, const char *project, const char *id)
 {
-	char name[64];
-	bool ok;
-
 	if (mc == NULL)
 		return;
-	snprintf(name, sizeof name, "run:%s", id);
-	ok = mc_forget(mc, project, name);
-	snprintf(name, sizeof name, "result:%s", id);
-	if (!(mc_forget(mc, project, name) && ok))
+	if (!mc_forget_run(mc, project, id))
 		log_msg(LOG_WARN,
 		        "run %s changed, but memcached could not be told (%s); the API "
 		        "may show its previous state for up to [cache] ttl_short",

@@ -193,6 +193,17 @@ cache_forget(struct req *r, const char *name)
 }
 
 void
+cache_forget_run(struct req *r, const char *run)
+{
+	char name[MC_RUN_NAME_MAX];
+
+	mc_run_name(name, MC_RUN, run);
+	cache_forget(r, name);
+	mc_run_name(name, MC_RESULT, run);
+	cache_forget(r, name);
+}
+
+void
 cache_answer(struct req *r, const char *name, enum ttl_class ttl, const char *member,
              route_handler *not_found, const char *sql, int n, const char *const *params)
 {

@@ -247,6 +247,8 @@ enum cache_rc cache_query(struct req *, const char *name, enum ttl_class, const 
                           int n, const char *const *params, char **text);
 /* Drop an entry after a write that changes it. */
 void cache_forget(struct req *, const char *name);
+/* Forget both of a run's entries (mc_run_name), here and in memcached. */
+void cache_forget_run(struct req *, const char *run);
 /* A GET of one object through cache_query: 200 {"success":true, member: value},
  * or not_found when there is no row. */
 void cache_answer(struct req *, const char *name, enum ttl_class, const char *member,

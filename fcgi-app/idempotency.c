@@ -201,7 +201,7 @@ idempotency_fast(struct req *r, const char *key, const char *hash)
 	}
 	params[0] = val + 65;
 	params[1] = r->tenant->project_id;
-	snprintf(name, sizeof name, "run:%s", val + 65);
+	mc_run_name(name, MC_RUN, val + 65);
 	switch (cache_query(r, name, TTL_SHORT,
 	                    "SELECT assay_run_json(j), j.status IN ('completed', "
 	                    "'failed', 'canceled')"

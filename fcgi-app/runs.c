@@ -173,7 +173,7 @@ runs_get(struct req *r)
 	}
 	/* Runs in progress briefly (the executor forgets them when it changes
 	 * them), finished runs for long: they never change again. */
-	snprintf(name, sizeof name, "run:%s", params[0]);
+	mc_run_name(name, MC_RUN, params[0]);
 	cache_answer(
 	    r, name, TTL_SHORT, "run", run_not_found,
 	    "SELECT assay_run_json(j), j.status IN ('completed', 'failed', "
@@ -191,7 +191,6 @@ static void
 run_transition(struct req *r, const char *sql, int ok_status, const char *refused)
 {
 	const char *params[2] = {r->match.params[0], r->tenant->project_id};
-	char name[64];
 	PGresult *res;
 
 	if (!httpmsg_uuid(params[0])) {
@@ -200,10 +199,7 @@ run_transition(struct req *r, const char *sql, int ok_status, const char *refuse
 	}
 	if ((res = http_query_db(r, sql, 2, params)) == NULL)
 		return;
-	snprintf(name, sizeof name, "run:%s", params[0]);
-	cache_forget(r, name);
-	snprintf(name, sizeof name, "result:%s", params[0]);
-	cache_forget(r, name);
+	cache_forget_run(r, params[0]);
 	if (PQntuples(res) == 0)
 		run_not_found(r);
 	else if (PQgetisnull(res, 0, 1))
@@ -261,7 +257,7 @@ runs_result(struct req *r)
 		return;
 	}
 	/* The result object once finished (then cached), else the status as a string. */
-	snprintf(name, sizeof name, "result:%s", params[0]);
+	mc_run_name(name, MC_RESULT, params[0]);
 	switch (cache_query(
 	    r, name, TTL_SHORT,
 	    "SELECT CASE WHEN status IN ('completed', 'failed', 'canceled') THEN"

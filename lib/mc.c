@@ -251,6 +251,25 @@ mc_forget(struct mc *m, const char *project, const char *name)
 }
 
 void
+mc_run_name(char name[MC_RUN_NAME_MAX], enum mc_run_entry entry, const char *run)
+{
+	snprintf(name, MC_RUN_NAME_MAX, "%s:%.36s", entry == MC_RUN ? "run" : "result",
+	         run);
+}
+
+bool
+mc_forget_run(struct mc *m, const char *project, const char *run)
+{
+	char name[MC_RUN_NAME_MAX];
+	bool ok;
+
+	mc_run_name(name, MC_RUN, run);
+	ok = mc_forget(m, project, name);
+	mc_run_name(name, MC_RESULT, run);
+	return mc_forget(m, project, name) && ok;
+}
+
+void
 mc_apikey_key(char key[MC_KEY_MAX], const char *digest)
 {
 	snprintf(key, MC_KEY_MAX, "assay:key:%s", digest);

@@ -60,6 +60,13 @@ void mc_key(char key[MC_KEY_MAX], const char *project, const char *name);
 bool mc_tombstone(struct mc *, const char *key);
 /* mc_tombstone of project's entry name. */
 bool mc_forget(struct mc *, const char *project, const char *name);
+/* A run's two entries, as both programs name them within its project:
+ * the run itself ("run:<id>") and its result ("result:<id>"). */
+enum mc_run_entry { MC_RUN, MC_RESULT };
+#define MC_RUN_NAME_MAX 48
+void mc_run_name(char name[MC_RUN_NAME_MAX], enum mc_run_entry, const char *run);
+/* A run changed: mc_forget both of its entries; false if either failed. */
+bool mc_forget_run(struct mc *, const char *project, const char *run);
 /* The entry of an API key's lookup, by the key's SHA-256 (hex). */
 void mc_apikey_key(char key[MC_KEY_MAX], const char *digest);
 
