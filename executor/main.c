@@ -424,9 +424,7 @@ main(int argc, char *argv[])
 	    {"database-url", required_argument, NULL, 'd'},
 	    {"log-level", required_argument, NULL, 'l'},
 	    {"test", no_argument, NULL, 't'},
-	    {"sample-config", no_argument, NULL, 'S'},
-	    {"config-doc", no_argument, NULL, 'D'},
-	    {"config-man", no_argument, NULL, 'M'},
+	    CFG_LONG_OPTIONS,
 	    {"version", no_argument, NULL, 'V'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -456,15 +454,10 @@ main(int argc, char *argv[])
 			test = true;
 			break;
 		case 'S':
-			cfg_write_sample(ex_cfg_keys, EX__MAX, "executor.conf", stdout);
-			return 0;
 		case 'D':
-			cfg_write_doc(ex_cfg_keys, EX__MAX, "executor.conf",
-			              CFG_DOC_MARKDOWN, stdout);
-			return 0;
 		case 'M':
-			cfg_write_doc(ex_cfg_keys, EX__MAX, "executor.conf", CFG_DOC_MAN,
-			              stdout);
+			cfg_write_option(c, ex_cfg_keys, EX__MAX, "executor.conf",
+			                 stdout);
 			return 0;
 		case 'V':
 			printf("assay-executor %s\n", PACKAGE_VERSION);

@@ -94,9 +94,7 @@ main(int argc, char *argv[])
 	static const struct option opts[] = {
 	    {"config", required_argument, NULL, 'c'},
 	    {"test", no_argument, NULL, 't'},
-	    {"sample-config", no_argument, NULL, 'S'},
-	    {"config-doc", no_argument, NULL, 'D'},
-	    {"config-man", no_argument, NULL, 'M'},
+	    CFG_LONG_OPTIONS,
 	    {"routes", no_argument, NULL, 'R'},
 	    {"version", no_argument, NULL, 'V'},
 	    {"help", no_argument, NULL, 'h'},
@@ -111,23 +109,17 @@ main(int argc, char *argv[])
 	log_init("assay-api");
 	while ((c = getopt_long(argc, argv, "c:thV", opts, NULL)) != -1) {
 		switch (c) {
+		case 't':
+			test = true;
+			break;
 		case 'c':
 			path = optarg;
 			required = true;
 			break;
-		case 't':
-			test = true;
-			break;
 		case 'S':
-			cfg_write_sample(api_cfg_keys, API__MAX, "assay.conf", stdout);
-			return 0;
 		case 'D':
-			cfg_write_doc(api_cfg_keys, API__MAX, "assay.conf",
-			              CFG_DOC_MARKDOWN, stdout);
-			return 0;
 		case 'M':
-			cfg_write_doc(api_cfg_keys, API__MAX, "assay.conf", CFG_DOC_MAN,
-			              stdout);
+			cfg_write_option(c, api_cfg_keys, API__MAX, "assay.conf", stdout);
 			return 0;
 		case 'R':
 			print_routes();

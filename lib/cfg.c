@@ -560,3 +560,14 @@ cfg_write_doc(const struct cfg_key *keys, size_t n, const char *file, enum cfg_d
 		        keys[i].flags & CFG_RELOADABLE ? "yes" : "no", keys[i].doc);
 	}
 }
+
+void
+cfg_write_option(int opt, const struct cfg_key *keys, size_t n, const char *file,
+                 FILE *out)
+{
+	if (opt == 'S')
+		cfg_write_sample(keys, n, file, out);
+	else
+		cfg_write_doc(keys, n, file, opt == 'D' ? CFG_DOC_MARKDOWN : CFG_DOC_MAN,
+		              out);
+}

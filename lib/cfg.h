@@ -76,5 +76,17 @@ void cfg_write_sample(const struct cfg_key *, size_t, const char *file, FILE *);
 enum cfg_doc { CFG_DOC_MARKDOWN, CFG_DOC_MAN };
 void cfg_write_doc(const struct cfg_key *, size_t, const char *file, enum cfg_doc,
                    FILE *);
+/* The options every program with a key table has: 'S' (--sample-config)
+ * writes the sample file, 'D' (--config-doc) the Markdown doc, 'M'
+ * (--config-man) the manual page, to out. CFG_LONG_OPTIONS are their
+ * getopt_long entries. */
+#define CFG_LONG_OPTIONS                                                                 \
+	{"sample-config", no_argument, NULL, 'S'},                                       \
+	    {"config-doc", no_argument, NULL, 'D'},                                      \
+	{                                                                                \
+		"config-man", no_argument, NULL, 'M'                                     \
+	}
+void cfg_write_option(int opt, const struct cfg_key *, size_t, const char *file,
+                      FILE *out);
 
 #endif

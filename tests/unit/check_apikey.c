@@ -65,15 +65,4 @@ START_TEST(digests)
 }
 END_TEST
 
-int
-main(void)
-{
-	Suite *s = suite_create("apikey");
-	TCase *tc = tcase_create("apikey");
-
-	tcase_add_test(tc, keys);
-	tcase_add_test(tc, stream_tokens);
-	tcase_add_test(tc, digests);
-	suite_add_tcase(s, tc);
-	return unit_run(s);
-}
+UNIT_MAIN("apikey", keys, stream_tokens, digests)

@@ -103,16 +103,5 @@ START_TEST(append_split_and_end)
 }
 END_TEST
 
-int
-main(void)
-{
-	Suite *s = suite_create("fcgi");
-	TCase *tc = tcase_create("framing");
-
-	tcase_add_test(tc, parse_whole_and_partial);
-	tcase_add_test(tc, parse_padding_and_version);
-	tcase_add_test(tc, params_short_and_long);
-	tcase_add_test(tc, append_split_and_end);
-	suite_add_tcase(s, tc);
-	return unit_run(s);
-}
+UNIT_MAIN("fcgi", parse_whole_and_partial, parse_padding_and_version,
+          params_short_and_long, append_split_and_end)

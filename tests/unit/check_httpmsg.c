@@ -133,18 +133,5 @@ START_TEST(problem_bodies)
 }
 END_TEST
 
-int
-main(void)
-{
-	Suite *s = suite_create("httpmsg");
-	TCase *tc = tcase_create("httpmsg");
-
-	tcase_add_test(tc, reasons);
-	tcase_add_test(tc, request_ids);
-	tcase_add_test(tc, run_ids);
-	tcase_add_test(tc, api_keys_presented);
-	tcase_add_test(tc, paths_and_the_api_alias);
-	tcase_add_test(tc, problem_bodies);
-	suite_add_tcase(s, tc);
-	return unit_run(s);
-}
+UNIT_MAIN("httpmsg", reasons, request_ids, run_ids, api_keys_presented,
+          paths_and_the_api_alias, problem_bodies)

@@ -73,16 +73,5 @@ START_TEST(utf8_lengths)
 }
 END_TEST
 
-int
-main(void)
-{
-	Suite *s = suite_create("jsontext");
-	TCase *tc = tcase_create("jsontext");
-
-	tcase_add_test(tc, storable_text_passes);
-	tcase_add_test(tc, nul_characters_are_found_and_named);
-	tcase_add_test(tc, lone_surrogates_are_found);
-	tcase_add_test(tc, utf8_lengths);
-	suite_add_tcase(s, tc);
-	return unit_run(s);
-}
+UNIT_MAIN("jsontext", storable_text_passes, nul_characters_are_found_and_named,
+          lone_surrogates_are_found, utf8_lengths)

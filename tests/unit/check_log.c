@@ -95,15 +95,5 @@ START_TEST(every_line_is_json)
 }
 END_TEST
 
-int
-main(void)
-{
-	Suite *s = suite_create("log");
-	TCase *tc = tcase_create("log");
-
-	tcase_add_test(tc, messages_are_escaped);
-	tcase_add_test(tc, escaping_stops_within_the_buffer);
-	tcase_add_test(tc, every_line_is_json);
-	suite_add_tcase(s, tc);
-	return unit_run(s);
-}
+UNIT_MAIN("log", messages_are_escaped, escaping_stops_within_the_buffer,
+          every_line_is_json)

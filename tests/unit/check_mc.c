@@ -43,14 +43,4 @@ START_TEST(names_stay_within_bounds)
 }
 END_TEST
 
-int
-main(void)
-{
-	Suite *s = suite_create("mc");
-	TCase *tc = tcase_create("mc");
-
-	tcase_add_test(tc, names_agree);
-	tcase_add_test(tc, names_stay_within_bounds);
-	suite_add_tcase(s, tc);
-	return unit_run(s);
-}
+UNIT_MAIN("mc", names_agree, names_stay_within_bounds)

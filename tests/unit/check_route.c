@@ -106,17 +106,5 @@ START_TEST(overlong_parameter)
 }
 END_TEST
 
-int
-main(void)
-{
-	Suite *s = suite_create("route");
-	TCase *tc = tcase_create("route");
-
-	tcase_add_test(tc, literal_and_method);
-	tcase_add_test(tc, parameters);
-	tcase_add_test(tc, not_found);
-	tcase_add_test(tc, method_not_allowed);
-	tcase_add_test(tc, overlong_parameter);
-	suite_add_tcase(s, tc);
-	return unit_run(s);
-}
+UNIT_MAIN("route", literal_and_method, parameters, not_found, method_not_allowed,
+          overlong_parameter)

@@ -123,9 +123,19 @@ START_TEST(children_are_killed_by_number)
 }
 END_TEST
 
-START_TEST(seccomp_kills_forbidden_syscalls)
+/* The child pid ends killed by its seccomp filter (SIGSYS). */
+static void
+killed_by_filter(pid_t pid)
 {
 	int status;
+
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS, "status %#x",
+	              status);
+}
+
+START_TEST(seccomp_kills_forbidden_syscalls)
+{
 	pid_t pid = fork();
 
 	ck_assert_int_ge(pid, 0);
@@ -135,9 +145,7 @@ START_TEST(seccomp_kills_forbidden_syscalls)
 		syscall(SYS_getpid); /* not on the allowlist */
 		_exit(0);
 	}
-	waitpid(pid, &status, 0);
-	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS, "status %#x",
-	              status);
+	killed_by_filter(pid);
 }
 END_TEST
 
@@ -166,7 +174,6 @@ END_TEST
 /* The node filter: threads yes, processes no, no socket of any family. */
 START_TEST(node_filter_refuses_processes_and_network)
 {
-	int status;
 	pid_t pid = fork();
 
 	if (pid == 0) {
@@ -182,9 +189,7 @@ START_TEST(node_filter_refuses_processes_and_network)
 		(void)syscall(SYS_fork); /* killed here */
 		_exit(0);
 	}
-	waitpid(pid, &status, 0);
-	ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS, "status %#x",
-	              status);
+	killed_by_filter(pid);
 }
 END_TEST
 

@@ -47,14 +47,4 @@ START_TEST(entries_that_do_not_parse_match_nothing)
 }
 END_TEST
 
-int
-main(void)
-{
-	Suite *s = suite_create("util");
-	TCase *tc = tcase_create("util");
-
-	tcase_add_test(tc, addresses_in_networks);
-	tcase_add_test(tc, entries_that_do_not_parse_match_nothing);
-	suite_add_tcase(s, tc);
-	return unit_run(s);
-}
+UNIT_MAIN("util", addresses_in_networks, entries_that_do_not_parse_match_nothing)

@@ -155,19 +155,6 @@ START_TEST(uuids)
 }
 END_TEST
 
-int
-main(void)
-{
-	Suite *s = suite_create("valid");
-	TCase *tc = tcase_create("valid");
-
-	tcase_add_test(tc, valid_run_with_defaults);
-	tcase_add_test(tc, every_violation_is_listed);
-	tcase_add_test(tc, required_and_partial);
-	tcase_add_test(tc, lengths_are_characters);
-	tcase_add_test(tc, nul_in_strings_refused);
-	tcase_add_test(tc, parser_is_strict);
-	tcase_add_test(tc, uuids);
-	suite_add_tcase(s, tc);
-	return unit_run(s);
-}
+UNIT_MAIN("valid", valid_run_with_defaults, every_violation_is_listed,
+          required_and_partial, lengths_are_characters, nul_in_strings_refused,
+          parser_is_strict, uuids)

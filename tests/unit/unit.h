@@ -1,6 +1,7 @@
 /*
  * The runner every unit test's main() ends with: run the suite, report,
- * exit non-zero on any failure.
+ * exit non-zero on any failure; UNIT_MAIN for a program whose tests need
+ * no fixture.
  */
 #ifndef ASSAY_UNIT_H
 #define ASSAY_UNIT_H
@@ -19,5 +20,27 @@ unit_run(Suite *s)
 	srunner_free(sr);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
+
+/* Run n tests (the names START_TEST defines) as one suite called name. */
+static inline int
+unit_run_tests(const char *name, const TTest *const *tests, size_t n)
+{
+	Suite *s = suite_create(name);
+	TCase *tc = tcase_create(name);
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		tcase_add_test(tc, tests[i]);
+	suite_add_tcase(s, tc);
+	return unit_run(s);
+}
+
+/* The whole main() of a test program: UNIT_MAIN("util", test_a, test_b) */
+#define UNIT_MAIN(name, ...)                                                             \
+	int main(void)                                                                   \
+	{                                                                                \
+		const TTest *const tests[] = {__VA_ARGS__};                              \
+		return unit_run_tests(name, tests, sizeof tests / sizeof tests[0]);      \
+	}
 
 #endif
