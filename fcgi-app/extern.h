@@ -2,8 +2,12 @@
  * Internals of assay-api shared between its files. assay-api is a prefork
  * FastCGI responder: a master (master.c) owns the listening socket and
  * supervises workers (worker.c), each serving one request at a time
- * through the route table (routes.c, route.c) and handlers (health.c).
- * Only HTTP concerns live in this folder; storage and config are in lib/.
+ * through the route table (routes.c, matched by route.c): the dispatcher
+ * authenticates (auth.c), limits (limit.c) and checks the body (body.c,
+ * valid.c, fields.c) as the route's row says, then calls its handler
+ * (health.c, metrics.c, analyses.c, runs.c with idempotency.c and
+ * paging.c), which answers through http.c, reading through cache.c. Only
+ * HTTP concerns live in this folder; storage and config are in lib/.
  */
 #ifndef ASSAY_API_EXTERN_H
 #define ASSAY_API_EXTERN_H
