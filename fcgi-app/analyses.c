@@ -45,14 +45,20 @@ analysis_answer(struct req *r, int ok_status, const char *sql, int n,
                 const char *const *params)
 {
 	PGresult *res = http_query_db(r, sql, n, params);
-	char *members;
+	char *members, *location;
 
 	if (res == NULL)
 		return;
 	if (PQntuples(res) == 1) {
+		/* A second column, the new analysis' id, makes its Location. */
+		location = PQnfields(res) > 1
+		               ? xasprintf("Location: /api/v1/analyses/%s\r\n",
+		                           PQgetvalue(res, 0, 1))
+		               : NULL;
 		members = xasprintf("\"analysis\":%s", PQgetvalue(res, 0, 0));
-		http_success(r, ok_status, NULL, members);
+		http_success(r, ok_status, location, members);
 		free(members);
+		free(location);
 	} else {
 		analysis_not_found(r);
 	}
@@ -75,7 +81,7 @@ analyses_create(struct req *r)
 	    "  VALUES ($1, $2, $3, $4, $5, $6::int, $7::int, $8::int) RETURNING *),"
 	    " v AS (INSERT INTO analysis_versions (analysis_id, version, script_content)"
 	    "  SELECT id, version, script_content FROM a)"
-	    " SELECT assay_analysis_json(a) FROM a",
+	    " SELECT assay_analysis_json(a), a.id FROM a",
 	    AF__MAX + 1, params);
 }
 

@@ -92,11 +92,11 @@ body_json(struct req *r)
 		return NULL;
 	}
 	free(buf);
-	if (obj == NULL) {
+	if (obj == NULL && err[0] != '\0') {
 		http_problem(r, 400, "INVALID_JSON", NULL, "%s", err);
 		return NULL;
 	}
-	if (!json_object_is_type(obj, json_type_object)) {
+	if (!json_object_is_type(obj, json_type_object)) { /* null too */
 		errors = json_object_new_array();
 		valid_error(errors, "", "the body must be a JSON object");
 		body_invalid(r, errors);

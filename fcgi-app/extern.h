@@ -180,7 +180,8 @@ struct vfield {
 /*
  * Check body against the table: fill values and append one
  * {"pointer", "detail"} to errors per violation, unknown members included.
- * partial: nothing required, no defaults (PATCH). Values borrow from body.
+ * partial: nothing required, no defaults, at least one member (PATCH);
+ * a member given as null is a violation. Values borrow from body.
  */
 size_t valid_check(struct json_object *body, const struct vfield *, size_t n,
                    bool partial, struct vvalue *values, struct json_object *errors);
@@ -188,7 +189,8 @@ void valid_error(struct json_object *errors, const char *pointer, const char *fm
     __attribute__((format(printf, 3, 4)));
 /*
  * Parse len bytes (strict JSON, valid UTF-8, nothing but blanks after the
- * value). NULL on failure with a human explanation in err.
+ * value). NULL on failure with a human explanation in err; NULL with err
+ * "" when the document is JSON's null.
  */
 struct json_object *valid_parse(const char *buf, size_t len, char *err, size_t errlen);
 
@@ -279,6 +281,7 @@ struct shm {
 	uint64_t limited[TIER__MAX + 1]; /* 429s per tier; the last: per address */
 	uint64_t cache_hits, cache_misses, cache_local_hits, cache_errors;
 	uint64_t db_errors;
+	uint64_t runs_created;                  /* POST /runs answered 201 */
 	struct shm_hist http[METRIC_ROUTES][5]; /* by route and status class */
 	struct shm_hist db, cache_ops[2];       /* by enum cache_op */
 	struct shm_worker workers[SHM_WORKERS];
@@ -294,6 +297,7 @@ void metrics_request_start(void);
 void metrics_request_end(const struct req *, uint64_t us);
 enum cache_op { OP_READ, OP_COUNT }; /* cache reads; rate-limit counting */
 void metrics_cache_op(enum cache_op, uint64_t us);
+void metrics_run_created(void);
 route_handler metrics_serve;
 /* May this client read metrics (metrics_allow)? If not, answered 403. */
 bool metrics_allowed(struct req *);

@@ -220,6 +220,13 @@ put_db_gauges(FILE *f, struct req *r)
 	}
 }
 
+void
+metrics_run_created(void)
+{
+	if (shm != NULL)
+		__atomic_fetch_add(&shm->runs_created, 1, __ATOMIC_RELAXED);
+}
+
 bool
 metrics_allowed(struct req *r)
 {
@@ -304,6 +311,9 @@ metrics_serve(struct req *r)
 	     "1 while memcached answers; 0 while limits and cache fall back.");
 	fprintf(f, "memcached_up %d\n",
 	        !__atomic_load_n(&shm->mc_down, __ATOMIC_RELAXED));
+	head(f, "runs_total", "counter",
+	     "Runs created (POST /api/v1/runs answered 201).");
+	fprintf(f, "runs_total %llu\n", (unsigned long long)get(&shm->runs_created));
 	head(f, "rate_limit_exceeded_total", "counter",
 	     "Requests refused with 429, by tier (anonymous: per address).");
 	for (i = 0; i <= TIER__MAX; i++)

@@ -135,6 +135,7 @@ runs_create(struct req *r)
 	}
 	location = xasprintf("Location: /api/v1/runs/%s\r\n", PQgetvalue(res, 0, 0));
 	runs_send(r, 201, location, PQgetvalue(res, 0, 1), false);
+	metrics_run_created();
 	if (key != NULL)
 		idempotency_committed(r, key, hash, PQgetvalue(res, 0, 0));
 	free(location);
@@ -348,7 +349,7 @@ void
 runs_events_token(struct req *r)
 {
 	char days[16], ttl[16], token[APIKEY_TOKEN_LEN + 1], digest[65], *members,
-	    prefix[APIKEY_PREFIX_LEN + 1];
+	    *location, prefix[APIKEY_PREFIX_LEN + 1];
 	const char *params[6] = {r->match.params[0],
 	                         r->tenant->project_id,
 	                         history_days(r, days),
@@ -389,8 +390,11 @@ runs_events_token(struct req *r)
 		    xasprintf("\"token\":\"%s\",\"run_id\":\"%s\",\"expires_at\":\"%s\","
 		              "\"events_url\":\"/api/v1/runs/%s/events?token=%s\"",
 		              token, params[0], PQgetvalue(res, 0, 0), params[0], token);
-		http_success(r, 201, NULL, members);
+		location = xasprintf("Location: /api/v1/runs/%s/events?token=%s\r\n",
+		                     params[0], token);
+		http_success(r, 201, location, members);
 		free(members);
+		free(location);
 	} else {
 		run_not_found(r);
 	}

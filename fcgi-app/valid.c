@@ -256,6 +256,7 @@ valid_check(struct json_object *body, const struct vfield *fields, size_t n, boo
 	struct json_object *m;
 	size_t i, before = json_object_array_length(errors);
 	char ptr[160];
+	bool given;
 
 	memset(values, 0, n * sizeof *values);
 	json_object_object_foreach(body, key, val)
@@ -267,7 +268,13 @@ valid_check(struct json_object *body, const struct vfield *fields, size_t n, boo
 		}
 	}
 	for (i = 0; i < n; i++) {
-		if (json_object_object_get_ex(body, fields[i].name, &m) && m != NULL) {
+		given = json_object_object_get_ex(body, fields[i].name, &m);
+		if (given && m == NULL) {
+			/* Given as null: a mistake, not a request for the default. */
+			snprintf(ptr, sizeof ptr, "/%s", fields[i].name);
+			valid_error(errors, ptr, "must be %s, not null",
+			            kind_wants[fields[i].kind]);
+		} else if (given) {
 			check_field(m, &fields[i], &values[i], errors);
 		} else if (partial) {
 			continue;
@@ -282,6 +289,8 @@ valid_check(struct json_object *body, const struct vfield *fields, size_t n, boo
 			                    : atol(fields[i].def);
 		}
 	}
+	if (partial && json_object_object_length(body) == 0)
+		valid_error(errors, "", "give at least one member to change");
 	return json_object_array_length(errors) - before;
 }
 
@@ -295,13 +304,21 @@ valid_parse(const char *buf, size_t len, char *err, size_t errlen)
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
 	obj = json_tokener_parse_ex(tok, buf, (int)len);
 	end = json_tokener_get_parse_end(tok);
-	if (obj == NULL) {
-		enum json_tokener_error e = json_tokener_get_error(tok);
-
+	err[0] = '\0'; /* stays "" for JSON's null: valid, but no object */
+	if (obj == NULL && json_tokener_get_error(tok) == json_tokener_continue) {
+		/* A bare number or literal is only known to end at the end of the
+		 * input: say so once; anything else still open is incomplete. */
+		obj = json_tokener_parse_ex(tok, "", 1);
+		if (obj == NULL && json_tokener_get_error(tok) != json_tokener_success)
+			snprintf(err, errlen,
+			         "invalid JSON at byte %zu: the document is incomplete",
+			         len);
+		end = len;
+	} else if (obj == NULL && json_tokener_get_error(tok) != json_tokener_success) {
 		snprintf(err, errlen, "invalid JSON at byte %zu: %s", end,
-		         e == json_tokener_continue ? "the document is incomplete"
-		                                    : json_tokener_error_desc(e));
-	} else {
+		         json_tokener_error_desc(json_tokener_get_error(tok)));
+	}
+	if (err[0] == '\0') {
 		while (end < len && strchr(" \t\r\n", buf[end]) != NULL &&
 		       buf[end] != '\0')
 			end++;

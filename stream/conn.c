@@ -206,6 +206,18 @@ conn_start(struct conn *c, const char *status, long event_seq)
 {
 	char *head;
 
+	if (topic_terminal(status) && c->last >= event_seq) {
+		/* It has every event of a finished run: 204 tells an EventSource
+		 * to stop reconnecting. */
+		head = xasprintf("Status: 204 No Content\r\nX-Request-ID: %s\r\n"
+		                 "Cache-Control: no-store\r\n\r\n",
+		                 c->request_id);
+		conn_write(c, head, strlen(head));
+		free(head);
+		conn_end(c);
+		conn_flush(c);
+		return;
+	}
 	head = xasprintf("Status: 200 OK\r\nContent-Type: text/event-stream\r\n"
 	                 "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n"
 	                 "X-Request-ID: %s\r\n\r\nretry: %ld\n\n",
@@ -216,9 +228,6 @@ conn_start(struct conn *c, const char *status, long event_seq)
 	st.opened++;
 	st.active++;
 	c->state = C_LIVE;
-	if (topic_terminal(status) && c->last >= event_seq)
-		conn_end(c); /* nothing more will ever come */
-	else
-		topic_join(c, event_seq);
+	topic_join(c, event_seq);
 	conn_flush(c);
 }

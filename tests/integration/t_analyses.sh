@@ -5,6 +5,7 @@
 api POST /api/v1/analyses '{"title":"Sum","script":"function analyze(i) { return i.a + i.b; }"}'
 check "create: 201" "$status" 201
 id=$(json .analysis.id)
+check "create: Location" "$(header Location)" "/api/v1/analyses/$id"
 check "create: defaults runtime" "$(json .analysis.runtime)" js
 check "create: default timeout" "$(json .analysis.timeout_ms)" 30000
 check "create: version 1" "$(json .analysis.version)" 1
@@ -75,6 +76,15 @@ check "trailing data: 400" "$status" 400
 api POST /api/v1/analyses '[1, 2]'
 check "not an object: 422" "$status" 422
 check "not an object: root pointer" "$(json '.errors[0].pointer')" ""
+api PATCH "/api/v1/analyses/$id" '{}'
+check "PATCH {}: 422, nothing to change" "$status $(json '.errors[0].detail')" "422 give at least one member to change"
+api PATCH "/api/v1/analyses/$id" '{"title":null}'
+check "PATCH a null title: 422" "$status $(json '.errors[0].pointer') $(json '.errors[0].detail')" "422 /title must be a string, not null"
+for doc in null 0 true '"text"' 12.5; do
+  api POST /api/v1/analyses "$doc"
+  check "valid JSON that is no object ($doc): 422 saying so" "$status $(json '.errors[0].detail')" \
+    "422 the body must be a JSON object"
+done
 printf '{"title":"\xff\xfe","script":"x"}' >/tmp/badutf8.$$
 http POST /api/v1/analyses -H "Authorization: Bearer $ASSAY_API_KEY" -H 'Content-Type: application/json' --data-binary @/tmp/badutf8.$$
 rm -f /tmp/badutf8.$$

@@ -22,7 +22,7 @@ for family in http_request_duration_seconds http_requests_total http_requests_in
   assay_runs idempotency_store_size database_query_duration_seconds \
   database_connections_active database_connections_idle database_query_errors_total \
   cache_hits_total cache_misses_total cache_operation_duration_seconds \
-  rate_limit_exceeded_total assay_build_info memcached_up; do
+  rate_limit_exceeded_total assay_build_info memcached_up runs_total; do
   grep -q "^# TYPE $family " <<<"$body" && ok "family $family" || fail "family $family missing"
 done
 check_match "request histogram has buckets per route" "$body" \
@@ -31,6 +31,13 @@ check "no id, key or raw path in any label" \
   "$(grep -v '^#' <<<"$body" | grep -Eic '[0-9a-f]{8}-[0-9a-f]{4}|assay_[0-9a-f]{8}_')" 0
 check_match "in flight counts this request" "$(metric http_requests_in_flight)" '^[1-9]'
 check_match "database connections are open" "$(metric database_connections_idle)" '^[1-9]'
+
+# runs_total counts runs created (the seed's counter, beside assay_runs).
+before=$(metric runs_total)
+aid=$(new_analysis)
+api POST /api/v1/runs "{\"name\":\"counted\",\"analysis_id\":\"$aid\",\"start\":false}"
+api POST /api/v1/runs '{"name":"refused"}'
+check "runs_total: one more run created, the refused one not counted" "$(( $(metric runs_total) - before ))" 1
 
 # A 429 is counted under its tier.
 free='rate_limit_exceeded_total{tier="free"}'

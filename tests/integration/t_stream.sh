@@ -49,8 +49,8 @@ out=$(timeout 10 curl -sN -H "$auth" -H 'Last-Event-ID: 4' "$ASSAY_URL/api/v1/ru
 check "Last-Event-ID 4: the events after it" "$(ids_of <<<"$out")" 5,6,7
 out=$(timeout 10 curl -sN -H "$auth" "$ASSAY_URL/api/runs/$run/events?last_event_id=6")
 check "?last_event_id=6 (and the /api alias)" "$(ids_of <<<"$out")" 7
-out=$(timeout 10 curl -sN -H "$auth" -H 'Last-Event-ID: 7' "$ASSAY_URL/api/v1/runs/$run/events"); rc=$?
-check "resuming after the terminal event: ends at once" "$rc:$(ids_of <<<"$out")" "0:"
+code=$(timeout 10 curl -sN -o "$tmp/after" -w '%{http_code}' -H "$auth" -H 'Last-Event-ID: 7' "$ASSAY_URL/api/v1/runs/$run/events"); rc=$?
+check "resuming after the terminal event: 204, so that EventSource stops" "$rc:$code:$(wc -c <"$tmp/after")" "0:204:0"
 
 # Errors are problem+json.
 http GET "/api/v1/runs/$run/events"
@@ -79,6 +79,7 @@ check "token: 201" "$status" 201
 token=$(json .token)
 check_match "token shape" "$token" '^sse_[0-9a-f]{48}$'
 check "token: its URL" "$(json .events_url)" "/api/v1/runs/$run/events?token=$token"
+check "token: Location is the stream it opens" "$(header Location)" "/api/v1/runs/$run/events?token=$token"
 out=$(timeout 10 curl -sN "$ASSAY_URL/api/v1/runs/$run/events?token=$token&last_event_id=5")
 check "token opens the stream" "$(ids_of <<<"$out")" 6,7
 api POST /api/v1/runs "{\"name\":\"s2\",\"analysis_id\":\"$analysis\",\"start\":false}"

@@ -88,6 +88,13 @@ START_TEST(required_and_partial)
 	                  2);
 	ck_assert_str_eq(pointers(errors), "/title,/script");
 	json_object_put(errors);
+	errors = json_object_new_array(); /* a PATCH must change something */
+	ck_assert_uint_eq(valid_check(body, analysis_fields, AF__MAX, true, v, errors),
+	                  1);
+	ck_assert_str_eq(pointers(errors), "");
+	json_object_put(errors);
+	json_object_put(body);
+	body = parse("{\"title\":\"t\"}");
 	errors = json_object_new_array();
 	ck_assert_uint_eq(valid_check(body, analysis_fields, AF__MAX, true, v, errors),
 	                  0);
@@ -130,8 +137,9 @@ END_TEST
 
 START_TEST(parser_is_strict)
 {
-	static const char *const bad[] = {"{",     "{\"a\":1,}",       "{\"a\":1} x",
-	                                  "[1 2]", "{\"a\":\"\xff\"}", ""};
+	static const char *const bad[] = {
+	    "{", "{\"a\":1,}", "{\"a\":1} x", "[1 2]", "{\"a\":\"\xff\"}",
+	    "",  "null x",     "1 2"};
 	char err[256];
 	size_t i;
 
@@ -145,6 +153,42 @@ START_TEST(parser_is_strict)
 }
 END_TEST
 
+/* Valid JSON that is no object is parsed as what it is, so that the body
+ * can be refused for being no object (422), not for being incomplete. */
+START_TEST(null_members_refused)
+{
+	struct json_object *body = parse("{\"name\":\"n\",\"analysis_id\":"
+	                                 "\"00000000-0000-0000-0000-00000000000a\","
+	                                 "\"priority\":null,\"input\":null}");
+	struct json_object *errors = json_object_new_array();
+	struct vvalue v[RF__MAX];
+
+	ck_assert_uint_eq(valid_check(body, run_fields, RF__MAX, false, v, errors), 2);
+	ck_assert_str_eq(pointers(errors), "/input,/priority");
+	json_object_put(body);
+	json_object_put(errors);
+}
+END_TEST
+
+START_TEST(scalars_are_valid_json)
+{
+	struct json_object *o;
+	char err[256];
+
+	o = valid_parse("0", 1, err, sizeof err);
+	ck_assert(o != NULL && json_object_is_type(o, json_type_int));
+	json_object_put(o);
+	o = valid_parse("12.5e1", 6, err, sizeof err);
+	ck_assert(o != NULL && json_object_is_type(o, json_type_double));
+	json_object_put(o);
+	o = valid_parse("true", 4, err, sizeof err);
+	ck_assert(o != NULL && json_object_is_type(o, json_type_boolean));
+	json_object_put(o);
+	ck_assert_ptr_null(valid_parse(" null ", 6, err, sizeof err));
+	ck_assert_str_eq(err, "");
+}
+END_TEST
+
 START_TEST(uuids)
 {
 	ck_assert(httpmsg_uuid("0123abcd-4567-89ef-ABCD-0123456789ab"));
@@ -155,6 +199,6 @@ START_TEST(uuids)
 }
 END_TEST
 
-UNIT_MAIN("valid", valid_run_with_defaults, every_violation_is_listed,
-          required_and_partial, lengths_are_characters, nul_in_strings_refused,
-          parser_is_strict, uuids)
+UNIT_MAIN("valid", null_members_refused, scalars_are_valid_json, valid_run_with_defaults,
+          every_violation_is_listed, required_and_partial, lengths_are_characters,
+          nul_in_strings_refused, parser_is_strict, uuids)
