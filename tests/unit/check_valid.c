@@ -42,40 +42,54 @@ pointers(struct json_object *errors)
 	return buf;
 }
 
+/* Check a run body: how many violations, their pointers in *ptrs. The
+ * values borrow from the body, kept until the next call. */
+static size_t
+check_run(const char *text, struct vvalue *v, const char **ptrs)
+{
+	static struct json_object *body;
+	struct json_object *errors = json_object_new_array();
+	size_t n;
+
+	json_object_put(body);
+	body = parse(text);
+	n = valid_check(body, run_fields, RF__MAX, false, v, errors);
+	*ptrs = pointers(errors);
+	json_object_put(errors);
+	return n;
+}
+
 START_TEST(valid_run_with_defaults)
 {
-	struct json_object *body = parse("{\"name\":\"n\",\"analysis_id\":"
-	                                 "\"00000000-0000-0000-0000-00000000000a\"}");
-	struct json_object *errors = json_object_new_array();
 	struct vvalue v[RF__MAX];
+	const char *ptrs;
 
-	ck_assert_uint_eq(valid_check(body, run_fields, RF__MAX, false, v, errors), 0);
+	ck_assert_uint_eq(check_run("{\"name\":\"n\",\"analysis_id\":"
+	                            "\"00000000-0000-0000-0000-00000000000a\"}",
+	                            v, &ptrs),
+	                  0);
 	ck_assert_str_eq(v[RF_NAME].str, "n");
 	ck_assert(v[RF_START].present && v[RF_START].num == 1);
 	ck_assert_str_eq(v[RF_PRIORITY].str, "0");
 	ck_assert_str_eq(v[RF_TAGS].str, "[]");
 	ck_assert(!v[RF_INPUT].present && !v[RF_TOKEN].present);
-	json_object_put(errors);
-	json_object_put(body);
 }
 END_TEST
 
 START_TEST(every_violation_is_listed)
 {
-	struct json_object *body = parse("{\"name\":\"\",\"analysis_id\":\"x\",\"input\":"
-	                                 "[1],\"client_token\":\"a b c d e\","
-	                                 "\"tags\":[\"ok\",2,\"\"],\"priority\":5000,"
-	                                 "\"callback_url\":\"file:///etc/passwd\","
-	                                 "\"start\":1,\"x/y~z\":0}");
-	struct json_object *errors = json_object_new_array();
 	struct vvalue v[RF__MAX];
+	const char *ptrs;
 
-	ck_assert_uint_eq(valid_check(body, run_fields, RF__MAX, false, v, errors), 10);
-	ck_assert_str_eq(pointers(errors),
-	                 "/x~1y~0z,/name,/analysis_id,/input,/client_token,"
-	                 "/tags/1,/tags/2,/priority,/callback_url,/start");
-	json_object_put(errors);
-	json_object_put(body);
+	ck_assert_uint_eq(check_run("{\"name\":\"\",\"analysis_id\":\"x\",\"input\":"
+	                            "[1],\"client_token\":\"a b c d e\","
+	                            "\"tags\":[\"ok\",2,\"\"],\"priority\":5000,"
+	                            "\"callback_url\":\"file:///etc/passwd\","
+	                            "\"start\":1,\"x/y~z\":0}",
+	                            v, &ptrs),
+	                  10);
+	ck_assert_str_eq(ptrs, "/x~1y~0z,/name,/analysis_id,/input,/client_token,"
+	                       "/tags/1,/tags/2,/priority,/callback_url,/start");
 }
 END_TEST
 
@@ -123,15 +137,14 @@ END_TEST
 
 START_TEST(nul_in_strings_refused)
 {
-	struct json_object *body = parse("{\"name\":\"a\\u0000b\",\"analysis_id\":"
-	                                 "\"00000000-0000-0000-0000-00000000000a\"}");
-	struct json_object *errors = json_object_new_array();
 	struct vvalue v[RF__MAX];
+	const char *ptrs;
 
-	ck_assert_uint_eq(valid_check(body, run_fields, RF__MAX, false, v, errors), 1);
-	ck_assert_str_eq(pointers(errors), "/name");
-	json_object_put(errors);
-	json_object_put(body);
+	ck_assert_uint_eq(check_run("{\"name\":\"a\\u0000b\",\"analysis_id\":"
+	                            "\"00000000-0000-0000-0000-00000000000a\"}",
+	                            v, &ptrs),
+	                  1);
+	ck_assert_str_eq(ptrs, "/name");
 }
 END_TEST
 
@@ -153,23 +166,23 @@ START_TEST(parser_is_strict)
 }
 END_TEST
 
-/* Valid JSON that is no object is parsed as what it is, so that the body
- * can be refused for being no object (422), not for being incomplete. */
+/* A member given as null is refused, not taken for its default. */
 START_TEST(null_members_refused)
 {
-	struct json_object *body = parse("{\"name\":\"n\",\"analysis_id\":"
-	                                 "\"00000000-0000-0000-0000-00000000000a\","
-	                                 "\"priority\":null,\"input\":null}");
-	struct json_object *errors = json_object_new_array();
 	struct vvalue v[RF__MAX];
+	const char *ptrs;
 
-	ck_assert_uint_eq(valid_check(body, run_fields, RF__MAX, false, v, errors), 2);
-	ck_assert_str_eq(pointers(errors), "/input,/priority");
-	json_object_put(body);
-	json_object_put(errors);
+	ck_assert_uint_eq(check_run("{\"name\":\"n\",\"analysis_id\":"
+	                            "\"00000000-0000-0000-0000-00000000000a\","
+	                            "\"priority\":null,\"input\":null}",
+	                            v, &ptrs),
+	                  2);
+	ck_assert_str_eq(ptrs, "/input,/priority");
 }
 END_TEST
 
+/* Valid JSON that is no object is parsed as what it is, so that the body
+ * can be refused for being no object (422), not for being incomplete. */
 START_TEST(scalars_are_valid_json)
 {
 	struct json_object *o;
