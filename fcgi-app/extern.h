@@ -145,8 +145,9 @@ void http_problem_with(struct req *, int status, const char *code, const char *h
     __attribute__((format(printf, 6, 7)));
 /* A CGI parameter of the request, or NULL. */
 const char *http_param(const struct req *, const char *name);
-/* Query parameter name, percent-decoded into buf; false if absent or too long. */
-bool http_query(const struct req *, const char *name, char *buf, size_t len);
+/* Query parameter name, percent-decoded into buf: 1 when given, 0 when
+ * absent, -1 after answering 400 (longer than len - 1 bytes, or a NUL). */
+int http_query(struct req *, const char *name, char *buf, size_t len);
 /* 200/201/202 with {"success":true, <member>: <json text>} and more members. */
 void http_success(struct req *, int status, const char *headers, const char *members);
 /* Answer 503 for a database failure (DB_DOWN or DB_ERROR). */

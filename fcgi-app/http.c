@@ -138,8 +138,8 @@ hexval(char c)
 	return -1;
 }
 
-bool
-http_query(const struct req *r, const char *name, char *buf, size_t len)
+int
+http_query(struct req *r, const char *name, char *buf, size_t len)
 {
 	const char *q = http_param(r, "QUERY_STRING"), *p, *end;
 	size_t nlen = strlen(name), o;
@@ -149,9 +149,7 @@ http_query(const struct req *r, const char *name, char *buf, size_t len)
 		end = p + strcspn(p, "&");
 		if (strncmp(p, name, nlen) != 0 || p[nlen] != '=')
 			continue;
-		for (p += nlen + 1, o = 0; p < end; p++) {
-			if (o + 1 >= len)
-				return false;
+		for (p += nlen + 1, o = 0; p < end && o + 1 < len; p++) {
 			if (*p == '+') {
 				buf[o++] = ' ';
 			} else if (*p == '%' && end - p >= 3 &&
@@ -163,7 +161,17 @@ http_query(const struct req *r, const char *name, char *buf, size_t len)
 			}
 		}
 		buf[o] = '\0';
-		return strlen(buf) == o; /* an encoded NUL is not a value */
+		if (p < end) {
+			http_problem(r, 400, "INVALID_PARAMETER", NULL,
+			             "%s is too long: at most %zu bytes", name, len - 1);
+			return -1;
+		}
+		if (strlen(buf) != o) {
+			http_problem(r, 400, "INVALID_PARAMETER", NULL,
+			             "%s must not contain NUL characters", name);
+			return -1;
+		}
+		return 1;
 	}
-	return false;
+	return 0;
 }

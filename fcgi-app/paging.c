@@ -19,8 +19,11 @@ list_page(struct req *r, char limit[8], char cursor[128])
 {
 	char *end;
 	long n = 20;
+	int given;
 
-	if (http_query(r, "limit", limit, 8)) {
+	if ((given = http_query(r, "limit", limit, 8)) < 0)
+		return false;
+	if (given) {
 		n = strtol(limit, &end, 10);
 		if (*end != '\0' || n < 1 || n > 100) {
 			http_problem(r, 400, "INVALID_PARAMETER", NULL,
@@ -29,7 +32,9 @@ list_page(struct req *r, char limit[8], char cursor[128])
 		}
 	}
 	snprintf(limit, 8, "%ld", n + 1); /* one more tells whether a next page exists */
-	if (!http_query(r, "cursor", cursor, 128)) {
+	if ((given = http_query(r, "cursor", cursor, 128)) < 0)
+		return false;
+	if (!given) {
 		cursor[0] = '\0';
 	} else if (strspn(cursor, "0123456789") == 0 ||
 	           cursor[strspn(cursor, "0123456789")] != '_' ||

@@ -291,29 +291,44 @@ runs_result(struct req *r)
 void
 runs_list(struct req *r)
 {
-	char limit[8], cursor[128], status[16], tag[80], analysis[40], days[16];
+	char limit[8], cursor[128], status[64], tag[257], analysis[40], days[16], *st,
+	    *save;
 	const char *params[7];
 	PGresult *res;
+	int got[3];
 	size_t i;
 
-	if (!list_page(r, limit, cursor))
+	if (!list_page(r, limit, cursor) ||
+	    (got[0] = http_query(r, "status", status, sizeof status)) < 0 ||
+	    (got[1] = http_query(r, "tag", tag, sizeof tag)) < 0 ||
+	    (got[2] = http_query(r, "analysis_id", analysis, sizeof analysis)) < 0)
 		return;
 	params[0] = r->tenant->project_id;
-	params[1] = http_query(r, "status", status, sizeof status) ? status : NULL;
-	params[2] = http_query(r, "tag", tag, sizeof tag) ? tag : NULL;
-	params[3] =
-	    http_query(r, "analysis_id", analysis, sizeof analysis) ? analysis : NULL;
+	params[1] = got[0] ? status : NULL; /* one or more, comma-separated */
+	params[2] = got[1] ? tag : NULL;
+	params[3] = got[2] ? analysis : NULL;
 	params[4] = cursor[0] ? cursor : NULL;
 	params[5] = limit;
 	params[6] = history_days(r, days);
-	for (i = 0;
-	     params[1] != NULL && statuses[i] != NULL && strcmp(statuses[i], status); i++)
-		;
-	if (params[1] != NULL && statuses[i] == NULL) {
-		http_problem(r, 400, "INVALID_PARAMETER", NULL,
-		             "status must be created, pending, running, completed, "
-		             "failed or canceled");
-		return;
+	if (got[0]) {
+		char copy[sizeof status];
+
+		snprintf(copy, sizeof copy, "%s", status);
+		for (st = strtok_r(copy, ",", &save); st != NULL;
+		     st = strtok_r(NULL, ",", &save)) {
+			for (i = 0; statuses[i] != NULL && strcmp(statuses[i], st) != 0;
+			     i++)
+				;
+			if (statuses[i] == NULL)
+				break;
+		}
+		if (st != NULL || copy[0] == '\0' || status[strlen(status) - 1] == ',') {
+			http_problem(
+			    r, 400, "INVALID_PARAMETER", NULL,
+			    "status must be one or more (comma-separated) of created, "
+			    "pending, running, completed, failed, canceled");
+			return;
+		}
 	}
 	if (params[3] != NULL && !httpmsg_uuid(analysis)) {
 		http_problem(r, 400, "INVALID_PARAMETER", NULL,
@@ -324,7 +339,7 @@ runs_list(struct req *r)
 	    r,
 	    "SELECT assay_run_json(j), assay_cursor(j.created_at, j.id)"
 	    " FROM analysis_jobs j WHERE j.project_id = $1"
-	    " AND ($2::text IS NULL OR j.status = $2)"
+	    " AND ($2::text IS NULL OR j.status = ANY (string_to_array($2, ',')))"
 	    " AND ($3::text IS NULL OR j.tags @> ARRAY[$3])"
 	    " AND ($4::uuid IS NULL OR j.analysis_id = $4::uuid)"
 	    " AND ($5::text IS NULL OR (j.created_at, j.id) <"

@@ -130,6 +130,19 @@ api GET "/api/v1/runs?status=canceled&analysis_id=$aid"
 check "filter by status and analysis" "$(json '[.runs[].id] | join(",")')" "$later"
 api GET '/api/v1/runs?status=bogus'
 check "bad status filter: 400" "$status" 400
+api GET "/api/v1/runs?status=canceled,completed,failed&analysis_id=$aid"
+check "several statuses in one filter" "$(json '[.runs[] | select(.id == "'"$later"'")] | length')" 1
+check "several statuses: only those" "$(json '[.runs[].status] | map(select(. != "canceled" and . != "completed" and . != "failed")) | length')" 0
+api GET '/api/v1/runs?status=completed,'
+check "a status list with an empty item: 400" "$status" 400
+# Values longer than the API reads are refused, naming the parameter,
+# never silently dropped.
+for q in "tag=$(printf 'x%.0s' $(seq 1 300))" "cursor=$(printf '1%.0s' $(seq 1 200))" \
+  "limit=99999999999999999999" "status=$(printf 'failed,%.0s' $(seq 1 12))failed" \
+  "analysis_id=$(printf 'a%.0s' $(seq 1 60))"; do
+  api GET "/api/v1/runs?$q"
+  check "over-long ${q%%=*}: 400 naming it" "$status $(json .detail | cut -d' ' -f1)" "400 ${q%%=*}"
+done
 api GET '/api/v1/runs?analysis_id=x'
 check "bad analysis filter: 400" "$status" 400
 api GET '/api/v1/runs?limit=0'
