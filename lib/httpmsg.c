@@ -30,6 +30,7 @@ static const struct {
     {405, "Method Not Allowed"},
     {409, "Conflict"},
     {413, "Content Too Large"},
+    {414, "URI Too Long"},
     {415, "Unsupported Media Type"},
     {422, "Unprocessable Content"},
     {429, "Too Many Requests"},

@@ -26,38 +26,44 @@
 
 #define INVALID_KEY HTTPMSG_CHALLENGE ", error=\"invalid_token\"\r\n"
 
-/* A request parameter as a NUL-terminated copy in buf, or false. */
-static bool
+/* Copy vlen bytes of v into buf (len bytes): 1, or -1 (buf "") when
+ * they do not fit. */
+static int
+req_copy(const char *v, size_t vlen, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	if (vlen >= len)
+		return -1;
+	memcpy(buf, v, vlen);
+	buf[vlen] = '\0';
+	return 1;
+}
+
+/* A request parameter as a NUL-terminated copy in buf: 1 when given, 0
+ * when absent, -1 when too long for buf (never taken for absent). */
+static int
 req_param(const struct conn *c, const char *name, char *buf, size_t len)
 {
 	size_t vlen;
 	const char *v = fcgi_param(c->params, c->plen, name, &vlen);
 
-	if (v == NULL || vlen >= len)
-		return false;
-	memcpy(buf, v, vlen);
-	buf[vlen] = '\0';
-	return true;
+	buf[0] = '\0';
+	return v == NULL ? 0 : req_copy(v, vlen, buf, len);
 }
 
-/* The value of ?name= in query (no decoding: ids and tokens need none). */
-static bool
+/* The value of ?name= in query (no decoding: ids and tokens need none),
+ * as req_param says. */
+static int
 req_query_arg(const char *query, const char *name, char *buf, size_t len)
 {
-	size_t n = strlen(name), v;
+	size_t n = strlen(name);
 	const char *p;
 
-	for (p = query; p != NULL && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL) {
-		if (strncmp(p, name, n) != 0 || p[n] != '=')
-			continue;
-		v = strcspn(p + n + 1, "&");
-		if (v >= len)
-			return false;
-		memcpy(buf, p + n + 1, v);
-		buf[v] = '\0';
-		return true;
-	}
-	return false;
+	buf[0] = '\0';
+	for (p = query; p != NULL && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL)
+		if (strncmp(p, name, n) == 0 && p[n] == '=')
+			return req_copy(p + n + 1, strcspn(p + n + 1, "&"), buf, len);
+	return 0;
 }
 
 /* The run of the path in c->run (lowercase); false after answering. */
@@ -103,8 +109,8 @@ req_credentials(struct conn *c, const char *query)
 
 	qr->conn = c;
 	snprintf(qr->p[1], sizeof qr->p[1], "%s", c->run);
-	if (req_query_arg(query, "token", token, sizeof token)) {
-		if (!apikey_token_valid(token)) {
+	if (req_query_arg(query, "token", token, sizeof token) != 0) {
+		if (!apikey_token_valid(token)) { /* "" when too long */
 			free(qr);
 			conn_answer(c, 401, "INVALID_TOKEN", NULL,
 			            "the token is not valid");
@@ -114,9 +120,14 @@ req_credentials(struct conn *c, const char *query)
 		apikey_sha256_hex(token, strlen(token), qr->p[0]);
 		return qr;
 	}
-	key = httpmsg_api_key(
-	    req_param(c, "HTTP_AUTHORIZATION", auth, sizeof auth) ? auth : NULL,
-	    req_param(c, "HTTP_X_API_KEY", xkey, sizeof xkey) ? xkey : NULL);
+	if (req_param(c, "HTTP_AUTHORIZATION", auth, sizeof auth) < 0 ||
+	    req_param(c, "HTTP_X_API_KEY", xkey, sizeof xkey) < 0) {
+		free(qr);
+		conn_answer(c, 401, "INVALID_API_KEY", INVALID_KEY,
+		            "the API key is not valid");
+		return NULL;
+	}
+	key = httpmsg_api_key(auth[0] ? auth : NULL, xkey[0] ? xkey : NULL);
 	if (key == NULL || *key == '\0') {
 		free(qr);
 		conn_answer(c, 401, "UNAUTHENTICATED", HTTPMSG_CHALLENGE "\r\n",
@@ -138,16 +149,22 @@ req_credentials(struct conn *c, const char *query)
 static void
 req_admit(struct conn *c)
 {
-	char method[16], uri[2048], last[32], id[80], *q, *end;
+	char method[16], uri[8192], last[32], id[80], *q, *end;
 	struct query *qr;
 
-	httpmsg_request_id(req_param(c, "HTTP_X_REQUEST_ID", id, sizeof id) ? id : NULL,
+	httpmsg_request_id(req_param(c, "HTTP_X_REQUEST_ID", id, sizeof id) > 0 ? id
+	                                                                        : NULL,
 	                   c->request_id);
-	if (!req_param(c, "REQUEST_METHOD", method, sizeof method))
+	if (req_param(c, "REQUEST_METHOD", method, sizeof method) <= 0)
 		snprintf(method, sizeof method, "GET");
-	if (!req_param(c, "REQUEST_URI", uri, sizeof uri)) {
+	switch (req_param(c, "REQUEST_URI", uri, sizeof uri)) {
+	case 0:
 		conn_answer(c, 400, "BAD_REQUEST", NULL,
 		            "no REQUEST_URI from the web server");
+		return;
+	case -1:
+		conn_answer(c, 414, "URI_TOO_LONG", NULL,
+		            "the request URI is longer than 8 KiB");
 		return;
 	}
 	q = strchr(uri, '?');
@@ -156,8 +173,8 @@ req_admit(struct conn *c)
 	if (!req_run(c, uri, method))
 		return;
 	c->last = 0;
-	if (req_param(c, "HTTP_LAST_EVENT_ID", last, sizeof last) ||
-	    req_query_arg(q, "last_event_id", last, sizeof last)) {
+	if (req_param(c, "HTTP_LAST_EVENT_ID", last, sizeof last) != 0 ||
+	    req_query_arg(q, "last_event_id", last, sizeof last) != 0) {
 		c->last = strtol(last, &end, 10);
 		if (last[0] == '\0' || *end != '\0' || c->last < 0 ||
 		    c->last > 2147483647) {

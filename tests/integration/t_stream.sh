@@ -65,6 +65,11 @@ KEY=$other api GET "/api/v1/runs/$run/events"
 check "another tenant's run: 404" "$status" 404
 api GET "/api/v1/runs/$run/events" -H 'Last-Event-ID: soon'
 check "bad Last-Event-ID: 400" "$status" 400
+# Values too long for assay-stream are refused, never taken for absent.
+api GET "/api/v1/runs/$run/events" -H "Last-Event-ID: $(printf '9%.0s' $(seq 1 5000))"
+check "a 5,000-digit Last-Event-ID: 400" "$status $(json .code)" "400 INVALID_PARAMETER"
+http GET "/api/v1/runs/$run/events?token=sse_$(printf 'a%.0s' $(seq 1 5000))"
+check "a 5,000-character token: 401, not valid" "$status $(json .detail)" "401 the token is not valid"
 api POST "/api/v1/runs/$run/events"
 check "POST: 405" "$status:$(header Allow)" "405:GET"
 
