@@ -115,8 +115,9 @@ struct req {
 	char path[2048];
 	char request_id[65];
 	struct route_match match;
-	int status;              /* set when the response is sent */
-	char extra_headers[640]; /* sent with whatever response follows (limits) */
+	int status;                /* set when the response is sent */
+	char extra_headers[640];   /* sent with whatever response follows (limits) */
+	const char *cache_control; /* NULL: no-store */
 	uint64_t start_us;
 	/* A route with fields: its body, the violations found so far (a check
 	 * may add), and the members' values (req.v[i] for fields[i]). Freed by
@@ -150,6 +151,9 @@ const char *http_param(const struct req *, const char *name);
 int http_query(struct req *, const char *name, char *buf, size_t len);
 /* 200/201/202 with {"success":true, <member>: <json text>} and more members. */
 void http_success(struct req *, int status, const char *headers, const char *members);
+/* 200 like http_success, with an ETag of members, or 304 when If-None-Match
+ * names it; final (it never changes again): Cache-Control private, max-age. */
+void http_success_tagged(struct req *, const char *members, bool final);
 /* Answer 503 for a database failure (DB_DOWN or DB_ERROR). */
 void http_db_failure(struct req *, int rc);
 /* A handler's query: the result, or NULL after rolling back any open

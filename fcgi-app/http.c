@@ -14,6 +14,7 @@
 
 #include <json-c/json.h>
 
+#include "apikey.h"
 #include "extern.h"
 #include "db.h"
 #include "httpmsg.h"
@@ -39,10 +40,11 @@ http_send(struct req *r, int status, const char *ctype, const char *headers,
 	             "Content-Type: %s\r\n"
 	             "Content-Length: %zu\r\n"
 	             "X-Request-ID: %s\r\n"
-	             "Cache-Control: no-store\r\n"
+	             "Cache-Control: %s\r\n"
 	             "%s%s\r\n",
 	             status, httpmsg_reason(status), ctype, len, r->request_id,
-	             r->extra_headers, headers ? headers : "");
+	             r->cache_control ? r->cache_control : "no-store", r->extra_headers,
+	             headers ? headers : "");
 	if (n < 0 || (size_t)n >= sizeof head)
 		abort(); /* callers pass short, fixed headers */
 	FCGX_PutStr(head, n, r->fcgi->out);
@@ -115,6 +117,23 @@ http_query_db(struct req *r, const char *sql, int n, const char *const *params)
 		return NULL;
 	}
 	return res;
+}
+
+void
+http_success_tagged(struct req *r, const char *members, bool final)
+{
+	const char *inm = http_param(r, "HTTP_IF_NONE_MATCH");
+	char digest[65], etag[64], header[80];
+
+	apikey_sha256_hex(members, strlen(members), digest);
+	snprintf(etag, sizeof etag, "\"%.32s\"", digest);
+	snprintf(header, sizeof header, "ETag: %s\r\n", etag);
+	if (final) /* it will never change: the client may keep it */
+		r->cache_control = "private, max-age=86400";
+	if (inm != NULL && (strstr(inm, etag) != NULL || strcmp(inm, "*") == 0))
+		http_send(r, 304, "application/json", header, "", 0);
+	else
+		http_success(r, 200, header, members);
 }
 
 void

@@ -161,10 +161,26 @@ history_days(struct req *r, char buf[16])
 	" AND (" param "::int = 0 OR " col " > now() - make_interval(days => " param     \
 	"::int))"
 
+/* Is the run (its JSON) finished, so that it never changes again? */
+static bool
+run_final(const char *run_json)
+{
+	struct json_object *o = json_tokener_parse(run_json), *st;
+	bool final = false;
+	size_t i;
+
+	if (o != NULL && json_object_object_get_ex(o, "status", &st))
+		for (i = 3; statuses[i] != NULL; i++) /* completed, failed, canceled */
+			final =
+			    final || strcmp(json_object_get_string(st), statuses[i]) == 0;
+	json_object_put(o);
+	return final;
+}
+
 void
 runs_get(struct req *r)
 {
-	char days[16], name[160];
+	char days[16], name[160], *text, *members;
 	const char *params[3] = {r->match.params[0], r->tenant->project_id,
 	                         history_days(r, days)};
 
@@ -175,13 +191,25 @@ runs_get(struct req *r)
 	/* Runs in progress briefly (the executor forgets them when it changes
 	 * them), finished runs for long: they never change again. */
 	mc_run_name(name, MC_RUN, params[0]);
-	cache_answer(
-	    r, name, TTL_SHORT, "run", run_not_found,
+	switch (cache_query(
+	    r, name, TTL_SHORT,
 	    "SELECT assay_run_json(j), j.status IN ('completed', 'failed', "
 	    "'canceled')"
 	    " FROM analysis_jobs j WHERE j.id = $1 AND j.project_id = $2" WITHIN_HISTORY(
 	        "j.created_at", "$3"),
-	    3, params);
+	    3, params, &text)) {
+	case CACHE_FOUND:
+		members = xasprintf("\"run\":%s", text);
+		http_success_tagged(r, members, run_final(text));
+		free(members);
+		free(text);
+		break;
+	case CACHE_NONE:
+		run_not_found(r);
+		break;
+	case CACHE_FAILED:
+		break;
+	}
 }
 
 /*
@@ -273,9 +301,9 @@ runs_result(struct req *r)
 			http_problem(r, 409, "RUN_NOT_FINISHED", NULL,
 			             "the run is %.*s; it has no result yet",
 			             (int)strlen(text) - 2, text + 1);
-		} else {
+		} else { /* only a finished run has one: it never changes */
 			members = xasprintf("\"result\":%s", text);
-			http_success(r, 200, NULL, members);
+			http_success_tagged(r, members, true);
 			free(members);
 		}
 		free(text);

@@ -109,6 +109,14 @@ wait $listener
 check_match "cancel running: executor notified" "$(cat "$tmp/listen")" "notification \"assay_cancel\" with payload \"$run\""
 check "cancel running: event" "$(sql "SELECT type FROM job_events WHERE job_id = '$run' ORDER BY seq DESC LIMIT 1")" cancel_requested
 
+# Conditional GETs: every run carries an ETag; one in progress may not be kept.
+api GET "/api/v1/runs/$run"
+etag=$(header ETag)
+check_match "run in progress: an ETag" "$etag" '^"[0-9a-f]{32}"$'
+check "run in progress: not to be kept" "$(header Cache-Control)" no-store
+api GET "/api/v1/runs/$run" -H "If-None-Match: $etag"
+check "run in progress, unchanged: 304 without a body" "$status:${#body}" "304:0"
+
 # result: 409 until finished, then the result.
 api GET "/api/v1/runs/$run/result"
 check "result while running: 409" "$status" 409
@@ -118,6 +126,14 @@ api GET "/api/v1/runs/$run/result"
 check "result: 200" "$status" 200
 check "result: value" "$(json -c .result.result)" '{"sum":3}'
 check "result: status" "$(json .result.status)" completed
+etag=$(header ETag)
+check_match "finished result: an ETag" "$etag" '^"[0-9a-f]{32}"$'
+check "finished result: the client may keep it" "$(header Cache-Control)" "private, max-age=86400"
+api GET "/api/v1/runs/$run/result" -H "If-None-Match: W/\"other\", $etag"
+check "If-None-Match naming it: 304 without a body" "$status:${#body}" "304:0"
+check "the 304 names the ETag" "$(header ETag)" "$etag"
+api GET "/api/v1/runs/$run/result" -H 'If-None-Match: "0123"'
+check "If-None-Match naming another: 200" "$status" 200
 check "every change is an event" "$(sql "SELECT string_agg(type, ',' ORDER BY seq) FROM job_events WHERE job_id = '$run'")" \
   "created,pending,running,cancel_requested,completed"
 api POST "/api/v1/runs/$run/cancel"
