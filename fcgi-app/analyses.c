@@ -96,7 +96,7 @@ analyses_get(struct req *r)
 		return;
 	}
 	snprintf(name, sizeof name, "analysis:%s", params[0]);
-	cache_answer(r, name, TTL_ANALYSIS, "analysis", analysis_not_found,
+	cache_answer(r, name, TTL_ANALYSIS, "analysis", analysis_not_found, NULL,
 	             "SELECT assay_analysis_json(a) FROM analyses a"
 	             " WHERE a.id = $1 AND a.project_id = $2 AND a.is_active",
 	             2, params);

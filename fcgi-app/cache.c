@@ -205,14 +205,15 @@ cache_forget_run(struct req *r, const char *run)
 
 void
 cache_answer(struct req *r, const char *name, enum ttl_class ttl, const char *member,
-             route_handler *not_found, const char *sql, int n, const char *const *params)
+             route_handler *not_found, bool (*final)(const char *), const char *sql,
+             int n, const char *const *params)
 {
 	char *text, *members;
 
 	switch (cache_query(r, name, ttl, sql, n, params, &text)) {
 	case CACHE_FOUND:
 		members = xasprintf("\"%s\":%s", member, text);
-		http_success(r, 200, NULL, members);
+		http_success_tagged(r, members, final != NULL && final(text));
 		free(members);
 		free(text);
 		break;

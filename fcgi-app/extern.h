@@ -260,11 +260,12 @@ enum cache_rc cache_query(struct req *, const char *name, enum ttl_class, const 
 void cache_forget(struct req *, const char *name);
 /* Forget both of a run's entries (mc_run_name), here and in memcached. */
 void cache_forget_run(struct req *, const char *run);
-/* A GET of one object through cache_query: 200 {"success":true, member: value},
- * or not_found when there is no row. */
+/* A GET of one object through cache_query: 200 {"success":true, member: value}
+ * with its ETag (304 for If-None-Match; final, may be NULL, says whether the
+ * value never changes again), or not_found when there is no row. */
 void cache_answer(struct req *, const char *name, enum ttl_class, const char *member,
-                  route_handler *not_found, const char *sql, int n,
-                  const char *const *params);
+                  route_handler *not_found, bool (*final)(const char *value),
+                  const char *sql, int n, const char *const *params);
 
 /* shm.c: counters shared by all workers of this host (made before forking). */
 #define SHM_LIMIT_SLOTS 8192

@@ -180,7 +180,7 @@ run_final(const char *run_json)
 void
 runs_get(struct req *r)
 {
-	char days[16], name[160], *text, *members;
+	char days[16], name[160];
 	const char *params[3] = {r->match.params[0], r->tenant->project_id,
 	                         history_days(r, days)};
 
@@ -191,25 +191,13 @@ runs_get(struct req *r)
 	/* Runs in progress briefly (the executor forgets them when it changes
 	 * them), finished runs for long: they never change again. */
 	mc_run_name(name, MC_RUN, params[0]);
-	switch (cache_query(
-	    r, name, TTL_SHORT,
+	cache_answer(
+	    r, name, TTL_SHORT, "run", run_not_found, run_final,
 	    "SELECT assay_run_json(j), j.status IN ('completed', 'failed', "
 	    "'canceled')"
 	    " FROM analysis_jobs j WHERE j.id = $1 AND j.project_id = $2" WITHIN_HISTORY(
 	        "j.created_at", "$3"),
-	    3, params, &text)) {
-	case CACHE_FOUND:
-		members = xasprintf("\"run\":%s", text);
-		http_success_tagged(r, members, run_final(text));
-		free(members);
-		free(text);
-		break;
-	case CACHE_NONE:
-		run_not_found(r);
-		break;
-	case CACHE_FAILED:
-		break;
-	}
+	    3, params);
 }
 
 /*
