@@ -10,8 +10,9 @@
  * judged on   previous * (time left in the current window / W) + current,
  * which assumes the previous window's requests were evenly spread (the
  * usual error is a few percent, and never lets a burst of more than twice
- * the quota through at a window edge). Refused requests count too, so a
- * client that keeps hammering stays refused until it slows down.
+ * the quota through at a window edge). A refused request is taken back, so
+ * refusals never push the wait further; its Retry-After, X-RateLimit-Reset
+ * and RateLimit t= are one figure: when one more request would pass.
  *
  * Counters live in memcached, shared by every worker of every API host.
  * Every request is also counted in memory shared by this host's workers
@@ -145,6 +146,29 @@ counts_shared(const char *name, uint64_t window, uint64_t *cur, uint64_t *prev)
 	*prev = p;
 }
 
+/* A refused request is not counted: take back what count() added, in the
+ * host's table and in memcached, so that refusals do not push the wait
+ * further. */
+static void
+uncount(struct app *app, const char *name, uint64_t window)
+{
+	uint64_t h = hash64(name), old, next, c;
+	struct shm_counter *s = &shm->limit[h % SHM_LIMIT_SLOTS];
+	char key[200];
+
+	do {
+		old = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+		c = (old >> 20) & C_MAX;
+		if (__atomic_load_n(&s->hash, __ATOMIC_RELAXED) != h ||
+		    old >> 40 != (window & W_MASK) || c == 0)
+			break;
+		next = (old & ~((uint64_t)C_MAX << 20)) | (c - 1) << 20;
+	} while (!__atomic_compare_exchange_n(&s->state, &old, next, false,
+	                                      __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE));
+	snprintf(key, sizeof key, "assay:rl:%s:%llu", name, (unsigned long long)window);
+	mc_decr(app->mc, key);
+}
+
 /* memcached's reachability changed: say so once per host, not once per worker. */
 static void
 note_memcached(struct mc *mc)
@@ -192,6 +216,9 @@ count(struct app *app, const char *name, const struct window *w, struct verdict 
 	v->retry_after = (long)ceil(f * (double)w->seconds);
 	if (v->retry_after < 1)
 		v->retry_after = 1;
+	/* One figure for every header of a refusal: when to come back. */
+	v->reset = v->retry_after;
+	uncount(app, name, window);
 }
 
 /* "X-RateLimit-*" and IETF "RateLimit" fields for the window that decides. */

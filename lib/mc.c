@@ -181,6 +181,16 @@ mc_incr(struct mc *m, const char *key, unsigned ttl_s, uint64_t *value)
 	return MC_DOWN;
 }
 
+void
+mc_decr(struct mc *m, const char *key)
+{
+	uint64_t value;
+
+	if (mc_ready(m))
+		(void)mc_result(m,
+		                memcached_decrement(m->mc, key, strlen(key), 1, &value));
+}
+
 struct mc_each {
 	void (*fn)(const char *, unsigned, bool, void *);
 	void *arg;

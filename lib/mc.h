@@ -42,6 +42,8 @@ enum mc_rc mc_add(struct mc *, const char *key, const char *val, size_t len,
                   unsigned ttl_s);
 /* Add one to a counter, creating it at 1 with ttl_s when absent. */
 enum mc_rc mc_incr(struct mc *, const char *key, unsigned ttl_s, uint64_t *value);
+/* Take one back from a counter mc_incr made (never below 0); best effort. */
+void mc_decr(struct mc *, const char *key);
 
 /*
  * The cache's keys and write marks, shared by assay-api (which caches) and

@@ -35,6 +35,9 @@ check "X-RateLimit-Remaining" "$(header X-RateLimit-Remaining)" 0
 check_match "X-RateLimit-Reset is a time" "$(header X-RateLimit-Reset)" '^1[0-9]{9}$'
 check "RateLimit-Policy" "$(header RateLimit-Policy)" '"requests";q=20;w=60'
 check_match "RateLimit" "$(header RateLimit)" '^"requests";r=0;t=[0-9]+$'
+check "one figure: RateLimit t= is Retry-After" "$(header RateLimit | sed 's/.*t=//')" "$(header Retry-After)"
+check_match "one figure: X-RateLimit-Reset is now + Retry-After" \
+  "$(( $(header X-RateLimit-Reset) - $(date +%s) - $(header Retry-After) ))" '^-?[0-2]$'
 
 # Runs per hour are limited separately from requests.
 KEY=$(new_tenant "runs_$$_$RANDOM" free)
@@ -49,6 +52,10 @@ check "runs: the 11th in an hour gets 429" "$status" 429
 check "runs: the runs window decides" "$(header X-RateLimit-Window)" 3600
 check "runs: its limit" "$(header X-RateLimit-Limit)" 10
 check_match "runs: says so" "$(json .detail)" "10 new runs per 3600 s"
+first=$(header Retry-After)
+for i in 1 2 3 4 5 6; do api POST /api/v1/runs "{\"name\":\"again$i\",\"analysis_id\":\"$analysis\"}"; done
+check "runs: refused again, the wait does not grow with refusals" \
+  "$(( $(header Retry-After) <= first + 1 && $(header Retry-After) <= 3600 ))" 1
 api GET /api/v1/runs
 check "runs: other requests still pass" "$status" 200
 check "runs: no run was lost or added" "$(json '.runs | length')" 10
