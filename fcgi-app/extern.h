@@ -118,6 +118,7 @@ struct req {
 	int status;                /* set when the response is sent */
 	char extra_headers[640];   /* sent with whatever response follows (limits) */
 	const char *cache_control; /* NULL: no-store */
+	const char *cors_origin;   /* an allowed Origin the response names, or NULL */
 	uint64_t start_us;
 	/* A route with fields: its body, the violations found so far (a check
 	 * may add), and the members' values (req.v[i] for fields[i]). Freed by

@@ -41,9 +41,12 @@ http_send(struct req *r, int status, const char *ctype, const char *headers,
 	             "Content-Length: %zu\r\n"
 	             "X-Request-ID: %s\r\n"
 	             "Cache-Control: %s\r\n"
-	             "%s%s\r\n",
+	             "%s%s%s%s%s%s\r\n",
 	             status, httpmsg_reason(status), ctype, len, r->request_id,
-	             r->cache_control ? r->cache_control : "no-store", r->extra_headers,
+	             r->cache_control ? r->cache_control : "no-store",
+	             r->cors_origin ? "Access-Control-Allow-Origin: " : "",
+	             r->cors_origin ? r->cors_origin : "", r->cors_origin ? "\r\n" : "",
+	             r->cors_origin ? HTTPMSG_CORS_EXPOSE : "", r->extra_headers,
 	             headers ? headers : "");
 	if (n < 0 || (size_t)n >= sizeof head)
 		abort(); /* callers pass short, fixed headers */

@@ -105,7 +105,7 @@ worker_serve(struct app *app, FCGX_Request *fr, bool metrics)
 	struct tenant tenant;
 	const struct route *rt;
 	struct req r;
-	char allow[128], headers[160];
+	char allow[128], headers[160], preflight[512];
 
 	memset(&r, 0, sizeof r);
 	r.start_us = util_now_us();
@@ -118,6 +118,9 @@ worker_serve(struct app *app, FCGX_Request *fr, bool metrics)
 		r.method = "GET";
 	httpmsg_request_id(http_param(&r, "HTTP_X_REQUEST_ID"), r.request_id);
 	req_path(&r);
+	if (httpmsg_origin_allowed(http_param(&r, "HTTP_ORIGIN"),
+	                           cfg_str(app->cfg, API_CORS_ORIGINS)))
+		r.cors_origin = http_param(&r, "HTTP_ORIGIN");
 
 	switch (route_match(api_routes, api_nroutes, r.method, r.path, &r.match)) {
 	case ROUTE_OK: /* what the route's row asks for, in order */
@@ -134,6 +137,15 @@ worker_serve(struct app *app, FCGX_Request *fr, bool metrics)
 		if (!limit_request(&r))
 			break;
 		route_allow(r.match.allow, allow, sizeof allow);
+		if (strcmp(r.method, "OPTIONS") == 0) { /* a CORS preflight, or asking */
+			snprintf(preflight, sizeof preflight, "Allow: %s\r\n%s%s%s%s",
+			         allow,
+			         r.cors_origin ? "Access-Control-Allow-Methods: " : "",
+			         r.cors_origin ? allow : "", r.cors_origin ? "\r\n" : "",
+			         r.cors_origin ? HTTPMSG_CORS_PREFLIGHT : "");
+			http_send(&r, 204, "application/json", preflight, "", 0);
+			break;
+		}
 		snprintf(headers, sizeof headers, "Allow: %s\r\n", allow);
 		http_problem(&r, 405, "METHOD_NOT_ALLOWED", headers,
 		             "%s is not allowed on %s; allowed: %s", r.method, r.path,

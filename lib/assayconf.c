@@ -106,6 +106,11 @@ const struct cfg_key api_cfg_keys[API__MAX] = {
                            "clients may read /metrics and /internal/cache-stats, "
                            "as the web server reports the client's address; "
                            "others get 403."},
+    [API_CORS_ORIGINS] = {"api", "cors_allow_origins", CFG_STRING, "", NULL, 0, 0, NULL,
+                          CFG_RELOADABLE,
+                          "Origins (comma-separated, e.g. https://app.example.com) "
+                          "whose browser pages may call the API and follow event "
+                          "streams (CORS), assay-stream included. Empty: none."},
 #define TIER_KEYS(t, name, req, runs, days)                                              \
 	[API_TIER_FIRST + (t)*TF__MAX +                                                  \
 	    TF_REQUESTS] =                                                               \

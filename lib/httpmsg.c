@@ -142,3 +142,22 @@ httpmsg_problem(int status, const char *code, const char *detail, const char *re
 	json_object_put(p);
 	return body;
 }
+
+bool
+httpmsg_origin_allowed(const char *origin, const char *allowed)
+{
+	size_t olen = origin != NULL ? strlen(origin) : 0, n;
+	const char *p;
+
+	if (olen == 0)
+		return false;
+	for (p = allowed; *p != '\0'; p += n + (p[n] == ',')) {
+		p += strspn(p, " \t");
+		n = strcspn(p, ", \t");
+		if (n == olen && strncmp(p, origin, n) == 0)
+			return true;
+		if (n == 0 && p[0] != ',')
+			break;
+	}
+	return false;
+}

@@ -16,6 +16,21 @@ struct json_object;
 /* The challenge of a 401 (without the line's CRLF). */
 #define HTTPMSG_CHALLENGE "WWW-Authenticate: Bearer realm=\"assay\""
 
+/* CORS: the headers a response to an allowed origin carries, and those a
+ * preflight answers with (its methods follow in Access-Control-Allow-Methods). */
+#define HTTPMSG_CORS_EXPOSE                                                              \
+	"Access-Control-Expose-Headers: X-Request-ID, Location, Retry-After, ETag, "     \
+	"X-RateLimit-Tier, X-RateLimit-Limit, X-RateLimit-Window, "                      \
+	"X-RateLimit-Remaining, "                                                        \
+	"X-RateLimit-Reset, RateLimit, RateLimit-Policy\r\nVary: Origin\r\n"
+#define HTTPMSG_CORS_PREFLIGHT                                                           \
+	"Access-Control-Allow-Headers: Authorization, X-API-Key, Content-Type, "         \
+	"Idempotency-Key, If-None-Match, Last-Event-ID, X-Request-ID, "                  \
+	"X-No-Compression\r\n"                                                           \
+	"Access-Control-Max-Age: 600\r\n"
+/* Is origin (the request's Origin header, may be NULL) one of allowed
+ * ("https://a.example, http://localhost:3000": exact, comma-separated)? */
+bool httpmsg_origin_allowed(const char *origin, const char *allowed);
 /* The reason phrase of status; "Unknown" for a status Assay never sends. */
 const char *httpmsg_reason(int status);
 /*

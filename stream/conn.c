@@ -162,6 +162,35 @@ conn_close(struct conn *c)
 		conn_bury(c);
 }
 
+/* The CORS headers of a response to c: none unless its origin is allowed. */
+static const char *
+conn_cors(const struct conn *c)
+{
+	static char h[512];
+
+	if (c->origin[0] == '\0')
+		return "";
+	snprintf(h, sizeof h, "Access-Control-Allow-Origin: %s\r\n%s", c->origin,
+	         HTTPMSG_CORS_EXPOSE);
+	return h;
+}
+
+void
+conn_options(struct conn *c)
+{
+	char *msg = xasprintf(
+	    "Status: 204 No Content\r\nAllow: GET\r\nX-Request-ID: %s\r\n"
+	    "%s%s\r\n",
+	    c->request_id, conn_cors(c),
+	    c->origin[0] ? "Access-Control-Allow-Methods: GET\r\n" HTTPMSG_CORS_PREFLIGHT
+	                 : "");
+
+	conn_write(c, msg, strlen(msg));
+	free(msg);
+	conn_end(c);
+	conn_flush(c);
+}
+
 void
 conn_answer(struct conn *c, int status, const char *code, const char *headers,
             const char *detail)
@@ -169,11 +198,11 @@ conn_answer(struct conn *c, int status, const char *code, const char *headers,
 	char *body, *msg;
 
 	body = httpmsg_problem(status, code, detail, c->request_id, NULL);
-	msg =
-	    xasprintf("Status: %d\r\nContent-Type: application/problem+json\r\n"
-	              "Content-Length: %zu\r\nX-Request-ID: %s\r\n"
-	              "Cache-Control: no-store\r\n%s\r\n%s",
-	              status, strlen(body), c->request_id, headers ? headers : "", body);
+	msg = xasprintf("Status: %d\r\nContent-Type: application/problem+json\r\n"
+	                "Content-Length: %zu\r\nX-Request-ID: %s\r\n"
+	                "Cache-Control: no-store\r\n%s%s\r\n%s",
+	                status, strlen(body), c->request_id, conn_cors(c),
+	                headers ? headers : "", body);
 	conn_write(c, msg, strlen(msg));
 	conn_end(c);
 	free(body);
@@ -210,8 +239,8 @@ conn_start(struct conn *c, const char *status, long event_seq)
 		/* It has every event of a finished run: 204 tells an EventSource
 		 * to stop reconnecting. */
 		head = xasprintf("Status: 204 No Content\r\nX-Request-ID: %s\r\n"
-		                 "Cache-Control: no-store\r\n\r\n",
-		                 c->request_id);
+		                 "Cache-Control: no-store\r\n%s\r\n",
+		                 c->request_id, conn_cors(c));
 		conn_write(c, head, strlen(head));
 		free(head);
 		conn_end(c);
@@ -220,8 +249,8 @@ conn_start(struct conn *c, const char *status, long event_seq)
 	}
 	head = xasprintf("Status: 200 OK\r\nContent-Type: text/event-stream\r\n"
 	                 "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n"
-	                 "X-Request-ID: %s\r\n\r\nretry: %ld\n\n",
-	                 c->request_id, cfg_int(st.cfg, STREAM_RETRY_MS));
+	                 "X-Request-ID: %s\r\n%s\r\nretry: %ld\n\n",
+	                 c->request_id, conn_cors(c), cfg_int(st.cfg, STREAM_RETRY_MS));
 	conn_write(c, head, strlen(head));
 	free(head);
 	c->streaming = true;

@@ -86,6 +86,7 @@ struct conn {
 	long last;                /* id of the last event sent */
 	char run[37];
 	char request_id[65];
+	char origin[256]; /* an allowed Origin (cors_allow_origins), or "" */
 	uint64_t start_us, last_write_us;
 	unsigned long sent;
 	size_t slot;        /* index in st.all */
@@ -142,6 +143,9 @@ void conn_bury(struct conn *);
 void conn_bury_all(void);
 /* A complete HTTP answer (not a stream) and the end of the request;
  * headers (CRLF-terminated lines) may be NULL. */
+/* OPTIONS: 204 with Allow: GET, and the CORS preflight headers for an
+ * allowed origin. */
+void conn_options(struct conn *);
 void conn_answer(struct conn *, int status, const char *code, const char *headers,
                  const char *detail);
 /* Queue one event; false when the client's buffer is full (it is paused

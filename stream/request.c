@@ -83,6 +83,10 @@ req_run(struct conn *c, const char *uri, const char *method)
 	}
 	run = path + 13;
 	run[36] = '\0';
+	if (strcmp(method, "OPTIONS") == 0) {
+		conn_options(c);
+		return false;
+	}
 	if (strcmp(method, "GET") != 0) {
 		conn_answer(c, 405, "METHOD_NOT_ALLOWED", "Allow: GET\r\n",
 		            "events are read with GET");
@@ -157,6 +161,9 @@ req_admit(struct conn *c)
 	                   c->request_id);
 	if (req_param(c, "REQUEST_METHOD", method, sizeof method) <= 0)
 		snprintf(method, sizeof method, "GET");
+	if (req_param(c, "HTTP_ORIGIN", c->origin, sizeof c->origin) <= 0 ||
+	    !httpmsg_origin_allowed(c->origin, cfg_str(st.cfg, API_CORS_ORIGINS)))
+		c->origin[0] = '\0';
 	switch (req_param(c, "REQUEST_URI", uri, sizeof uri)) {
 	case 0:
 		conn_answer(c, 400, "BAD_REQUEST", NULL,

@@ -1,7 +1,8 @@
-# The HTTP surface the web servers add: responses over 1 KiB gzipped for
-# clients that accept it (level 6, Vary: Accept-Encoding), small ones and
-# those asked for with X-No-Compression sent as they are, and event
-# streams never compressed nor held back.
+# The HTTP surface browsers and proxies rely on: responses over 1 KiB
+# gzipped for clients that accept it (level 6, Vary: Accept-Encoding),
+# small ones and those asked for with X-No-Compression sent as they are,
+# event streams never compressed nor held back; CORS for allowed origins,
+# preflights included, on the API and on event streams.
 . "$(dirname "$0")/lib.sh"
 
 tmp=$(mktemp -d)
@@ -48,5 +49,32 @@ check "event stream: not compressed" "$(tr -d '\r' <"$tmp/sse-h" | grep -ci '^co
 first=$(awk '$2 == "log" { print $1 }' "$tmp/arrivals")
 last=$(awk '$2 == "completed" { print $1 }' "$tmp/arrivals")
 check_match "event stream: the log event came about 1.5 s before the end" "$(( (${last:-0} - ${first:-0}) / 1000000 ))" '^(1[0-9]{3}|[2-9][0-9]{3})$'
+# CORS: the development stack allows http://localhost:3000 (cors_allow_origins).
+front=http://localhost:3000
+get /api/v1/runs -H "Origin: $front"
+check "CORS: an allowed origin is named" "$(hdr Access-Control-Allow-Origin)" "$front"
+check_match "CORS: the headers a client needs are exposed" "$(hdr Access-Control-Expose-Headers)" \
+  'X-Request-ID, Location, Retry-After, ETag.*RateLimit'
+check_match "CORS: caches keep origins apart" "$(grep -i '^vary:' "$tmp/headers" | tr '\n' ' ')" 'Origin'
+get /api/v1/runs -H 'Origin: http://elsewhere.example'
+check "CORS: another origin is not" "$(hdr Access-Control-Allow-Origin)" ""
+pre() { curl -s -D "$tmp/h" -o /dev/null -X OPTIONS -H "Origin: $1" -H 'Access-Control-Request-Method: POST' \
+  -H 'Access-Control-Request-Headers: authorization, content-type, idempotency-key' "$ASSAY_URL$2"
+  tr -d '\r' <"$tmp/h" >"$tmp/headers"; }
+pre "$front" /api/v1/runs
+check "preflight: 204" "$(head -n 1 "$tmp/headers" | cut -d' ' -f2)" 204
+check "preflight: the origin" "$(hdr Access-Control-Allow-Origin)" "$front"
+check_match "preflight: the route's methods" "$(hdr Access-Control-Allow-Methods)" 'GET.*POST|POST.*GET'
+check_match "preflight: the request headers" "$(hdr Access-Control-Allow-Headers)" 'Authorization.*Content-Type.*Idempotency-Key'
+check "preflight: may be cached" "$(hdr Access-Control-Max-Age)" 600
+pre http://elsewhere.example /api/v1/runs
+check "preflight from another origin: no permission" "$(hdr Access-Control-Allow-Origin)" ""
+pre "$front" "/api/v1/runs/$run/events"
+check "preflight of an event stream: 204 from assay-stream" \
+  "$(head -n 1 "$tmp/headers" | cut -d' ' -f2) $(hdr Access-Control-Allow-Methods)" "204 GET"
+curl -s -D "$tmp/h" -o /dev/null --max-time 5 -H "Origin: $front" -H "Authorization: Bearer $ASSAY_API_KEY" \
+  "$ASSAY_URL/api/v1/runs/$run/events"
+tr -d '\r' <"$tmp/h" >"$tmp/headers"
+check "an event stream names the allowed origin" "$(hdr Access-Control-Allow-Origin)" "$front"
 rm -rf "$tmp"
 finish
