@@ -133,5 +133,19 @@ START_TEST(problem_bodies)
 }
 END_TEST
 
-UNIT_MAIN("httpmsg", reasons, request_ids, run_ids, api_keys_presented,
+START_TEST(origins)
+{
+	const char *allowed = "https://app.example.com, http://localhost:3000";
+
+	ck_assert(httpmsg_origin_allowed("http://localhost:3000", allowed));
+	ck_assert(httpmsg_origin_allowed("https://app.example.com", allowed));
+	ck_assert(!httpmsg_origin_allowed("http://localhost:30000", allowed));
+	ck_assert(!httpmsg_origin_allowed("https://app.example", allowed));
+	ck_assert(!httpmsg_origin_allowed("", allowed));
+	ck_assert(!httpmsg_origin_allowed(NULL, allowed));
+	ck_assert(!httpmsg_origin_allowed("http://localhost:3000", ""));
+}
+END_TEST
+
+UNIT_MAIN("httpmsg", origins, reasons, request_ids, run_ids, api_keys_presented,
           paths_and_the_api_alias, problem_bodies)
