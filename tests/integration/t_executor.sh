@@ -19,7 +19,7 @@ analysis() {
   json .analysis.id
 }
 submit() { # ANALYSIS [INPUT] -> run id
-  api POST /api/v1/runs "{\"name\":\"x\",\"analysis_id\":\"$1\",\"input\":${2:-null}}"
+  api POST /api/v1/runs "{\"name\":\"x\",\"analysis_id\":\"$1\"${2:+,\"input\":$2}}"
   json .run.id
 }
 status_of() { api GET "/api/v1/runs/$1"; json .run.status; }
