@@ -197,6 +197,8 @@ bool sbx_drop_caps(void);
 bool sbx_ns_probe(const char *node);
 pid_t sbx_ns_fork(void);
 bool sbx_ns_enter(const char *node);
+/* First thing in a new child: block the signals its init will take. */
+void sbx_ns_block(void);
 /* A child's wait status as its job ended (its init exits 128 + signal). */
 int sbx_ns_status(int status);
 bool sbx_rlimits(const struct job_spec *);

@@ -33,6 +33,8 @@ static const char bootstrap[] =
     "});\n"
     "const fail = (message) => { send({ type: 'error', message }); process.exit(1); };\n"
     "process.abort = () => fail('process.abort() was called');\n"
+    "const exit = process.exit.bind(process);\n"
+    "process.exit = (c) => exit(c > 127 ? 1 : c); /* over 127: a signal's */\n"
     "process.on('beforeExit', () => fail('analyze() returned a promise that never "
     "settles'));\n"
     "const load = (src) => import('data:text/javascript,' + "

@@ -201,27 +201,49 @@ static void __attribute__((noreturn)) init(pid_t job, const sigset_t *set)
 	}
 }
 
+/* The signals the init takes: blocked from the child's first instruction
+ * (sbx_ns_block), so that one sent while it is still being set up waits
+ * for the init rather than being dropped (it is already PID 1 then). */
+static void
+watched(sigset_t *set)
+{
+	static const int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT};
+	size_t i;
+
+	sigemptyset(set);
+	for (i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+		sigaddset(set, sigs[i]);
+}
+
+void
+sbx_ns_block(void)
+{
+	sigset_t set;
+
+	watched(&set);
+	sigprocmask(SIG_SETMASK, &set, NULL);
+}
+
 bool
 sbx_ns_enter(const char *node)
 {
-	static const int watched[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGQUIT};
-	sigset_t set, old;
-	size_t i;
+	sigset_t set, none;
 	pid_t job;
 
-	if (!ns_ok)
+	sigemptyset(&none);
+	if (!ns_ok) {
+		sigprocmask(SIG_SETMASK, &none, NULL);
 		return setsid() >= 0 && sbx_drop_caps();
+	}
 	if (!enter(node) || setsid() < 0 || !sbx_drop_caps())
 		return false;
-	sigemptyset(&set);
-	for (i = 0; i < sizeof watched / sizeof watched[0]; i++)
-		sigaddset(&set, watched[i]);
-	sigprocmask(SIG_BLOCK, &set, &old);
+	watched(&set);
+	sigprocmask(SIG_BLOCK, &set, NULL); /* (already, when sbx_ns_block ran) */
 	if ((job = fork()) < 0)
 		return false;
 	if (job > 0)
 		init(job, &set);
-	sigprocmask(SIG_SETMASK, &old, NULL);
+	sigprocmask(SIG_SETMASK, &none, NULL);
 	return prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) == 0 && getppid() == 1;
 }
 

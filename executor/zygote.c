@@ -80,11 +80,9 @@ child_run(const struct sbx_msg *m, int bridge, int job)
 	struct job_spec spec = {(enum runtime)m->runtime, NULL, NULL, m->timeout_ms,
 	                        m->memory_mb};
 	struct stat st;
-	sigset_t none;
 	char *text, *end;
 
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
+	sbx_ns_block(); /* sbx_ns_enter unblocks them for the job */
 	signal(SIGPIPE, SIG_DFL);
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (fstat(job, &st) != 0 || st.st_size < 2 ||

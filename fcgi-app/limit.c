@@ -207,7 +207,9 @@ count(struct app *app, const char *name, const struct window *w, struct verdict 
 	v->retry_after = 0;
 	if (!v->over)
 		return;
-	/* When would one more request be within the quota? */
+	/* When would one more request be within the quota? This one is taken
+	 * back (uncount), so the counts are those without it. */
+	cur = cur > 0 ? cur - 1 : 0;
 	target = (double)w->quota - 1;
 	if ((double)cur > target) /* not before the next window drains enough */
 		f = left + (1 - target / (double)cur);

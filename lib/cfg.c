@@ -391,7 +391,7 @@ mask_password(const char *s)
 		next = xasprintf("%s%s%s='", out ? out : "", out ? " " : "", o->keyword);
 		free(out);
 		out = next;
-		v = strcmp(o->keyword, "password") == 0 ? "***" : o->val;
+		v = o->dispchar[0] == '*' ? "***" : o->val; /* libpq's own secrets */
 		for (i = 0; v[i] != '\0'; i++) {
 			next = xasprintf("%s%s%c", out,
 			                 v[i] == '\'' || v[i] == '\\' ? "\\" : "", v[i]);

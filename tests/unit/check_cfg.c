@@ -172,6 +172,7 @@ START_TEST(secrets_are_masked)
 	    "postgresql://app@db.example/assay?password=hunter2",
 	    "host=db password='hunter2 and more' dbname=assay",
 	    "postgres://app:hunter2@/assay?host=/run/postgresql",
+	    "host=db sslpassword=hunter2 password=hunter2more",
 	};
 	size_t i;
 	char *text;
