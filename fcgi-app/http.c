@@ -148,52 +148,16 @@ http_success(struct req *r, int status, const char *headers, const char *members
 	free(body);
 }
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int
 http_query(struct req *r, const char *name, char *buf, size_t len)
 {
-	const char *q = http_param(r, "QUERY_STRING"), *p, *end;
-	size_t nlen = strlen(name), o;
-	int hi, lo;
+	int got = httpmsg_query(http_param(r, "QUERY_STRING"), name, buf, len);
 
-	for (p = q; p != NULL && *p != '\0'; p = *end ? end + 1 : end) {
-		end = p + strcspn(p, "&");
-		if (strncmp(p, name, nlen) != 0 || p[nlen] != '=')
-			continue;
-		for (p += nlen + 1, o = 0; p < end && o + 1 < len; p++) {
-			if (*p == '+') {
-				buf[o++] = ' ';
-			} else if (*p == '%' && end - p >= 3 &&
-			           (hi = hexval(p[1])) >= 0 && (lo = hexval(p[2])) >= 0) {
-				buf[o++] = (char)(hi << 4 | lo);
-				p += 2;
-			} else {
-				buf[o++] = *p;
-			}
-		}
-		buf[o] = '\0';
-		if (p < end) {
-			http_problem(r, 400, "INVALID_PARAMETER", NULL,
-			             "%s is too long: at most %zu bytes", name, len - 1);
-			return -1;
-		}
-		if (strlen(buf) != o) {
-			http_problem(r, 400, "INVALID_PARAMETER", NULL,
-			             "%s must not contain NUL characters", name);
-			return -1;
-		}
-		return 1;
-	}
-	return 0;
+	if (got == -1)
+		http_problem(r, 400, "INVALID_PARAMETER", NULL,
+		             "%s is too long: at most %zu bytes", name, len - 1);
+	else if (got == -2)
+		http_problem(r, 400, "INVALID_PARAMETER", NULL,
+		             "%s must not contain NUL characters", name);
+	return got < 0 ? -1 : got;
 }

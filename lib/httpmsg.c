@@ -161,3 +161,48 @@ httpmsg_origin_allowed(const char *origin, const char *allowed)
 	}
 	return false;
 }
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int
+httpmsg_query(const char *query, const char *name, char *buf, size_t len)
+{
+	size_t nlen = strlen(name), o;
+	const char *p, *end;
+	int hi, lo;
+
+	buf[0] = '\0';
+	for (p = query; p != NULL && *p != '\0'; p = *end ? end + 1 : end) {
+		end = p + strcspn(p, "&");
+		if (strncmp(p, name, nlen) != 0 || p[nlen] != '=')
+			continue;
+		for (p += nlen + 1, o = 0; p < end && o + 1 < len; p++) {
+			if (*p == '+') {
+				buf[o++] = ' ';
+			} else if (*p == '%' && end - p >= 3 &&
+			           (hi = hexval(p[1])) >= 0 && (lo = hexval(p[2])) >= 0) {
+				buf[o++] = (char)(hi << 4 | lo);
+				p += 2;
+			} else {
+				buf[o++] = *p;
+			}
+		}
+		buf[o] = '\0';
+		if (p < end || strlen(buf) != o) {
+			buf[0] = '\0';
+			return p < end ? -1 : -2;
+		}
+		return 1;
+	}
+	return 0;
+}

@@ -1,7 +1,8 @@
 /*
  * What assay-api and assay-stream say and accept alike over HTTP: reason
- * phrases, request ids, run ids, the API key a request presents, the
- * /api alias of /api/v1 and the RFC 9457 problem body. Plain strings in,
+ * phrases, request ids, run ids, query values, the API key a request
+ * presents, the /api alias of /api/v1, CORS origins and the RFC 9457
+ * problem body. Plain strings in,
  * plain strings out: nothing here knows FastCGI, does I/O or logs, and
  * nothing here keeps or echoes an API key.
  */
@@ -16,6 +17,10 @@ struct json_object;
 /* The challenge of a 401 (without the line's CRLF). */
 #define HTTPMSG_CHALLENGE "WWW-Authenticate: Bearer realm=\"assay\""
 
+/* The value of name in a query string (query may be NULL), percent-decoded
+ * into buf (len bytes): 1 when given, 0 when absent, -1 when too long for
+ * buf, -2 when it decodes to a NUL (never taken for absent; buf is ""). */
+int httpmsg_query(const char *query, const char *name, char *buf, size_t len);
 /* CORS: the headers a response to an allowed origin carries, and those a
  * preflight answers with (its methods follow in Access-Control-Allow-Methods). */
 #define HTTPMSG_CORS_EXPOSE                                                              \

@@ -51,21 +51,6 @@ req_param(const struct conn *c, const char *name, char *buf, size_t len)
 	return v == NULL ? 0 : req_copy(v, vlen, buf, len);
 }
 
-/* The value of ?name= in query (no decoding: ids and tokens need none),
- * as req_param says. */
-static int
-req_query_arg(const char *query, const char *name, char *buf, size_t len)
-{
-	size_t n = strlen(name);
-	const char *p;
-
-	buf[0] = '\0';
-	for (p = query; p != NULL && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL)
-		if (strncmp(p, name, n) == 0 && p[n] == '=')
-			return req_copy(p + n + 1, strcspn(p + n + 1, "&"), buf, len);
-	return 0;
-}
-
 /* The run of the path in c->run (lowercase); false after answering. */
 static bool
 req_run(struct conn *c, const char *uri, const char *method)
@@ -113,7 +98,7 @@ req_credentials(struct conn *c, const char *query)
 
 	qr->conn = c;
 	snprintf(qr->p[1], sizeof qr->p[1], "%s", c->run);
-	if (req_query_arg(query, "token", token, sizeof token) != 0) {
+	if (httpmsg_query(query, "token", token, sizeof token) != 0) {
 		if (!apikey_token_valid(token)) { /* "" when too long */
 			free(qr);
 			conn_answer(c, 401, "INVALID_TOKEN", NULL,
@@ -181,7 +166,7 @@ req_admit(struct conn *c)
 		return;
 	c->last = 0;
 	if (req_param(c, "HTTP_LAST_EVENT_ID", last, sizeof last) != 0 ||
-	    req_query_arg(q, "last_event_id", last, sizeof last) != 0) {
+	    httpmsg_query(q, "last_event_id", last, sizeof last) != 0) {
 		c->last = strtol(last, &end, 10);
 		if (last[0] == '\0' || *end != '\0' || c->last < 0 ||
 		    c->last > 2147483647) {

@@ -147,5 +147,19 @@ START_TEST(origins)
 }
 END_TEST
 
-UNIT_MAIN("httpmsg", origins, reasons, request_ids, run_ids, api_keys_presented,
-          paths_and_the_api_alias, problem_bodies)
+START_TEST(query_values)
+{
+	char buf[8];
+
+	ck_assert_int_eq(httpmsg_query("a=1&tag=x%2Cy+z", "tag", buf, sizeof buf), 1);
+	ck_assert_str_eq(buf, "x,y z");
+	ck_assert_int_eq(httpmsg_query("atag=1", "tag", buf, sizeof buf), 0);
+	ck_assert_int_eq(httpmsg_query(NULL, "tag", buf, sizeof buf), 0);
+	ck_assert_int_eq(httpmsg_query("tag=12345678", "tag", buf, sizeof buf), -1);
+	ck_assert_str_eq(buf, "");
+	ck_assert_int_eq(httpmsg_query("tag=a%00b", "tag", buf, sizeof buf), -2);
+}
+END_TEST
+
+UNIT_MAIN("httpmsg", query_values, origins, reasons, request_ids, run_ids,
+          api_keys_presented, paths_and_the_api_alias, problem_bodies)
