@@ -76,5 +76,86 @@ curl -s -D "$tmp/h" -o /dev/null --max-time 5 -H "Origin: $front" -H "Authorizat
   "$ASSAY_URL/api/v1/runs/$run/events"
 tr -d '\r' <"$tmp/h" >"$tmp/headers"
 check "an event stream names the allowed origin" "$(hdr Access-Control-Allow-Origin)" "$front"
+
+# Errors the web server answers itself are problem+json, as the API's are.
+# ask [curl options] PATH, or raw REQUEST (bytes on a fresh connection):
+# the answer's headers in $tmp/headers, its body in $tmp/b.
+split_answer() {
+  : >"$tmp/b"
+  tr -d '\r' <"$tmp/resp" |
+    awk -v h="$tmp/headers" -v b="$tmp/b" 'body { print >b; next } /^$/ { body = 1; next } { print >h }'
+}
+ask() {
+  local p=${*: -1}
+  curl -s -i -H 'Expect:' "${@:1:$#-1}" "$ASSAY_URL$p" >"$tmp/resp"
+  split_answer
+}
+hostport=${ASSAY_URL#http://}
+raw() {
+  timeout 10 bash -c 'exec 3<>"/dev/tcp/$1/$2"; printf "$3" >&3; cat <&3' _ \
+    "${hostport%:*}" "${hostport##*:}" "$1" >"$tmp/resp"
+  split_answer
+}
+# is_problem WHAT STATUSES: the answer has one of the statuses (a regular
+# expression), is application/problem+json, and its body says the same.
+is_problem() {
+  local st; st=$(head -n 1 "$tmp/headers" | cut -d' ' -f2)
+  check_match "$1: $st" "$st" "^($2)$"
+  check "$1: application/problem+json" "$(hdr Content-Type)" application/problem+json
+  check "$1: the body's status" "$(jq -r .status "$tmp/b" 2>/dev/null)" "$st"
+  check "$1: type, title and detail" \
+    "$(jq -r '[.type, .title, .detail, .code] | map(type == "string" and length > 0) | all' "$tmp/b" 2>/dev/null)" true
+}
+for f in "$srcdir"/errors/problem-*.html; do
+  n=${f##*problem-}; n=${n%.html}
+  check "errors/problem-$n.html: a problem with status $n" "$(jq -r .status "$f" 2>/dev/null)" "$n"
+done
+ask /no-such-file.html
+is_problem "a static path with no file" 404
+ask /api-docs/dist/no-such-file.js
+is_problem "an aliased path with no file" 404
+ask -X FOO /index.html
+is_problem "an unknown method on a static file (lighttpd 501, nginx 405)" '405|501'
+ask -X POST -H 'Transfer-Encoding: bogus' -d x /api/v1/runs
+is_problem "an unknown Transfer-Encoding" 501
+ask -H "X-Big: $(head -c 70000 /dev/zero | tr '\0' a)" /live
+is_problem "headers over the server's limit" 431
+ask "/live?q=$(head -c 70000 /dev/zero | tr '\0' a)"
+is_problem "a URI over the server's limit (lighttpd counts it as a header)" '414|431'
+head -c 1100000 /dev/zero >"$tmp/big"
+ask -X POST -H "Authorization: Bearer $ASSAY_API_KEY" -H 'Content-Type: application/json' \
+  --data-binary @"$tmp/big" /api/v1/runs
+is_problem "a body over the server's limit (client_max_body_size, max-request-size)" 413
+ask -H 'Range: bytes=99999999-' /index.html
+is_problem "a range beyond the file" 416
+raw 'GARBAGE\r\n\r\n'
+is_problem "a malformed request line" 400
+raw 'GET /live HTTP/1.1\r\nHost: x\r\nno colon here\r\nConnection: close\r\n\r\n'
+is_problem "a malformed header" 400
+raw 'POST /api/v1/runs HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\nConnection: close\r\n\r\nab'
+is_problem "two Content-Lengths" 400
+raw 'GET /live HTTP/3.0\r\n\r\n'
+is_problem "an HTTP version it does not speak" 505
+# lighttpd wants a length for a POST; nginx takes none as an empty body
+# and passes the request on (assay-api then asks for a key).
+raw 'POST /api/v1/runs HTTP/1.0\r\n\r\n'
+is_problem "a POST without Content-Length (lighttpd 411)" '411|401'
+# What assay-api answers passes as it is: its detail and request id stay.
+ask /api/v1/no-such-route
+is_problem "assay-api's own 404" 404
+check_match "assay-api's own 404: its body, not the web server's" \
+  "$(jq -r '"\(.request_id) \(.detail)"' "$tmp/b")" '^[0-9a-f]{32} no resource at /api/v1/no-such-route$'
+
+# assay-api stopped: the web server's own 502 (nginx) or 503 (lighttpd) is
+# a problem too.
+api_pid=$(cat "$ASSAY_STACK_DIR/run/assay-api.pid")
+kill -TERM "$api_pid"
+api_gone() { ! running "$api_pid"; }
+eventually "assay-api stopped" 100 api_gone
+ask /health
+is_problem "assay-api unreachable" '502|503'
+stack_up
+answers() { [ "$(curl -s -o /dev/null -w '%{http_code}' "$ASSAY_URL$1")" = "$2" ]; }
+eventually "assay-api back" 100 answers /live 200
 rm -rf "$tmp"
 finish
