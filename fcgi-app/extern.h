@@ -5,7 +5,7 @@
  * through the route table (routes.c, matched by route.c): the dispatcher
  * authenticates (auth.c), limits (limit.c) and checks the body (body.c,
  * valid.c, fields.c) as the route's row says, then calls its handler
- * (health.c, metrics.c, analyses.c, runs.c with idempotency.c and
+ * (health.c, metrics.c, docs.c, analyses.c, runs.c with idempotency.c and
  * paging.c), which answers through http.c, reading through cache.c. Only
  * HTTP concerns live in this folder; storage and config are in lib/.
  */
@@ -296,6 +296,10 @@ struct shm {
 };
 extern struct shm *shm;
 void shm_init(void);
+
+/* docs.c: GET /openapi.json and Swagger UI's page (/api-docs/), or 404 when
+ * api_docs is off. */
+route_handler docs_serve;
 
 /* metrics.c: recording into shm, and GET /metrics. */
 void metrics_worker_start(void);     /* a worker takes a slot */

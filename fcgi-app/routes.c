@@ -21,6 +21,10 @@ const struct route api_routes[] = {
     {M_GET, "/health/detailed", health_detailed, A_PUBLIC, L_REQUESTS, NO_BODY},
     {M_GET, "/internal/cache-stats", health_cache_stats, A_PUBLIC, L_REQUESTS, NO_BODY},
     {M_GET, "/metrics", metrics_serve, A_PUBLIC, L_REQUESTS, NO_BODY},
+    {M_GET, "/openapi.json", docs_serve, A_PUBLIC, L_REQUESTS, NO_BODY},
+    {M_GET, "/api-docs", docs_serve, A_PUBLIC, L_REQUESTS, NO_BODY},
+    {M_GET, "/api-docs/", docs_serve, A_PUBLIC, L_REQUESTS, NO_BODY},
+    {M_GET, "/api-docs/index.html", docs_serve, A_PUBLIC, L_REQUESTS, NO_BODY},
 
     {M_POST, "/api/v1/analyses", analyses_create, A_TENANT, L_REQUESTS, ANALYSIS_BODY,
      false, analyses_check},

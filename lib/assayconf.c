@@ -97,15 +97,21 @@ const struct cfg_key api_cfg_keys[API__MAX] = {
                           "/api/v1/runs/{id}/events/token (for EventSource)."},
     /* The [tiers] keys of one tier: name, requests per minute, runs per hour, days kept.
      */
-    [API_METRICS] = {"api", "metrics", CFG_BOOL, "true", NULL, 0, 0, NULL, CFG_RELOADABLE,
+    [API_METRICS] = {"api", "metrics", CFG_BOOL, "true", "ENABLE_METRICS", 0, 0, NULL,
+                     CFG_RELOADABLE,
                      "Record request, database and cache metrics and serve GET "
-                     "/metrics (Prometheus text format)."},
+                     "/metrics (Prometheus text format); off, /metrics is 404."},
     [API_METRICS_ALLOW] = {"api", "metrics_allow", CFG_STRING, "127.0.0.0/8, ::1/128",
                            NULL, 0, 0, NULL, CFG_RELOADABLE,
                            "Networks (comma-separated CIDRs or addresses) whose "
                            "clients may read /metrics and /internal/cache-stats, "
                            "as the web server reports the client's address; "
                            "others get 403."},
+    [API_DOCS] = {"api", "api_docs", CFG_BOOL, "true", "ENABLE_API_DOCS", 0, 0, NULL,
+                  CFG_RELOADABLE,
+                  "Serve the API reference, GET /openapi.json and Swagger UI at "
+                  "/api-docs/ (from the web server's document root); off, both "
+                  "are 404."},
     [API_CORS_ORIGINS] = {"api", "cors_allow_origins", CFG_STRING, "", NULL, 0, 0, NULL,
                           CFG_RELOADABLE,
                           "Origins (comma-separated, e.g. https://app.example.com) "

@@ -28,6 +28,7 @@ enum api_key {
 	API_UPGRADE_URL,
 	API_METRICS,
 	API_METRICS_ALLOW,
+	API_DOCS,
 	API_CORS_ORIGINS,
 	STREAM_LISTEN, /* [stream]: assay-stream */
 	STREAM_SOCKET_MODE,

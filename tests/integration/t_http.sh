@@ -2,7 +2,8 @@
 # gzipped for clients that accept it (level 6, Vary: Accept-Encoding),
 # small ones and those asked for with X-No-Compression sent as they are,
 # event streams never compressed nor held back; CORS for allowed origins,
-# preflights included, on the API and on event streams.
+# preflights included, on the API and on event streams; the web server's
+# own errors as problem+json; ENABLE_API_DOCS and ENABLE_METRICS.
 . "$(dirname "$0")/lib.sh"
 
 tmp=$(mktemp -d)
@@ -132,7 +133,7 @@ raw 'GARBAGE\r\n\r\n'
 is_problem "a malformed request line" 400
 raw 'GET /live HTTP/1.1\r\nHost: x\r\nno colon here\r\nConnection: close\r\n\r\n'
 is_problem "a malformed header" 400
-raw 'POST /api/v1/runs HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\nConnection: close\r\n\r\nab'
+raw 'POST /api/v1/runs HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\nConnection: close\r\n\r\n'
 is_problem "two Content-Lengths" 400
 raw 'GET /live HTTP/3.0\r\n\r\n'
 is_problem "an HTTP version it does not speak" 505
@@ -146,16 +147,34 @@ is_problem "assay-api's own 404" 404
 check_match "assay-api's own 404: its body, not the web server's" \
   "$(jq -r '"\(.request_id) \(.detail)"' "$tmp/b")" '^[0-9a-f]{32} no resource at /api/v1/no-such-route$'
 
-# assay-api stopped: the web server's own 502 (nginx) or 503 (lighttpd) is
-# a problem too.
+# assay-api stopped: the web server's 502 (nginx) or 503 (lighttpd) is a
+# problem too. Then assay-api with ENABLE_API_DOCS=false and
+# ENABLE_METRICS=false, which override the stack's assay.conf (both on):
+# the API reference and /metrics are 404, behind either web server.
 api_pid=$(cat "$ASSAY_STACK_DIR/run/assay-api.pid")
 kill -TERM "$api_pid"
 api_gone() { ! running "$api_pid"; }
 eventually "assay-api stopped" 100 api_gone
 ask /health
 is_problem "assay-api unreachable" '502|503'
-stack_up
+ENABLE_API_DOCS=false ENABLE_METRICS=false assay-api -c "$ASSAY_STACK_DIR/conf/assay.conf" \
+  >>"$tmp/api.log" 2>&1 &
+off_pid=$!
 answers() { [ "$(curl -s -o /dev/null -w '%{http_code}' "$ASSAY_URL$1")" = "$2" ]; }
-eventually "assay-api back" 100 answers /live 200
+eventually "assay-api serves again (docs and metrics off)" 100 answers /live 200
+for p in /openapi.json /api-docs/ /api-docs /api-docs/index.html /metrics; do
+  ask "$p"
+  is_problem "off: $p" 404
+done
+check_match "off: the reason is given" "$(jq -r .detail "$tmp/b")" 'metrics = false'
+ask /api-docs/
+check_match "off: the reason is given" "$(jq -r .detail "$tmp/b")" 'api_docs = false'
+kill -TERM "$off_pid"
+wait "$off_pid" 2>/dev/null
+stack_up
+eventually "docs back on with the stack's assay-api" 100 answers /openapi.json 200
+eventually "metrics back on" 100 answers /metrics 200
+ask /api-docs/
+check "on: /api-docs/ is Swagger UI's page" "$(grep -c swagger-ui-bundle.js "$tmp/b")" 1
 rm -rf "$tmp"
 finish
