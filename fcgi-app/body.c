@@ -2,10 +2,12 @@
  * Request bodies: the media type, the announced length against the limit
  * (decided before reading a byte), the read itself, and JSON parsing with
  * the position of the first error, and what PostgreSQL could not store
- * (a NUL character or a lone surrogate anywhere, member names included:
- * 422 naming the member), and the check of a route's body against its
- * table of fields before the handler runs. Every refusal is answered here
- * as problem+json; handlers only see a body whose fields are valid.
+ * (a NUL character or a lone surrogate anywhere, member names included)
+ * or json-c would take silently (a member named twice in one object, the
+ * last winning): 422 naming the member; and the check of a route's body
+ * against its table of fields before the handler runs. Every refusal is
+ * answered here as problem+json; handlers only see a body whose fields are
+ * valid.
  */
 #include "config.h"
 
@@ -83,7 +85,8 @@ body_json(struct req *r)
 	}
 	buf[len] = '\0';
 	obj = valid_parse(buf, (size_t)len, err, sizeof err);
-	if (obj != NULL && !jsontext_storable(buf, (size_t)len, ptr, sizeof ptr, &why)) {
+	if (obj != NULL &&
+	    !jsontext_storable_unique(buf, (size_t)len, ptr, sizeof ptr, &why)) {
 		errors = json_object_new_array();
 		valid_error(errors, ptr, "%s", why);
 		body_invalid(r, errors);

@@ -4,15 +4,20 @@
  * (\u0000, which json-c also cuts out of member names without a word), a
  * lone UTF-16 surrogate (escaped, \ud800, or encoded in the bytes), or
  * bytes that are not UTF-8. The API refuses such a body with a 422 naming
- * the member; the executor fails a run whose output carries one. Reads
- * only: never changes the text, never allocates.
+ * the member; the executor fails a run whose output carries one. For
+ * request bodies the same scan also finds an object naming one member
+ * twice, which json-c would take silently, the last one winning. Reads
+ * only: never changes the text; allocates only the names it compares,
+ * and frees them before returning.
  */
 #include "config.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "jsontext.h"
+#include "xalloc.h"
 
 #define DEPTH_MAX 64
 
@@ -53,34 +58,64 @@ struct level {
 	size_t index;    /* arrays: the element's index */
 	const char *key; /* objects: the member's name, as written */
 	size_t keylen;
+	size_t names, decoded; /* objects, when names are compared: where
+	                          its own begin in struct names' v, decoded */
 };
+
+/* A member name, its escapes resolved. */
+struct name {
+	const char *s;
+	size_t len;
+};
+
+/* The member names of the objects still open, innermost last. */
+struct names {
+	struct name *v;
+	size_t n, cap;
+	char *decoded; /* names written with escapes, resolved: as long as the
+	                  text at most, so that what points into it stays put */
+	size_t used;
+};
+
+/* Appends "/" and name (len bytes) to out (o bytes so far) as RFC 6901
+ * writes it, as much as fits; returns the new length. */
+static size_t
+segment(char *out, size_t outlen, size_t o, const char *name, size_t len)
+{
+	size_t i;
+
+	if (o + 2 > outlen)
+		return o;
+	out[o++] = '/';
+	for (i = 0; i < len && o + 3 < outlen; i++) {
+		char c = name[i];
+
+		if (c == '~' || c == '/') {
+			out[o++] = '~';
+			out[o++] = c == '~' ? '0' : '1';
+		} else {
+			out[o++] = c;
+		}
+	}
+	out[o] = '\0';
+	return o;
+}
 
 static void
 pointer(const struct level *lv, int depth, char *out, size_t outlen)
 {
-	size_t o = 0, i;
+	size_t o = 0;
 	int d;
 	int n;
 
 	out[0] = '\0';
 	for (d = 0; d < depth && o + 1 < outlen; d++) {
-		if (!lv[d].object) {
-			n = snprintf(out + o, outlen - o, "/%zu", lv[d].index);
-			o += n > 0 ? (size_t)n : 0;
+		if (lv[d].object) {
+			o = segment(out, outlen, o, lv[d].key, lv[d].keylen);
 			continue;
 		}
-		out[o++] = '/';
-		for (i = 0; i < lv[d].keylen && o + 3 < outlen; i++) {
-			char c = lv[d].key[i];
-
-			if (c == '~' || c == '/') { /* RFC 6901 */
-				out[o++] = '~';
-				out[o++] = c == '~' ? '0' : '1';
-			} else {
-				out[o++] = c;
-			}
-		}
-		out[o] = '\0';
+		n = snprintf(out + o, outlen - o, "/%zu", lv[d].index);
+		o += n > 0 ? (size_t)n : 0;
 	}
 	if (o >= outlen)
 		out[outlen - 1] = '\0';
@@ -139,12 +174,132 @@ scan_string(const char *s, const char *end, size_t *len)
 	return NULL;
 }
 
-bool
-jsontext_storable(const char *text, size_t len, char *ptr, size_t ptrlen,
-                  const char **why)
+/* The UTF-8 encoding of code point u into out; returns its length. */
+static size_t
+utf8_put(unsigned u, char *out)
+{
+	if (u < 0x80) {
+		out[0] = (char)u;
+		return 1;
+	}
+	if (u < 0x800) {
+		out[0] = (char)(0xc0 | u >> 6);
+		out[1] = (char)(0x80 | (u & 0x3f));
+		return 2;
+	}
+	if (u < 0x10000) {
+		out[0] = (char)(0xe0 | u >> 12);
+		out[1] = (char)(0x80 | (u >> 6 & 0x3f));
+		out[2] = (char)(0x80 | (u & 0x3f));
+		return 3;
+	}
+	out[0] = (char)(0xf0 | u >> 18);
+	out[1] = (char)(0x80 | (u >> 12 & 0x3f));
+	out[2] = (char)(0x80 | (u >> 6 & 0x3f));
+	out[3] = (char)(0x80 | (u & 0x3f));
+	return 4;
+}
+
+/* The string s (len bytes inside its quotes, which scan_string passed)
+ * with its escapes resolved, into out (at most len bytes); returns its
+ * length. */
+static size_t
+unescape(const char *s, size_t len, char *out)
+{
+	static const char from[] = "bfnrt", to[] = "\b\f\n\r\t";
+	const char *end = s + len, *c;
+	size_t o = 0;
+	unsigned u;
+
+	while (s < end) {
+		if (*s != '\\') {
+			out[o++] = *s++;
+		} else if (s[1] != 'u') { /* \" \\ \/ stand for themselves */
+			c = memchr(from, s[1], sizeof from - 1);
+			out[o++] = c != NULL ? to[c - from] : s[1];
+			s += 2;
+		} else {
+			u = hex4(s + 2);
+			s += 6;
+			if (u >= 0xd800 && u <= 0xdbff) { /* a pair: checked whole */
+				u = 0x10000 + ((u - 0xd800) << 10) +
+				    (hex4(s + 2) - 0xdc00);
+				s += 6;
+			}
+			o += utf8_put(u, out + o);
+		}
+	}
+	return o;
+}
+
+static int
+name_cmp(const void *a, const void *b)
+{
+	const struct name *x = a, *y = b;
+	int c = memcmp(x->s, y->s, x->len < y->len ? x->len : y->len);
+
+	return c != 0 ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+/* Keeps the name of a member of the innermost open object: s (len bytes,
+ * as written in text) itself when it has no escape, else resolved. */
+static void
+names_add(struct names *nm, const char *s, size_t len, size_t textlen)
+{
+	struct name *m;
+
+	if (nm->n == nm->cap) {
+		nm->cap = nm->cap ? 2 * nm->cap : 64;
+		nm->v = xrealloc(nm->v, nm->cap * sizeof *nm->v);
+	}
+	m = &nm->v[nm->n++];
+	if (memchr(s, '\\', len) == NULL) {
+		*m = (struct name){s, len};
+		return;
+	}
+	if (nm->decoded == NULL)
+		nm->decoded = xmalloc(textlen);
+	m->s = nm->decoded + nm->used;
+	m->len = unescape(s, len, nm->decoded + nm->used);
+	nm->used += m->len;
+}
+
+/* The names of the object that ends (lv, from its first name on): one that
+ * is there more than once, or NULL; then *why says how often. Forgets them. */
+static const struct name *
+names_twice(struct names *nm, const struct level *lv, const char **why)
+{
+	struct name *v = nm->v + lv->names;
+	size_t n = nm->n - lv->names, i, same;
+
+	nm->n = lv->names;
+	nm->used = lv->decoded;
+	if (n < 2)
+		return NULL;
+	qsort(v, n, sizeof *v, name_cmp);
+	for (i = 1; i < n; i++) {
+		if (name_cmp(&v[i - 1], &v[i]) != 0)
+			continue;
+		for (same = 2; i + 1 < n && name_cmp(&v[i], &v[i + 1]) == 0; i++)
+			same++;
+		*why = same == 2 ? "appears twice" : "appears more than twice";
+		return &v[i];
+	}
+	return NULL;
+}
+
+/*
+ * The one scan: text is storable (see jsontext.h), and, when nm is not
+ * NULL, names no member twice in one object. On false: where in ptr, and
+ * what in *why.
+ */
+static bool
+scan(const char *text, size_t len, struct names *nm, char *ptr, size_t ptrlen,
+     const char **why)
 {
 	struct level lv[DEPTH_MAX];
 	const char *p = text, *end = text + len;
+	const struct name *twice;
 	bool want_key = false;
 	int depth = 0;
 	size_t n;
@@ -158,13 +313,25 @@ jsontext_storable(const char *text, size_t len, char *ptr, size_t ptrlen,
 				pointer(lv, depth, ptr, ptrlen);
 				return false;
 			}
-			lv[depth] = (struct level){*p == '{', 0, NULL, 0};
+			lv[depth] = (struct level){*p == '{', 0, NULL, 0, 0, 0};
+			if (nm != NULL)
+				lv[depth].names = nm->n, lv[depth].decoded = nm->used;
 			depth++;
 			want_key = *p == '{';
 			p++;
 			break;
 		case '}':
 		case ']':
+			if (depth == 0) { /* not JSON: the parser says so */
+				p++;
+				break;
+			}
+			if (nm != NULL && lv[depth - 1].object &&
+			    (twice = names_twice(nm, &lv[depth - 1], why)) != NULL) {
+				pointer(lv, depth - 1, ptr, ptrlen);
+				segment(ptr, ptrlen, strlen(ptr), twice->s, twice->len);
+				return false;
+			}
 			depth--;
 			want_key = false;
 			p++;
@@ -196,6 +363,8 @@ jsontext_storable(const char *text, size_t len, char *ptr, size_t ptrlen,
 			}
 			if (want_key)
 				lv[depth - 1].keylen = n;
+			if (want_key && nm != NULL)
+				names_add(nm, p, n, len);
 			want_key = false;
 			p += n + 1;
 			break;
@@ -204,4 +373,23 @@ jsontext_storable(const char *text, size_t len, char *ptr, size_t ptrlen,
 		}
 	}
 	return true;
+}
+
+bool
+jsontext_storable(const char *text, size_t len, char *ptr, size_t ptrlen,
+                  const char **why)
+{
+	return scan(text, len, NULL, ptr, ptrlen, why);
+}
+
+bool
+jsontext_storable_unique(const char *text, size_t len, char *ptr, size_t ptrlen,
+                         const char **why)
+{
+	struct names nm = {NULL, 0, 0, NULL, 0};
+	bool ok = scan(text, len, &nm, ptr, ptrlen, why);
+
+	free(nm.v);
+	free(nm.decoded);
+	return ok;
 }

@@ -20,5 +20,16 @@ size_t jsontext_utf8_len(const unsigned char *s, size_t left);
  */
 bool jsontext_storable(const char *text, size_t len, char *ptr, size_t ptrlen,
                        const char **why);
+/*
+ * As jsontext_storable, and no object names one member twice (once its
+ * escapes are resolved: "a" and "\u0061" are one name): else false, with
+ * the member's pointer in ptr and *why "appears twice" or "appears more
+ * than twice". For request bodies, of which json-c keeps the last of two
+ * members silently. Time O(n log n) in the number of members; memory for
+ * the names of the objects open at once (x* allocations, freed before it
+ * returns).
+ */
+bool jsontext_storable_unique(const char *text, size_t len, char *ptr, size_t ptrlen,
+                              const char **why);
 
 #endif

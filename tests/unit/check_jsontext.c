@@ -2,12 +2,17 @@
  * Unit tests for lib/jsontext.c: what PostgreSQL's jsonb cannot hold is
  * found wherever it hides (member names included) and named by its JSON
  * pointer; what it can hold passes, surrogate pairs and escaped
- * backslashes included.
+ * backslashes included. A member named twice in one object, however it is
+ * written and however deep, is found too, and in time that grows as
+ * n log n with the number of members.
  */
 #include "config.h"
 
 #include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "jsontext.h"
 #include "unit.h"
@@ -22,6 +27,22 @@ where(const char *text)
 	if (jsontext_storable(text, strlen(text), ptr, sizeof ptr, &why))
 		return "ok";
 	ck_assert_ptr_nonnull(why);
+	return ptr;
+}
+
+/* The pointer of the first member named twice (or unstorable), or "ok";
+ * what it says of it in *why_out. */
+static const char *
+twice(const char *text, const char **why_out)
+{
+	static char ptr[256];
+	const char *why = NULL;
+
+	if (jsontext_storable_unique(text, strlen(text), ptr, sizeof ptr, &why))
+		return "ok";
+	ck_assert_ptr_nonnull(why);
+	if (why_out != NULL)
+		*why_out = why;
 	return ptr;
 }
 
@@ -73,5 +94,97 @@ START_TEST(utf8_lengths)
 }
 END_TEST
 
+START_TEST(members_named_twice_are_found_and_named)
+{
+	const char *why = NULL;
+
+	ck_assert_str_eq(twice("{\"name\":\"a\",\"name\":\"b\"}", &why), "/name");
+	ck_assert_str_eq(why, "appears twice");
+	ck_assert_str_eq(twice("{\"a\":1,\"b\":2,\"a\":3,\"a\":4}", &why), "/a");
+	ck_assert_str_eq(why, "appears more than twice");
+	ck_assert_str_eq(twice("{\"input\":{\"x\":{\"k\":1,\"j\":2,\"k\":3}}}", NULL),
+	                 "/input/x/k");
+	ck_assert_str_eq(twice("{\"a\":[1,{\"b\":1},{\"c/d\":1,\"c/d\":2}]}", NULL),
+	                 "/a/2/c~1d");
+	/* Written differently, one name. */
+	ck_assert_str_eq(twice("{\"a\":1,\"\\u0061\":2}", NULL), "/a");
+	ck_assert_str_eq(twice("{\"\\ud83d\\ude00\":1,\"\xf0\x9f\x98\x80\":2}", NULL),
+	                 "/\xf0\x9f\x98\x80");
+	ck_assert_str_eq(twice("{\"t\\tq\\\"\":1,\"t\\u0009q\\u0022\":2}", NULL),
+	                 "/t\tq\"");
+	/* Names resolved in a nested object are forgotten with it. */
+	ck_assert_str_eq(
+	    twice(
+	        "{\"\\u0061\":{\"\\u0062\":1,\"\\u0063\":2},\"\\u0062\":1,\"\\u0061\":2}",
+	        NULL),
+	    "/a");
+	/* An unstorable text is said to be so, as by jsontext_storable. */
+	ck_assert_str_eq(twice("{\"v\":\"\\u0000\",\"v\":1}", &why), "/v");
+	ck_assert_str_eq(why, "contains a NUL character (\\u0000)");
+}
+END_TEST
+
+START_TEST(distinct_names_pass)
+{
+	/* One name in sibling or nested objects, in arrays, as a value. */
+	ck_assert_str_eq(twice("{\"a\":{\"a\":{\"a\":1}},\"b\":{\"a\":2}}", NULL), "ok");
+	ck_assert_str_eq(twice("[{\"a\":1},{\"a\":2},\"a\",\"a\"]", NULL), "ok");
+	ck_assert_str_eq(twice("{\"a\":\"a\",\"ab\":\"a\",\"A\":1,\"\":2}", NULL), "ok");
+	ck_assert_str_eq(twice("{\"k\":{\"x\":1},\"k2\":{\"x\":1}}", NULL), "ok");
+	ck_assert_str_eq(twice("{}", NULL), "ok");
+	/* jsontext_storable itself does not compare names (the executor's output). */
+	ck_assert_str_eq(where("{\"a\":1,\"a\":2}"), "ok");
+}
+END_TEST
+
+/* {"k0":0,"k1":0,...} with n members, the last named as the first when dup. */
+static char *
+wide_object(size_t n, bool dup)
+{
+	size_t cap = n * 24 + 16, o = 0, i;
+	char *s = malloc(cap);
+
+	ck_assert_ptr_nonnull(s);
+	s[o++] = '{';
+	for (i = 0; i < n; i++)
+		o += (size_t)snprintf(s + o, cap - o, "%s\"k%zu\":0", i ? "," : "",
+		                      dup && i == n - 1 ? (size_t)0 : i);
+	s[o++] = '}';
+	s[o] = '\0';
+	return s;
+}
+
+static double
+seconds_for(const char *text)
+{
+	char ptr[64];
+	const char *why;
+	struct timespec a, b;
+
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	(void)jsontext_storable_unique(text, strlen(text), ptr, sizeof ptr, &why);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	return (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+}
+
+START_TEST(many_members_take_n_log_n)
+{
+	char *small = wide_object(20000, false), *big = wide_object(200000, true);
+	double t_small, t_big;
+
+	ck_assert_str_eq(twice(small, NULL), "ok");
+	ck_assert_str_eq(twice(big, NULL), "/k0");
+	t_small = seconds_for(small);
+	t_big = seconds_for(big);
+	/* Ten times the members: about 12 times the time, 100 if quadratic. */
+	ck_assert_msg(t_big < 40 * t_small + 0.05,
+	              "%.4f s for 200,000 members, %.4f s for 20,000", t_big, t_small);
+	free(small);
+	free(big);
+}
+END_TEST
+
 UNIT_MAIN("jsontext", storable_text_passes, nul_characters_are_found_and_named,
-          lone_surrogates_are_found, utf8_lengths)
+          lone_surrogates_are_found, utf8_lengths,
+          members_named_twice_are_found_and_named, distinct_names_pass,
+          many_members_take_n_log_n)
