@@ -30,21 +30,27 @@ const char *
 idempotency_key(struct req *r, const char *token, struct json_object *errors)
 {
 	const char *h = http_param(r, "HTTP_IDEMPOTENCY_KEY");
-	struct json_object *obj;
+	struct json_object *obj, *mine, *detail = NULL;
 	struct vvalue hv;
 	size_t n;
 
 	if (h == NULL)
 		return token;
+	/* Checked as client_token is; one error, saying it is the header. */
 	obj = json_object_new_object();
 	json_object_object_add(obj, "client_token", json_object_new_string(h));
-	n = valid_check(obj, &run_fields[RF_TOKEN], 1, true, &hv, errors);
+	mine = json_object_new_array();
+	n = valid_check(obj, &run_fields[RF_TOKEN], 1, true, &hv, mine);
 	json_object_put(obj);
 	if (n > 0) {
-		valid_error(errors, "/client_token",
-		            "(the Idempotency-Key header) is not valid");
-		return NULL;
+		json_object_object_get_ex(json_object_array_get_idx(mine, 0), "detail",
+		                          &detail);
+		valid_error(errors, "/client_token", "(the Idempotency-Key header) %s",
+		            json_object_get_string(detail));
 	}
+	json_object_put(mine);
+	if (n > 0)
+		return NULL;
 	if (token != NULL && strcmp(token, h) != 0) {
 		valid_error(errors, "/client_token",
 		            "differs from the Idempotency-Key header");

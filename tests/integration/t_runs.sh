@@ -50,6 +50,12 @@ nul_case "NUL in an object value" '{"k":"v\u0000"}' /input/k
 nul_case "NUL deep in an array" '{"a":{"b":["x","\u0000"]}}' /input/a/b/1
 nul_case "NUL in a member name" '{"k\u0000a":1,"k":2}' /input/k
 nul_case "a lone surrogate" '{"s":"a\ud800b"}' /input/s
+# A member named twice (json-c would keep the last silently) is refused,
+# named by its pointer, wherever it is.
+api POST /api/v1/runs "{\"name\":\"a\",\"name\":\"b\",\"analysis_id\":\"$aid\"}"
+check "a member named twice: 422" "$status" 422
+check "a member named twice: named" "$(json '.errors[0].pointer + " " + .errors[0].detail')" "/name appears twice"
+nul_case "a member named twice in input" '{"a":{"k":1,"\u006b":2}}' /input/a/k
 api POST /api/v1/runs "{\"name\":\"pair\",\"analysis_id\":\"$aid\",\"input\":{\"s\":\"\\ud83d\\ude00\"},\"start\":false}"
 check "a surrogate pair is fine" "$(json -c .run.input)" '{"s":"😀"}'
 api POST /api/v1/runs "{\"name\":\"$(printf 'é%.0s' $(seq 1 128))\",\"analysis_id\":\"$aid\",\"start\":false}"
@@ -199,6 +205,11 @@ api POST /api/v1/runs "{\"name\":\"h\",\"analysis_id\":\"$aid\"}" -H "Idempotenc
 check "header key replay: same run" "$(json .run.id)" "$hid"
 api POST /api/v1/runs "{\"name\":\"h\",\"analysis_id\":\"$aid\",\"client_token\":\"zzz_$tag\"}" -H "Idempotency-Key: hdr_$tag"
 check "header and token disagree: 422" "$status" 422
+api POST /api/v1/runs "{\"name\":\"h\",\"analysis_id\":\"$aid\"}" -H "Idempotency-Key: bad key!"
+check "bad header key: 422" "$status" 422
+check "bad header key: one error, saying it is the header" \
+  "$(json '[.errors[] | .pointer + " " + .detail] | join(",")')" \
+  "/client_token (the Idempotency-Key header) must be 8 to 128 characters of A-Z, a-z, 0-9, _ and -"
 # Replays are answered from memcached when it has the key (PostgreSQL decides
 # otherwise): expire the key in both, as time would.
 project=$(sql "SELECT p.id FROM projects p JOIN tenants t ON t.id = p.tenant_id WHERE t.name = 'demo'")
