@@ -39,7 +39,8 @@ for (const line of readFileSync(recPath, 'utf8').split('\n')) {
   const where = `${r.method} ${path} -> ${r.status}`;
   const say = (msg) => { if (!seen.has(where + msg)) { seen.add(where + msg); console.log(`FAIL ${where}: ${msg}`); } problems++; };
   if (!route) { if (r.status !== 404) say('path not documented'); continue; }
-  const op = doc.paths[route.template][r.method.toLowerCase() === 'head' ? 'get' : r.method.toLowerCase()];
+  const method = r.method.toLowerCase();
+  const op = doc.paths[route.template][method];
   if (!op) { if (r.status !== 405) say('method not documented'); continue; }
   const resp = resolve(op.responses[String(r.status)]);
   if (!resp) { say('status not documented'); continue; }
@@ -51,8 +52,7 @@ for (const line of readFileSync(recPath, 'utf8').split('\n')) {
   if (!type.endsWith('json')) continue;
   let body;
   try { body = JSON.parse(r.body); } catch { say('body is not JSON'); continue; }
-  const pointer = '#/paths/' + route.template.replace(/\//g, '~1') + '/' +
-    (r.method.toLowerCase() === 'head' ? 'get' : r.method.toLowerCase()) +
+  const pointer = '#/paths/' + route.template.replace(/\//g, '~1') + '/' + method +
     '/responses/' + r.status;
   const schemaRef = op.responses[String(r.status)].$ref
     ? op.responses[String(r.status)].$ref + `/content/${media.replace(/\//g, '~1')}/schema`
