@@ -1,10 +1,12 @@
 /*
- * The bridge from a sandboxed child: the JSON lines it writes on its pipe
- * (log, progress, emit, result, error), read without blocking, checked
- * (what PostgreSQL could not store is refused, never rewritten), within
- * the run's output and event budgets, progress coalesced; and why an
- * attempt failed, from how the child ended. Writes events through jobs.c;
- * never blocks the executor's loop, never trusts what the child says.
+ * The executor's side of a worker's bridge (the protocol is in extern.h):
+ * jobs and replies written without blocking; the JSON lines the worker
+ * sends (log, progress, emit, call, result, error) read without blocking,
+ * checked (what PostgreSQL could not store is refused, never rewritten),
+ * within the run's output and event budgets, progress coalesced; calls
+ * answered; and why an attempt failed, from how the worker ended. Events
+ * go to jobs.c's batch; never blocks the executor's loop, never trusts
+ * what the worker says.
  */
 #include "config.h"
 
@@ -13,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -37,10 +40,10 @@ bridge_event(struct ex *ex, struct job *j, const char *type, const char *data)
 		free(j->error);
 		j->error = xasprintf("event limit: the script wrote more than %ld events",
 		                     ex_int(ex, EX_EVENT_MAX));
-		sbx_kill(j->child, SIGKILL);
+		ex_kill(j, SIGKILL);
 		return;
 	}
-	jobs_event(ex->db, j, type, data);
+	jobs_event(j, type, data);
 }
 
 /* Write the job's coalesced progress event, if one waits. */
@@ -57,10 +60,38 @@ bridge_progress(struct ex *ex, struct job *j)
 	free(data);
 }
 
-/* One JSON line from a child. */
+/* A call from a script's runtime: answered with a reply of its id. No
+ * method exists yet; each will be a row of a table here. */
 static void
+bridge_call(struct worker *w, struct json_object *call)
+{
+	struct json_object *id, *method, *reply = json_object_new_object();
+	const char *text;
+	char *why;
+
+	json_object_object_add(reply, "type", json_object_new_string("reply"));
+	json_object_object_add(
+	    reply, "id",
+	    json_object_object_get_ex(call, "id", &id) ? json_object_get(id) : NULL);
+	why = xasprintf("unknown method %s",
+	                json_object_object_get_ex(call, "method", &method)
+	                    ? json_object_get_string(method)
+	                    : "(none)");
+	json_object_object_add(reply, "error", json_object_new_string(why));
+	text = json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN |
+	                                                 JSON_C_TO_STRING_NOSLASHESCAPE);
+	bridge_send(w, text, strlen(text));
+	bridge_send(w, "\n", 1);
+	free(why);
+	json_object_put(reply);
+}
+
+/* One JSON line from a worker running j; true when it was j's result. */
+static bool
 bridge_line(struct ex *ex, struct job *j, const char *line)
 {
+	bool done = false;
+
 	struct json_object *o, *t, *v;
 	const char *type, *why;
 	char where[256];
@@ -75,17 +106,23 @@ bridge_line(struct ex *ex, struct job *j, const char *line)
 		                    where[6] != '\0' ? where + 6 : "the value", why)
 		        : xasprintf("script error: output cannot be stored: %s %s", where,
 		                    why);
-		return;
+		ex_kill(j, SIGKILL);
+		return false;
 	}
 	o = json_tokener_parse(line);
 	if (o == NULL || !json_object_object_get_ex(o, "type", &t)) {
 		free(j->error);
 		j->error = xstrdup("script error: malformed bridge output");
 		json_object_put(o);
-		return;
+		ex_kill(j, SIGKILL);
+		return false;
 	}
 	type = json_object_get_string(t);
-	if (strcmp(type, "result") == 0 && json_object_object_get_ex(o, "value", &v)) {
+	if (strcmp(type, "call") == 0) {
+		bridge_call(j->worker, o);
+	} else if (strcmp(type, "result") == 0 &&
+	           json_object_object_get_ex(o, "value", &v)) {
+		done = j->error == NULL;
 		free(j->result);
 		j->result =
 		    xstrdup(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
@@ -93,6 +130,7 @@ bridge_line(struct ex *ex, struct job *j, const char *line)
 			j->error = xasprintf(
 			    "result too large: %zu bytes; the inline limit is %ld",
 			    strlen(j->result), ex_int(ex, EX_RESULT_MAX));
+			done = true; /* a failure, but the worker is sound */
 		}
 	} else if (strcmp(type, "error") == 0) {
 		const char *msg = json_object_object_get_ex(o, "message", &v)
@@ -106,7 +144,7 @@ bridge_line(struct ex *ex, struct job *j, const char *line)
 		/* Not "error": EventSource clients reserve that name. */
 		if (json_object_object_get_ex(o, "stack", &v))
 			jobs_event(
-			    ex->db, j, "script_error",
+			    j, "script_error",
 			    json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	} else if (strcmp(type, "progress") == 0) {
 		/* Coalesced: the latest waits until progress_interval_ms has passed
@@ -127,38 +165,88 @@ bridge_line(struct ex *ex, struct job *j, const char *line)
 		             json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 	}
 	json_object_put(o);
+	return done;
 }
 
-void
-bridge_read(struct ex *ex, struct job *j)
+struct job *
+bridge_read(struct ex *ex, struct worker *w)
 {
 	char buf[65536], *nl, *start;
-	ssize_t n = read(j->fd, buf, sizeof buf);
+	ssize_t n = read(w->fd, buf, sizeof buf);
+	struct job *j = w->job, *done = NULL;
 
-	if (n < 0 && errno == EINTR)
-		return;
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return NULL;
 	if (n <= 0) {
-		close(j->fd);
-		j->fd = -1;
-		return;
+		close(w->fd);
+		w->fd = -1;
+		return NULL;
+	}
+	if (j == NULL || j->too_large) {
+		if (j == NULL && !w->doomed) {
+			log_msg(LOG_WARN, "worker %u wrote while it ran no job; stopped",
+			        w->child);
+			w->doomed = true;
+			sbx_kill(w->child, SIGKILL);
+		}
+		return NULL;
 	}
 	j->output += (size_t)n;
 	if ((long)j->output > ex_int(ex, EX_OUTPUT_MAX)) {
-		if (!j->too_large)
-			sbx_kill(j->child, SIGKILL);
 		j->too_large = true;
-		return;
+		ex_kill(j, SIGKILL);
+		return NULL;
 	}
-	j->line = xrealloc(j->line, j->linelen + (size_t)n + 1);
-	memcpy(j->line + j->linelen, buf, (size_t)n);
-	j->linelen += (size_t)n;
-	j->line[j->linelen] = '\0';
-	for (start = j->line; (nl = strchr(start, '\n')) != NULL; start = nl + 1) {
+	w->in = xrealloc(w->in, w->inlen + (size_t)n + 1);
+	memcpy(w->in + w->inlen, buf, (size_t)n);
+	w->inlen += (size_t)n;
+	w->in[w->inlen] = '\0';
+	for (start = w->in; (nl = strchr(start, '\n')) != NULL; start = nl + 1) {
 		*nl = '\0';
-		bridge_line(ex, j, start);
+		if (done != NULL) { /* anything after a result is a breach */
+			w->doomed = true;
+			sbx_kill(w->child, SIGKILL);
+			break;
+		}
+		if (bridge_line(ex, j, start)) {
+			done = j;
+			w->job = NULL;
+		}
 	}
-	j->linelen -= (size_t)(start - j->line);
-	memmove(j->line, start, j->linelen + 1);
+	w->inlen = nl != NULL ? 0 : w->inlen - (size_t)(start - w->in);
+	memmove(w->in, start, w->inlen + 1);
+	return done;
+}
+
+void
+bridge_write(struct worker *w)
+{
+	ssize_t n;
+
+	while (w->fd >= 0 && w->outoff < w->outlen) {
+		n = send(w->fd, w->out + w->outoff, w->outlen - w->outoff, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return; /* the rest when poll says it can be written */
+		if (n < 0) {    /* the worker is gone; its end is reported apart */
+			w->outoff = w->outlen;
+			break;
+		}
+		w->outoff += (size_t)n;
+	}
+	w->outoff = w->outlen = 0;
+}
+
+void
+bridge_send(struct worker *w, const char *text, size_t len)
+{
+	if (w->outoff > 0 && w->outoff == w->outlen)
+		w->outoff = w->outlen = 0;
+	w->out = xrealloc(w->out, w->outlen + len);
+	memcpy(w->out + w->outlen, text, len);
+	w->outlen += len;
+	bridge_write(w);
 }
 
 /* Why the attempt failed, from how the child ended, if nothing better is known. */
@@ -171,12 +259,12 @@ bridge_outcome(struct job *j, int status)
 		why = xasprintf("executor fault: cannot fork the sandboxed child: %s",
 		                strerror(-status));
 	else if (j->timed_out)
-		why = xasprintf("timeout: no result after %ld ms", j->timeout_ms);
+		why = xasprintf("timeout: no result after %ld ms", j->spec.timeout_ms);
 	else if (j->too_large)
 		why = xstrdup("output too large");
 	else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGXCPU)
 		why = xstrdup("timeout: CPU time limit reached");
-	else if (j->runtime == RT_NODE && WIFSIGNALED(status) && j->result == NULL &&
+	else if (j->spec.runtime == RT_NODE && WIFSIGNALED(status) && j->result == NULL &&
 	         (WTERMSIG(status) == SIGABRT || WTERMSIG(status) == SIGTRAP))
 		why = xstrdup("memory limit: node stopped when its heap or data "
 		              "limit was reached");

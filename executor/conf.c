@@ -24,7 +24,9 @@ const struct cfg_key ex_cfg_keys[EX__MAX] = {
          "leases are looked for."},
     [EX_MAX_CONCURRENT] = {"executor", "max_concurrent_jobs", CFG_INT, "5",
                            "MAX_CONCURRENT_JOBS", 1, 1024, NULL, CFG_RELOADABLE,
-                           "Jobs run at the same time."},
+                           "Jobs run at the same time (each in a worker). The "
+                           "executor claims up to twice as many, so that a worker "
+                           "that is done is given its next job at once."},
     [EX_LEASE_SECONDS] =
         {"executor", "lease_seconds", CFG_INT, "30", NULL, 3, 3600, NULL, CFG_RELOADABLE,
          "A running job's lease; renewed every third of it. A job whose lease "
@@ -72,4 +74,32 @@ const struct cfg_key ex_cfg_keys[EX__MAX] = {
          "ctx.progress calls closer together than this are coalesced: the latest "
          "is recorded when the interval has passed, before any other event, and "
          "before the outcome. 0 records each one."},
+    [EX_WORKER_MAX_JOBS] =
+        {"executor", "worker_max_jobs", CFG_INT, "1000", NULL, 1, 1000000, NULL,
+         CFG_RELOADABLE,
+         "Jobs a warm worker runs before it is replaced. A worker serves one "
+         "tenant, one runtime and one set of limits, and runs each job in a fresh "
+         "engine; it is kept only after a job completes (any failure, timeout, "
+         "cancel or limit kills it). 1 is the strict mode: a new contained "
+         "process for every job, at the cost of creating one each time."},
+    [EX_WORKER_IDLE_SECONDS] = {"executor", "worker_idle_seconds", CFG_INT, "60", NULL, 1,
+                                86400, NULL, CFG_RELOADABLE,
+                                "A warm worker given no job for this long is stopped."},
+#define TIER_RUNNING(t, name, def)                                                       \
+	[EX_TIER_RUNNING + (t)] = {"tiers",                                              \
+	                           name "_max_running",                                  \
+	                           CFG_INT,                                              \
+	                           def,                                                  \
+	                           NULL,                                                 \
+	                           1,                                                    \
+	                           100000,                                               \
+	                           NULL,                                                 \
+	                           CFG_RELOADABLE,                                       \
+	                           "Jobs of one " name                                   \
+	                           " tenant running at once, across "                    \
+	                           "all executors (give every "                          \
+	                           "executor the same value)."}
+    TIER_RUNNING(0, "free", "2"),
+    TIER_RUNNING(1, "pro", "10"),
+    TIER_RUNNING(2, "enterprise", "50"),
 };

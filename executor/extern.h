@@ -1,13 +1,16 @@
 /*
  * Internals of assay-executor, the daemon that runs analyses. One thread,
- * one poll(2) loop (main.c): it claims pending runs from PostgreSQL (jobs.c),
- * has each run in a forked, sandboxed child and reads the child's JSON lines
- * over a pipe (bridge.c); its counters are served as /metrics (stats.c). The children are
- * forked by assay-sandbox (zygote.c), a small helper the executor starts and talks to
- * over a socket (sandbox.c): a process that never holds the executor's memory,
- * connections or secrets, with the script engine already initialised, so that each child
- * starts cheaply and copies only what its script touches. Nothing here speaks to clients;
- * runs and their events live in the database only.
+ * one poll(2) loop (main.c): it claims pending runs from PostgreSQL, tenants
+ * in turn (jobs.c), and hands each to a warm worker: a sandboxed child that
+ * serves one tenant and one runtime, runs its jobs one at a time, each in a
+ * fresh engine, and is reused until worker_max_jobs or worker_idle_seconds
+ * (main.c). Jobs and the script's output travel over the worker's bridge,
+ * a socket carrying JSON lines both ways (bridge.c); outcomes and events
+ * are written in batches (jobs.c); counters are served as /metrics
+ * (stats.c). Workers are forked by assay-sandbox (zygote.c), a small helper
+ * the executor starts and talks to over a socket (sandbox.c): a process
+ * that never holds the executor's memory, connections or secrets. Nothing
+ * here speaks to clients; runs and their events live in the database only.
  */
 #ifndef ASSAY_EXECUTOR_EXTERN_H
 #define ASSAY_EXECUTOR_EXTERN_H
@@ -39,37 +42,78 @@ enum ex_key {
 	EX_SANDBOX_USER,
 	EX_EVENT_MAX,
 	EX_PROGRESS_INTERVAL_MS,
-	EX__MAX
+	EX_WORKER_MAX_JOBS,
+	EX_WORKER_IDLE_SECONDS,
+	EX_TIER_RUNNING, /* TIER_COUNT keys: [tiers] <tier>_max_running */
+	EX__MAX = EX_TIER_RUNNING + 3
 };
+#define TIER_COUNT 3 /* free, pro, enterprise: assay_claim's caps, in order */
 extern const struct cfg_key ex_cfg_keys[EX__MAX];
 #define EX_CONF_FILE SYSCONFDIR "/assay/executor.conf"
 
 /* Where a script runs: Duktape in the child, or a node process. */
 enum runtime { RT_JS, RT_NODE, RT__MAX };
 
-/* What the sandboxed child needs to run one job. */
+/* What a sandboxed worker is made for: its runtime and limits. Every job
+ * it is given has these limits (main.c keys workers by them). */
 struct job_spec {
 	enum runtime runtime;
-	char *script;      /* the child rewrites `export default` in place */
-	const char *input; /* JSON text */
-	long timeout_ms;
-	long memory_mb;
+	long timeout_ms; /* of one job; the wall clock is the executor's */
+	long memory_mb;  /* of one job: its engine's budget */
+	long max_jobs;   /* jobs it may run (its CPU-time backstop counts them) */
+};
+
+/*
+ * The bridge: a SOCK_STREAM socket between the executor and a worker
+ * (descriptor 3 in the worker), carrying JSON lines both ways.
+ *   executor -> worker
+ *     {"type":"job","memory_mb":N,"script":"...","input":JSON}
+ *         one job; the next is sent only after its "result"
+ *     {"type":"reply","id":N,"result":JSON} or {..."error":"message"}
+ *         the answer to a call
+ *   worker -> executor, while it runs a job
+ *     {"type":"log","level":"...","message":"..."}
+ *     {"type":"progress","percent":N,"message":"..."}
+ *     {"type":"emit","event":"...","data":JSON}
+ *     {"type":"call","id":N,"method":"...","params":JSON}
+ *         a request the executor answers with a reply of the same id
+ *         (bridge.c lists the methods)
+ *     {"type":"result","value":JSON}
+ *         the job completed; the worker waits for the next, in a fresh engine
+ *     {"type":"error","message":"...","stack":"..."}
+ *         the job failed; the worker exits (never reused after a failure)
+ * A line from a worker that runs no job is a breach: the worker is killed.
+ * End of file from the executor: the worker exits.
+ */
+#define BRIDGE_FD 3
+
+/* A running worker, as the executor sees it (main.c). */
+struct worker {
+	unsigned child; /* its number with assay-sandbox */
+	long tenant;
+	struct job_spec spec;
+	int fd;   /* the bridge; -1 once it ended */
+	char *in; /* partial line from the worker */
+	size_t inlen;
+	char *out; /* what waits to be written to it */
+	size_t outlen, outoff;
+	struct job *job; /* the job it runs, or NULL: idle */
+	unsigned jobs;   /* given so far */
+	uint64_t idle_since_us;
+	bool doomed; /* killed, or retired: never given a job again */
 };
 
 /* One claimed run. */
 struct job {
 	char id[40];
 	char project[24];
+	long tenant;
 	int attempts, max_attempts;
 	char *script, *input;
-	long timeout_ms, memory_mb;
-	enum runtime runtime;
-	unsigned child; /* its sandbox child's number; 0 before it starts */
-	bool ended;     /* the child has exited (or never started) */
-	int fd;         /* the bridge pipe, read end */
-	char *line;     /* partial line from the child */
-	size_t linelen;
-	size_t output; /* bytes received so far */
+	struct job_spec spec;
+	struct worker *worker; /* the worker running it; NULL when not (yet) */
+	bool ended;            /* its outcome is known */
+	size_t output;         /* bytes received so far */
 	uint64_t started_us, deadline_us, kill_at_us;
 	unsigned events;                            /* written for this attempt */
 	char *progress;                             /* coalesced, not yet written */
@@ -85,27 +129,34 @@ struct job {
  * forget that run (mc may be NULL: no cache).
  */
 struct mc;
+/* Claim up to n runs, tenants in turn, each tier within its cap of
+ * running jobs across all executors (caps: TIER_COUNT numbers). */
 int jobs_claim(struct db *, struct mc *, const char *worker, int n, int lease_s,
-               struct job **out);
+               const long *caps, struct job **out);
 bool jobs_heartbeat(struct db *, const char *worker, int lease_s, struct job *const *,
                     size_t n);
 int jobs_recover(struct db *, struct mc *);
-bool jobs_event(struct db *, const struct job *, const char *type, const char *data_json);
-/* Record the end of an attempt: completed, canceled, retried or failed.
- * An outcome PostgreSQL refuses (a result it cannot store) is recorded as
- * a failure instead, saying so; the return says what became of it. */
+/* Events wait in a batch written by jobs_flush_events, in order; a job's
+ * events are always written before its outcome. */
+void jobs_event(const struct job *, const char *type, const char *data_json);
+bool jobs_flush_events(struct db *);
+/* Record the ends of attempts, many in one statement: completed, canceled,
+ * retried or failed, each only while this executor holds its lease. An
+ * outcome PostgreSQL refuses (a result it cannot store) is recorded as a
+ * failure instead, saying so; rec[i] says what became of jobs[i]. */
 enum job_record { JOB_RECORDED, JOB_LOST, JOB_REFUSED, JOB_UNRECORDED };
-enum job_record jobs_finish(struct db *, struct mc *, const char *worker, struct job *);
+void jobs_finish(struct db *, struct mc *, const char *worker, struct job **jobs,
+                 size_t n, enum job_record *rec);
 /* Put a claimed job back untouched (shutdown): no attempt is charged. */
 void jobs_release(struct db *, struct mc *, const char *worker, struct job *);
 void job_free(struct job *);
 
 /*
  * Between the executor and assay-sandbox: SOCK_SEQPACKET messages. RUN
- * carries two descriptors: the write end of the child's bridge pipe and a
- * memfd holding the script and the input, each NUL-terminated. Children are
- * named by the executor's number, never by pid, so a late KILL cannot hit
- * a reused pid: the sandbox ignores numbers it has already reaped.
+ * starts a worker and carries one descriptor: the worker's end of its
+ * bridge. Workers are named by the executor's number, never by pid, so a
+ * late KILL cannot hit a reused pid: the sandbox ignores numbers it has
+ * already reaped.
  */
 enum sbx_op { SBX_READY, SBX_RUN, SBX_KILL, SBX_EXITED };
 /* READY's status: how contained its children are (sandbox-user.c,
@@ -119,17 +170,18 @@ struct sbx_msg {
 	int32_t memory_mb;  /* RUN */
 	int64_t timeout_ms; /* RUN */
 	int32_t runtime;    /* RUN: enum runtime */
-	int32_t unused;
+	int32_t max_jobs;   /* RUN */
 };
 
 /* sandbox.c, in the executor; one assay-sandbox per executor.
  * sbx_open starts it (program: its path; node: the node binary for runtime
  * "node", or NULL; user: sandbox_user) and returns the socket to poll,
- * or -1 (also what sbx_fd says while none runs). sbx_run asks for a child
- * and returns the read end of its bridge, or -1. sbx_next reads what the
- * sandbox said: 1 when *child has exited with wait *status, 0 when nothing
- * more is to be read now, -1 when assay-sandbox itself is gone, and its
- * children with it (sbx_open starts a new one). */
+ * or -1 (also what sbx_fd says while none runs). sbx_run starts a worker
+ * and returns the executor's end of its bridge (non-blocking), or -1.
+ * sbx_next reads what the sandbox said: 1 when *child has exited with wait
+ * *status, 0 when nothing more is to be read now, -1 when assay-sandbox
+ * itself is gone, and its children with it (sbx_open starts a new one).
+ * sbx_job_frame is the bridge line that gives a worker a job (malloc'd). */
 int sbx_open(const char *program, const char *node, const char *user);
 int sbx_fd(void);
 /* NULL when runs of rt can start in the running assay-sandbox, else why
@@ -141,9 +193,11 @@ int sbx_run(unsigned child, const struct job_spec *);
 void sbx_kill(unsigned child, int sig);
 int sbx_next(unsigned *child, int *status);
 void sbx_close(void);
+char *sbx_job_frame(const char *script, const char *input, long memory_mb, size_t *len);
 
-/* The executor: its configuration, connections, running jobs, counters.
- * One per process (main.c); bridge.c and stats.c take it as an argument. */
+/* The executor: its configuration, connections, workers, running jobs,
+ * counters. One per process (main.c); bridge.c and stats.c take it as an
+ * argument. */
 #define MAX_JOBS         1024
 #define DURATION_BUCKETS 14
 enum { REASON__MAX = 8 };
@@ -154,28 +208,40 @@ struct ex {
 	bool cfg_required;
 	char sandbox[4096]; /* the assay-sandbox program */
 	const char *node;   /* node_path, or NULL: no runtime "node" */
-	unsigned children;  /* numbers the children: the last one used */
+	unsigned children;  /* numbers the workers: the last one used */
 	struct db *db;
 	struct mc *mc;             /* the API's cache, told of every change of a run */
 	struct pg_conn *listening; /* the connection our LISTENs were issued on */
 	char worker[96];
 	struct job *jobs[MAX_JOBS];
 	size_t njobs;
+	struct worker *workers[MAX_JOBS];
+	size_t nworkers;
+	struct job *done[MAX_JOBS]; /* ended, their outcome not yet written */
+	size_t ndone;
 	int sig_fd, http_fd;
 	bool stopping, wake;
 	uint64_t stop_at_us, next_poll_us, next_beat_us;
 	unsigned long claimed, completed, failed, retried, canceled, recovered, processed;
+	unsigned long workers_started, flushes;
 	unsigned long reasons[REASON__MAX];           /* failed attempts by why */
 	unsigned long duration[DURATION_BUCKETS + 1]; /* attempts by duration bucket */
 	double duration_sum;
 };
 long ex_int(const struct ex *, enum ex_key);
+/* Signal the worker of a job (main.c); it is never reused after. */
+void ex_kill(struct job *, int sig);
 
-/* bridge.c: the child's output. bridge_read takes what the child's pipe
- * holds (closing it at its end), bridge_progress writes a coalesced
- * progress event if one waits, bridge_outcome says why the attempt failed
- * from the child's wait status (status < 0: it could not be forked). */
-void bridge_read(struct ex *, struct job *);
+/* bridge.c: a worker's side of the bridge. bridge_read takes what the
+ * worker sent and returns the job whose result arrived (then no longer the
+ * worker's), else NULL; at the end of the bridge it closes it. bridge_write
+ * writes what waits for the worker (bridge_send queues it), without
+ * blocking. bridge_progress writes a coalesced progress event if one waits,
+ * bridge_outcome says why the attempt failed from the worker's wait status
+ * (status < 0: it could not be forked). */
+struct job *bridge_read(struct ex *, struct worker *);
+void bridge_send(struct worker *, const char *text, size_t len);
+void bridge_write(struct worker *);
 void bridge_progress(struct ex *, struct job *);
 void bridge_outcome(struct job *, int status);
 
@@ -189,7 +255,7 @@ void stats_write(struct ex *, FILE *);
  * children get their namespaces. sbx_ns_fork makes a child (in new
  * namespaces where they work), which then applies, in this order:
  * sbx_ns_enter (node: the node binary, whose files it needs; NULL for
- * "js"; it returns in the job's own process, its init staying behind),
+ * "js"; it returns in the worker's own process, its init staying behind),
  * sbx_rlimits, sbx_seccomp. sbx_drop_caps empties every
  * capability set. sbx_seccomp_prepare builds the filter once, at start. */
 bool sbx_user(const char *name);
@@ -199,18 +265,17 @@ pid_t sbx_ns_fork(void);
 bool sbx_ns_enter(const char *node);
 /* First thing in a new child: block the signals its init will take. */
 void sbx_ns_block(void);
-/* A child's wait status as its job ended (its init exits 128 + signal). */
+/* A child's wait status as its worker ended (its init exits 128 + signal). */
 int sbx_ns_status(int status);
 bool sbx_rlimits(const struct job_spec *);
 bool sbx_seccomp_prepare(void);
 bool sbx_seccomp(enum runtime);
-/* js.c: js_prepare creates the engine once, before any fork; js_run runs
- * the analysis in this (sandboxed) child, writing JSON lines to fd. */
-bool js_prepare(void);
-void js_run(const struct job_spec *, int fd) __attribute__((noreturn));
-/* node.c: node_exec execs node (the binary) on the job, with the bridge
- * on fd 3 and the job (script NUL input NUL) on fd 4. It only returns on
- * failure. */
+/* js.c: js_serve runs jobs from the bridge (fd) in this sandboxed worker,
+ * each in a new Duktape heap within its memory budget, until the bridge
+ * ends or a job fails. */
+void js_serve(const struct job_spec *, int fd) __attribute__((noreturn));
+/* node.c: node_exec execs node (the binary) as a worker, with the bridge
+ * on BRIDGE_FD. It only returns on failure. */
 void node_exec(const char *node, const struct job_spec *);
 
 #endif

@@ -1,17 +1,24 @@
 /*
- * The job table, as the executor sees it: claim (FOR UPDATE SKIP LOCKED,
- * highest priority then oldest), lease heartbeats, recovery of expired
- * leases, events, and the end of an attempt. Every write that ends an
- * attempt is conditional on still holding the lease (worker_id, running),
- * so a result from an executor that lost its lease is rejected. Status
- * changes are turned into job_events rows and NOTIFYs by the database's
- * triggers, not here.
+ * The job table, as the executor sees it: claim (assay_claim in
+ * sql/0007_fair_claim.sql: tenants in turn, tier caps, FOR UPDATE SKIP
+ * LOCKED, highest priority then oldest), lease heartbeats, recovery of
+ * expired leases, events, and the ends of attempts. Events and ends are
+ * written in batches, each batch one statement (a JSON array parameter),
+ * so that the notifications of a batch reach listeners at one commit.
+ * Every write that ends an attempt is conditional on still holding the
+ * lease (worker_id, running), so a result from an executor that lost its
+ * lease is rejected; an executor that dies before writing an end leaves
+ * the run to be recovered when its lease expires (run again, never lost,
+ * never completed twice). Status changes are turned into job_events rows
+ * and NOTIFYs by the database's triggers, not here.
  */
 #include "config.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <json-c/json.h>
 
 #include "db.h"
 #include "extern.h"
@@ -39,7 +46,6 @@ job_free(struct job *j)
 		return;
 	free(j->script);
 	free(j->input);
-	free(j->line);
 	free(j->progress);
 	free(j->result);
 	free(j->error);
@@ -48,32 +54,21 @@ job_free(struct job *j)
 
 int
 jobs_claim(struct db *db, struct mc *mc, const char *worker, int n, int lease_s,
-           struct job **out)
+           const long *caps, struct job **out)
 {
-	char limit[16], lease[16];
-	const char *params[3] = {limit, worker, lease};
+	char limit[16], lease[16], tiers[64];
+	const char *params[4] = {worker, limit, lease, tiers};
 	PGresult *res;
 	int i, rows;
 
 	snprintf(limit, sizeof limit, "%d", n);
 	snprintf(lease, sizeof lease, "%d", lease_s);
-	if (db_query(
-	        db, &res,
-	        "WITH c AS (SELECT id FROM analysis_jobs"
-	        "  WHERE status = 'pending' AND run_after <= now()"
-	        "  ORDER BY priority DESC, run_after, created_at"
-	        "  LIMIT $1::int FOR UPDATE SKIP LOCKED)"
-	        " UPDATE analysis_jobs j SET status = 'running', worker_id = $2,"
-	        "  attempts = j.attempts + 1, started_at = now(), error_message = NULL,"
-	        "  lease_expires_at = now() + $3::int * interval '1 second'"
-	        " FROM c, analyses a, analysis_versions v"
-	        " WHERE j.id = c.id AND a.id = j.analysis_id"
-	        "  AND v.analysis_id = j.analysis_id AND v.version = j.analysis_version"
-	        " RETURNING j.id, j.attempts, j.max_attempts, coalesce(j.input::text, "
-	        "'null'),"
-	        "  v.script_content, a.timeout_ms, a.memory_limit_mb, a.runtime, "
-	        "j.project_id",
-	        3, params) != DB_OK)
+	snprintf(tiers, sizeof tiers, "{%ld,%ld,%ld}", caps[0], caps[1], caps[2]);
+	if (db_query(db, &res,
+	             "SELECT id, attempts, max_attempts, input, script, timeout_ms,"
+	             " memory_mb, runtime, project_id, tenant_id"
+	             " FROM assay_claim($1, $2::int, $3::int, $4::int[])",
+	             4, params) != DB_OK)
 		return 0;
 	rows = PQntuples(res);
 	for (i = 0; i < rows; i++) {
@@ -82,14 +77,16 @@ jobs_claim(struct db *db, struct mc *mc, const char *worker, int n, int lease_s,
 		snprintf(j->id, sizeof j->id, "%s", PQgetvalue(res, i, 0));
 		snprintf(j->project, sizeof j->project, "%s", PQgetvalue(res, i, 8));
 		jobs_forget(mc, j->project, j->id);
+		j->tenant = atol(PQgetvalue(res, i, 9));
 		j->attempts = atoi(PQgetvalue(res, i, 1));
 		j->max_attempts = atoi(PQgetvalue(res, i, 2));
 		j->input = xstrdup(PQgetvalue(res, i, 3));
 		j->script = xstrdup(PQgetvalue(res, i, 4));
-		j->timeout_ms = atol(PQgetvalue(res, i, 5));
-		j->memory_mb = atol(PQgetvalue(res, i, 6));
-		j->fd = -1;
-		j->runtime = strcmp(PQgetvalue(res, i, 7), "node") == 0 ? RT_NODE : RT_JS;
+		j->spec.timeout_ms = atol(PQgetvalue(res, i, 5));
+		j->spec.memory_mb = atol(PQgetvalue(res, i, 6));
+		j->spec.runtime =
+		    strcmp(PQgetvalue(res, i, 7), "node") == 0 ? RT_NODE : RT_JS;
+		j->spec.max_jobs = 1;
 		out[i] = j;
 	}
 	PQclear(res);
@@ -157,17 +154,48 @@ jobs_recover(struct db *db, struct mc *mc)
 	return n;
 }
 
-bool
-jobs_event(struct db *db, const struct job *j, const char *type, const char *data)
-{
-	const char *params[3] = {j->id, type, data};
-	PGresult *res;
+/* The events waiting: a JSON array of [job id, type, data]. */
+static struct {
+	char *text;
+	size_t len, cap;
+	unsigned count;
+} events;
 
-	if (db_query(db, &res, "SELECT assay_event($1, $2, $3::jsonb)", 3, params) !=
-	    DB_OK)
-		return false;
-	PQclear(res);
-	return true;
+void
+jobs_event(const struct job *j, const char *type, const char *data)
+{
+	size_t need = strlen(j->id) + strlen(type) + strlen(data) + 16;
+
+	if (events.len + need + 2 > events.cap) {
+		events.cap = (events.len + need + 2) * 2;
+		events.text = xrealloc(events.text, events.cap);
+	}
+	events.len += (size_t)snprintf(events.text + events.len, events.cap - events.len,
+	                               "%c[\"%s\",\"%s\",%s]", events.count ? ',' : '[',
+	                               j->id, type, data);
+	events.count++;
+}
+
+bool
+jobs_flush_events(struct db *db)
+{
+	const char *param = events.text;
+	PGresult *res;
+	bool ok;
+
+	if (events.count == 0)
+		return true;
+	events.text[events.len++] = ']';
+	events.text[events.len] = '\0';
+	ok = db_query(db, &res, "SELECT assay_events($1::jsonb)", 1, &param) == DB_OK;
+	if (ok)
+		PQclear(res);
+	else
+		log_msg(LOG_WARN, "%u event(s) of running jobs could not be recorded",
+		        events.count);
+	events.len = 0;
+	events.count = 0;
+	return ok;
 }
 
 /* Run an update that ends an attempt: JOB_RECORDED, JOB_LOST when the
@@ -192,22 +220,26 @@ jobs_end(struct db *db, const char *sql, int n, const char *const *params)
 	return rec;
 }
 
-enum job_record
-jobs_finish(struct db *db, struct mc *mc, const char *worker, struct job *j)
+/* The delay before attempt j->attempts + 1: exponential with jitter,
+ * 1 s, 2 s, 4 s ... at most 5 min, ±50%. */
+static long
+jobs_backoff_ms(const struct job *j)
+{
+	long ms = 1000L << (j->attempts > 9 ? 9 : j->attempts - 1);
+
+	ms = ms > 300000 ? 300000 : ms;
+	return ms / 2 + random() % ms;
+}
+
+/* One end, alone: what a batch PostgreSQL refused falls back to. */
+static enum job_record
+jobs_finish_one(struct db *db, struct mc *mc, const char *worker, struct job *j)
 {
 	char backoff[24];
 	const char *params[5] = {j->id, worker, NULL, NULL, backoff};
 	enum job_record rec;
-	long ms;
 
-	if (j->lost) {
-		log_msg(LOG_WARN, "run %s: lease lost; its outcome is discarded", j->id);
-		return JOB_LOST;
-	}
-	/* Exponential backoff with jitter: 1 s, 2 s, 4 s ... at most 5 min, ±50%. */
-	ms = 1000L << (j->attempts > 9 ? 9 : j->attempts - 1);
-	ms = ms > 300000 ? 300000 : ms;
-	snprintf(backoff, sizeof backoff, "%ld", ms / 2 + random() % ms);
+	snprintf(backoff, sizeof backoff, "%ld", jobs_backoff_ms(j));
 	do {
 		params[2] = j->canceled ? "canceled" : j->error;
 		params[3] = j->result;
@@ -261,6 +293,117 @@ jobs_finish(struct db *db, struct mc *mc, const char *worker, struct job *j)
 	else if (rec == JOB_RECORDED)
 		jobs_forget(mc, j->project, j->id);
 	return rec;
+}
+
+/* One statement ends them all: the same decisions as jobs_finish_one,
+ * for each element of a JSON array of {id, error, result: [value],
+ * backoff}. NULL when PostgreSQL refused it (or is down: *down). */
+static PGresult *
+jobs_finish_batch(struct db *db, const char *worker, struct job **jobs, size_t n,
+                  bool *down)
+{
+	struct json_object *all = json_object_new_array(), *o;
+	const char *params[2] = {worker, NULL};
+	PGresult *res = NULL;
+	enum db_rc st;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		o = json_object_new_object();
+		json_object_object_add(o, "id", json_object_new_string(jobs[i]->id));
+		json_object_object_add(
+		    o, "error",
+		    jobs[i]->canceled ? json_object_new_string("canceled")
+		    : jobs[i]->error  ? json_object_new_string(jobs[i]->error)
+		                      : NULL);
+		if (jobs[i]->result != NULL) {
+			struct json_object *v, *wrap = json_object_new_array();
+			enum json_tokener_error err;
+
+			v = json_tokener_parse_verbose(jobs[i]->result, &err);
+			json_object_array_add(wrap, v);
+			json_object_object_add(o, "result", wrap);
+			if (err != json_tokener_success) { /* PostgreSQL decides, alone */
+				json_object_put(all);
+				json_object_put(o);
+				*down = false;
+				return NULL;
+			}
+		}
+		json_object_object_add(o, "backoff",
+		                       json_object_new_int64(jobs_backoff_ms(jobs[i])));
+		json_object_array_add(all, o);
+	}
+	params[1] = json_object_to_json_string_ext(all, JSON_C_TO_STRING_PLAIN);
+	st = db_query(
+	    db, &res,
+	    "WITH d AS (SELECT * FROM jsonb_to_recordset($2::jsonb)"
+	    "   AS x(id uuid, error text, result jsonb, backoff bigint)),"
+	    " o AS (SELECT j.id, d.error, d.result, d.backoff, CASE"
+	    "   WHEN j.cancel_requested_at IS NOT NULL OR d.error = 'canceled'"
+	    "    THEN 'canceled'"
+	    "   WHEN d.error IS NULL THEN 'completed'"
+	    "   WHEN j.attempts < j.max_attempts THEN 'pending' ELSE 'failed' END AS next"
+	    "  FROM analysis_jobs j JOIN d ON d.id = j.id"
+	    "  WHERE j.worker_id = $1 AND j.status = 'running' FOR UPDATE OF j)"
+	    " UPDATE analysis_jobs j SET status = o.next, lease_expires_at = NULL,"
+	    "  worker_id = CASE WHEN o.next = 'pending' THEN NULL ELSE j.worker_id END,"
+	    "  result = CASE WHEN o.next = 'completed' THEN o.result -> 0 END,"
+	    "  error_message = CASE WHEN o.next = 'canceled' THEN 'canceled'"
+	    "   ELSE o.error END,"
+	    "  run_after = CASE WHEN o.next = 'pending'"
+	    "   THEN now() + o.backoff * interval '1 millisecond' ELSE j.run_after END,"
+	    "  finished_at = CASE WHEN o.next = 'pending' THEN NULL ELSE now() END"
+	    " FROM o WHERE j.id = o.id RETURNING j.id",
+	    2, params);
+	json_object_put(all);
+	*down = st != DB_OK && st != DB_ERROR;
+	return st == DB_OK ? res : NULL;
+}
+
+void
+jobs_finish(struct db *db, struct mc *mc, const char *worker, struct job **jobs, size_t n,
+            enum job_record *rec)
+{
+	struct job *batch[MAX_JOBS];
+	size_t i, nb = 0;
+	PGresult *res;
+	bool down;
+	int r;
+
+	for (i = 0; i < n; i++) {
+		rec[i] = JOB_LOST;
+		if (jobs[i]->lost)
+			log_msg(LOG_WARN, "run %s: lease lost; its outcome is discarded",
+			        jobs[i]->id);
+		else
+			batch[nb++] = jobs[i];
+	}
+	if (nb == 0)
+		return;
+	res = jobs_finish_batch(db, worker, batch, nb, &down);
+	for (i = 0; i < n; i++) {
+		if (jobs[i]->lost)
+			continue;
+		if (res == NULL) {
+			rec[i] = down ? JOB_UNRECORDED
+			              : jobs_finish_one(db, mc, worker, jobs[i]);
+			continue;
+		}
+		for (r = 0;
+		     r < PQntuples(res) && strcmp(PQgetvalue(res, r, 0), jobs[i]->id);
+		     r++)
+			;
+		rec[i] = r < PQntuples(res) ? JOB_RECORDED : JOB_LOST;
+		if (rec[i] == JOB_RECORDED)
+			jobs_forget(mc, jobs[i]->project, jobs[i]->id);
+		else
+			log_msg(LOG_WARN,
+			        "run %s: lease lost before the outcome was written; "
+			        "discarded",
+			        jobs[i]->id);
+	}
+	PQclear(res);
 }
 
 void

@@ -1,14 +1,19 @@
 /*
- * Runtime "js": Duktape, in the sandboxed child. The script defines
- * analyze(input, ctx) (`export default function analyze` is accepted);
- * ctx.log (message, or level and message), ctx.progress and ctx.emit and
- * the outcome are written to the
- * bridge as JSON lines: {"type":"log"|"progress"|"emit"|"result"|"error",...}.
- * Runs after the sandbox is in place; may only write to the bridge.
+ * Runtime "js": Duktape, in the sandboxed worker. It reads jobs from the
+ * bridge (extern.h describes the lines) and runs each in a new Duktape
+ * heap, so nothing one job sets is seen by the next, whose allocations are
+ * counted against the job's memory budget (the worker's RLIMIT_AS stays as
+ * the backstop). The script defines analyze(input, ctx) (`export default
+ * function analyze` is accepted); ctx.log (message, or level and message),
+ * ctx.progress and ctx.emit and the outcome are written to the bridge as
+ * JSON lines. After a result the heap is destroyed and the next job read;
+ * after a failure the worker exits. Runs after the sandbox is in place; may
+ * only read and write the bridge.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,10 +24,18 @@
 #include "extern.h"
 
 static int bridge = -1;
-static duk_context *heap; /* made by js_prepare, before any fork */
+
+/* The allocations of one job's heap, within its budget. */
+struct budget {
+	size_t used, limit;
+};
+union header { /* before each allocation: its size, keeping the alignment */
+	size_t size;
+	max_align_t align;
+};
 
 static void
-bridge_write(const char *s, size_t len)
+out_write(const char *s, size_t len)
 {
 	ssize_t n;
 
@@ -39,12 +52,12 @@ bridge_write(const char *s, size_t len)
 
 /* Encode the object on top of the stack as one line, and pop it. */
 static void
-bridge_send(duk_context *ctx)
+out_send(duk_context *ctx)
 {
 	const char *json = duk_json_encode(ctx, -1);
 
-	bridge_write(json, strlen(json));
-	bridge_write("\n", 1);
+	out_write(json, strlen(json));
+	out_write("\n", 1);
 	duk_pop(ctx);
 }
 
@@ -60,7 +73,7 @@ bridge_error(duk_context *ctx, const char *message, const char *stack)
 		duk_push_string(ctx, stack);
 		duk_put_prop_string(ctx, -2, "stack");
 	}
-	bridge_send(ctx);
+	out_send(ctx);
 }
 
 /* Put the value at idx, as a string (NUL characters kept: the bridge
@@ -90,7 +103,7 @@ ctx_log(duk_context *ctx)
 		put_text(ctx, 0, "level");
 	}
 	put_text(ctx, one ? 0 : 1, "message");
-	bridge_send(ctx);
+	out_send(ctx);
 	return 0;
 }
 
@@ -110,7 +123,7 @@ ctx_progress(duk_context *ctx)
 	duk_push_number(ctx, pct < 0 ? 0 : pct > 100 ? 100 : pct);
 	duk_put_prop_string(ctx, -2, "percent");
 	put_text(ctx, 1, "message");
-	bridge_send(ctx);
+	out_send(ctx);
 	return 0;
 }
 
@@ -124,7 +137,7 @@ ctx_emit(duk_context *ctx)
 	put_text(ctx, 0, "event");
 	duk_dup(ctx, 1);
 	duk_put_prop_string(ctx, -2, "data");
-	bridge_send(ctx);
+	out_send(ctx);
 	return 0;
 }
 
@@ -138,7 +151,7 @@ js_fatal(void *udata, const char *msg)
 	n = snprintf(line, sizeof line,
 	             "{\"type\":\"error\",\"message\":\"fatal: %.400s\"}\n",
 	             msg ? msg : "");
-	bridge_write(line, n > 0 ? (size_t)n : 0);
+	out_write(line, n > 0 ? (size_t)n : 0);
 	_exit(2);
 }
 
@@ -192,38 +205,115 @@ static const duk_function_list_entry ctx_functions[] = {
     {NULL, NULL, 0},
 };
 
-bool
-js_prepare(void)
+static void *
+budget_alloc(void *udata, duk_size_t size)
 {
-	heap = duk_create_heap(NULL, NULL, NULL, NULL, js_fatal);
-	return heap != NULL;
+	struct budget *b = udata;
+	union header *h;
+
+	if (size > b->limit - b->used || (h = malloc(sizeof *h + size)) == NULL)
+		return NULL;
+	b->used += size;
+	h->size = size;
+	return h + 1;
 }
 
-void
-js_run(const struct job_spec *spec, int fd)
+static void
+budget_free(void *udata, void *ptr)
+{
+	struct budget *b = udata;
+	union header *h = ptr;
+
+	if (ptr == NULL)
+		return;
+	h--;
+	b->used -= h->size;
+	free(h);
+}
+
+static void *
+budget_realloc(void *udata, void *ptr, duk_size_t size)
+{
+	struct budget *b = udata;
+	union header *h = ptr;
+
+	if (ptr == NULL)
+		return budget_alloc(udata, size);
+	if (size == 0) {
+		budget_free(udata, ptr);
+		return NULL;
+	}
+	h--;
+	if (size > h->size && size - h->size > b->limit - b->used)
+		return NULL;
+	if ((h = realloc(h, sizeof *h + size)) == NULL)
+		return NULL;
+	b->used = b->used - h->size + size;
+	h->size = size;
+	return h + 1;
+}
+
+/* The next line from the executor, NUL-terminated in place of its newline
+ * (valid until the next call); NULL at the end of the bridge. */
+static char *
+next_line(void)
+{
+	static char *buf;
+	static size_t len, cap, taken;
+	char *nl;
+	ssize_t n;
+
+	if (taken > 0)
+		memmove(buf, buf + taken, len -= taken);
+	taken = 0;
+	while (buf == NULL || (nl = memchr(buf, '\n', len)) == NULL) {
+		if (cap - len < 65536 &&
+		    (buf = realloc(buf, cap = cap * 2 + 65536)) == NULL)
+			js_fatal(NULL, "out of memory reading a job");
+		n = read(bridge, buf + len, cap - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return NULL;
+		len += (size_t)n;
+	}
+	*nl = '\0';
+	taken = (size_t)(nl - buf) + 1;
+	return buf;
+}
+
+/* Run the job of the line in ctx, a new heap: reports its result and
+ * returns, or reports its failure and exits. */
+static void
+run_job(duk_context *ctx, const char *line)
 {
 	static const char export_kw[] = "export default ";
-	duk_context *ctx = heap;
-	char *script = spec->script, *exp, why[256];
-	const char *json, *what;
+	const char *json, *what, *text;
+	char *script, *exp, why[256];
+	duk_size_t len;
 
-	bridge = fd;
-	if (ctx == NULL)
-		js_fatal(NULL, "the script engine was not prepared");
+	duk_push_string(ctx, line);
+	duk_json_decode(ctx, -1);
+	duk_get_prop_string(ctx, -1, "script");
+	text = duk_get_lstring(ctx, -1, &len);
+	if (text == NULL || (script = malloc(len + 1)) == NULL)
+		js_fatal(NULL, "the job could not be read");
+	memcpy(script, text, len + 1);
+	duk_pop(ctx);
 	exp = strstr(script, export_kw); /* `export default function analyze` */
 	if (exp != NULL)
 		memset(exp, ' ', sizeof export_kw - 1);
-	if (duk_peval_string(ctx, script) != 0) {
+	if (duk_peval_lstring(ctx, script, len) != 0) {
 		report_throw(ctx);
 		_exit(1);
 	}
+	free(script);
 	duk_pop(ctx);
 	if (!duk_get_global_string(ctx, "analyze") || !duk_is_function(ctx, -1)) {
 		bridge_error(ctx, "the script does not define analyze(input, ctx)", NULL);
 		_exit(1);
 	}
-	duk_push_string(ctx, spec->input ? spec->input : "null");
-	duk_json_decode(ctx, -1);
+	duk_get_prop_string(ctx, -2, "input");
 	duk_push_object(ctx);
 	duk_put_function_list(ctx, -1, ctx_functions);
 	if (duk_pcall(ctx, 2) != DUK_EXEC_SUCCESS) {
@@ -241,8 +331,32 @@ js_run(const struct job_spec *spec, int fd)
 		bridge_error(ctx, why, NULL);
 		_exit(1);
 	}
-	bridge_write("{\"type\":\"result\",\"value\":", 25);
-	bridge_write(json, strlen(json));
-	bridge_write("}\n", 2);
-	_exit(0);
+	out_write("{\"type\":\"result\",\"value\":", 25);
+	out_write(json, strlen(json));
+	out_write("}\n", 2);
+}
+
+void
+js_serve(const struct job_spec *spec, int fd)
+{
+	static struct budget budget;
+	duk_context *ctx;
+	char *line;
+
+	bridge = fd;
+	for (;;) {
+		/* The next job's heap is made while the executor records this
+		 * one's outcome and claims the next. */
+		budget = (struct budget){0, (size_t)spec->memory_mb * 1024 * 1024};
+		ctx = duk_create_heap(budget_alloc, budget_realloc, budget_free, &budget,
+		                      js_fatal);
+		if (ctx == NULL)
+			js_fatal(NULL, "memory limit");
+		if ((line = next_line()) == NULL)
+			_exit(0);
+		if (strncmp(line, "{\"type\":\"job\",", 14) != 0)
+			js_fatal(NULL, "the executor sent no job");
+		run_job(ctx, line);
+		duk_destroy_heap(ctx);
+	}
 }

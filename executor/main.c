@@ -1,11 +1,18 @@
 /*
- * assay-executor: claims runs and runs them, one sandboxed child each, in
+ * assay-executor: claims runs and runs them in warm sandboxed workers, in
  * a single poll(2) loop over: a signalfd (SIGTERM, SIGINT, SIGHUP), the
  * PostgreSQL connection (LISTEN assay_jobs, assay_cancel), the socket to
- * assay-sandbox (which forks the children and says when they end), the
- * bridge pipes of running children (read by bridge.c), and the /health,
- * /metrics HTTP socket (stats.c). Setup, the loop and the jobs' lifecycle
- * live here; nothing here reads a child's output itself.
+ * assay-sandbox (which forks the workers and says when they end), the
+ * workers' bridges (bridge.c), and the /health, /metrics HTTP socket
+ * (stats.c). Setup, the loop, the jobs' and the workers' lifecycles live
+ * here; nothing here reads a worker's output itself.
+ *   A worker serves one tenant, one runtime and one set of limits; it is
+ *   given that tenant's jobs one at a time and kept after each clean
+ *   completion, up to worker_max_jobs jobs, until idle for
+ *   worker_idle_seconds, or until room is needed for another's worker.
+ *   Any other end of a job (failure, timeout, memory, cancel, output or
+ *   event limit) kills its worker. Outcomes are written once per pass of
+ *   the loop, all in one statement (jobs.c).
  *   SIGTERM  stop claiming, let running jobs finish for the grace period,
  *            then kill and requeue the rest without charging an attempt
  *   SIGHUP   reload the configuration (a broken one is logged and ignored)
@@ -13,6 +20,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -68,15 +76,103 @@ ex_find(struct ex *ex, const char *id)
 	return NULL;
 }
 
+void
+ex_kill(struct job *j, int sig)
+{
+	if (j->worker == NULL)
+		return;
+	j->worker->doomed = true;
+	sbx_kill(j->worker->child, sig);
+}
+
 static void
 ex_cancel(struct ex *ex, struct job *j)
 {
 	if (j->kill_at_us != 0 || j->ended)
 		return;
 	j->canceled = true;
-	sbx_kill(j->child, SIGTERM);
+	if (j->worker == NULL) { /* not started yet */
+		j->ended = true;
+		j->started_us = util_now_us();
+		return;
+	}
+	ex_kill(j, SIGTERM);
 	j->kill_at_us = util_now_us() + (uint64_t)ex_int(ex, EX_CANCEL_GRACE_MS) * 1000u;
 	log_msg(LOG_INFO, "run %s: cancel requested; stopping its process", j->id);
+}
+
+/* A worker is no longer wanted: it is killed, and forgotten when
+ * assay-sandbox reports its end. */
+static void
+ex_retire(struct worker *w)
+{
+	if (w->doomed)
+		return;
+	w->doomed = true;
+	sbx_kill(w->child, SIGKILL);
+}
+
+/* An idle worker for j, or a new one (NULL when none can start). Live
+ * workers are at most max_concurrent_jobs: the longest idle makes room. */
+static struct worker *
+ex_worker_for(struct ex *ex, const struct job *j)
+{
+	struct worker *w, *oldest = NULL;
+	long live = 0;
+	size_t i;
+
+	for (i = 0; i < ex->nworkers; i++) {
+		w = ex->workers[i];
+		if (w->doomed)
+			continue;
+		live++;
+		if (w->job != NULL)
+			continue;
+		if (w->tenant == j->tenant && w->spec.runtime == j->spec.runtime &&
+		    w->spec.memory_mb == j->spec.memory_mb &&
+		    w->spec.timeout_ms == j->spec.timeout_ms && w->fd >= 0)
+			return w;
+		if (oldest == NULL || w->idle_since_us < oldest->idle_since_us)
+			oldest = w;
+	}
+	if (live >= ex_int(ex, EX_MAX_CONCURRENT) && oldest != NULL)
+		ex_retire(oldest);
+	if (ex->nworkers == MAX_JOBS)
+		return NULL;
+	w = xcalloc(1, sizeof *w);
+	if (++ex->children == 0) /* 0 means "no child" */
+		ex->children = 1;
+	w->child = ex->children;
+	w->tenant = j->tenant;
+	w->spec = j->spec;
+	w->spec.max_jobs = ex_int(ex, EX_WORKER_MAX_JOBS);
+	w->fd = sbx_run(w->child, &w->spec);
+	if (w->fd < 0) {
+		free(w);
+		return NULL;
+	}
+	ex->workers[ex->nworkers++] = w;
+	ex->workers_started++;
+	log_msg(LOG_DEBUG, "worker %u started for tenant %ld (%s, %ld MB, %ld ms)",
+	        w->child, w->tenant, j->spec.runtime == RT_NODE ? "node" : "js",
+	        j->spec.memory_mb, j->spec.timeout_ms);
+	return w;
+}
+
+static void
+ex_worker_free(struct ex *ex, struct worker *w)
+{
+	size_t i;
+
+	for (i = 0; i < ex->nworkers && ex->workers[i] != w; i++)
+		;
+	if (i < ex->nworkers)
+		ex->workers[i] = ex->workers[--ex->nworkers];
+	if (w->fd >= 0)
+		close(w->fd);
+	free(w->in);
+	free(w->out);
+	free(w);
 }
 
 static void
@@ -102,34 +198,40 @@ ex_notifications(struct ex *ex)
 static void
 ex_start(struct ex *ex, struct job *j)
 {
-	struct job_spec spec = {j->runtime, j->script, j->input, j->timeout_ms,
-	                        j->memory_mb};
+	struct worker *w;
+	size_t len;
+	char *frame;
 
 	j->started_us = util_now_us();
 	j->ended = true;
-	if (sbx_refusal(j->runtime) != NULL) {
-		j->error = xstrdup(sbx_refusal(j->runtime));
+	if (sbx_refusal(j->spec.runtime) != NULL) {
+		j->error = xstrdup(sbx_refusal(j->spec.runtime));
 		j->attempts = j->max_attempts; /* retrying here cannot help */
 		return;
 	}
-	j->deadline_us = j->started_us + (uint64_t)j->timeout_ms * 1000u;
-	if (++ex->children == 0) /* 0 means "no child" */
-		ex->children = 1;
-	j->child = ex->children;
-	j->fd = sbx_run(j->child, &spec);
-	if (j->fd < 0) {
+	j->deadline_us = j->started_us + (uint64_t)j->spec.timeout_ms * 1000u;
+	if ((w = ex_worker_for(ex, j)) == NULL) {
 		j->error = xstrdup("executor fault: cannot start the sandbox");
 		return;
 	}
 	j->ended = false;
-	log_msg(LOG_DEBUG, "run %s: attempt %d as child %u", j->id, j->attempts,
-	        j->child);
+	j->worker = w;
+	w->job = j;
+	w->jobs++;
+	frame = sbx_job_frame(j->script, j->input, j->spec.memory_mb, &len);
+	bridge_send(w, frame, len);
+	free(frame);
+	free(j->script);
+	free(j->input);
+	j->script = j->input = NULL;
+	log_msg(LOG_DEBUG, "run %s: attempt %d in worker %u (its job %u)", j->id,
+	        j->attempts, w->child, w->jobs);
 }
 
 static void
 ex_claim(struct ex *ex)
 {
-	long room = ex_int(ex, EX_MAX_CONCURRENT) - (long)ex->njobs;
+	long room = 2 * ex_int(ex, EX_MAX_CONCURRENT) - (long)ex->njobs, caps[TIER_COUNT];
 	struct job *got[MAX_JOBS];
 	int n, i;
 
@@ -140,66 +242,146 @@ ex_claim(struct ex *ex)
 		return; /* no job is claimed that could not run; logged */
 	if (room > MAX_JOBS - (long)ex->njobs)
 		room = MAX_JOBS - (long)ex->njobs;
+	for (i = 0; i < TIER_COUNT; i++)
+		caps[i] = ex_int(ex, EX_TIER_RUNNING + i);
 	n = jobs_claim(ex->db, ex->mc, ex->worker, (int)room,
-	               (int)ex_int(ex, EX_LEASE_SECONDS), got);
+	               (int)ex_int(ex, EX_LEASE_SECONDS), caps, got);
 	for (i = 0; i < n; i++) {
 		ex->jobs[ex->njobs++] = got[i];
 		ex->claimed++;
-		ex_start(ex, got[i]);
 	}
 	if (n == room)
 		ex->wake = true; /* there may be more */
 }
 
+/* Jobs claimed but not started wait for a worker (the executor holds up
+ * to twice max_concurrent_jobs, so that a worker is given its next job
+ * the moment it is done, not a database round trip later). Start them,
+ * oldest first, while fewer than max_concurrent_jobs run. */
+static void
+ex_dispatch(struct ex *ex)
+{
+	long running = 0;
+	size_t i;
+
+	for (i = 0; i < ex->njobs; i++)
+		running += ex->jobs[i]->worker != NULL;
+	for (i = 0; i < ex->njobs && running < ex_int(ex, EX_MAX_CONCURRENT); i++) {
+		struct job *j = ex->jobs[i];
+
+		if (j->worker != NULL || j->ended || j->started_us != 0)
+			continue;
+		if (ex->stopping) { /* never started: requeued, no attempt charged */
+			j->kill_at_us = UINT64_MAX;
+			j->ended = true;
+			continue;
+		}
+		ex_start(ex, j);
+		running += j->worker != NULL;
+	}
+}
+
+/* jobs[i] has ended: its worker is kept or retired, its outcome waits
+ * for ex_flush. */
 static void
 ex_done(struct ex *ex, size_t i)
 {
 	struct job *j = ex->jobs[i];
+	struct worker *w = j->worker;
 
+	ex->jobs[i] = ex->jobs[--ex->njobs];
+	ex->wake = true;
+	if (w != NULL) {
+		j->worker = NULL;
+		if (w->job == j)
+			w->job = NULL;
+		if (j->error != NULL || j->canceled || j->lost ||
+		    w->jobs >= (unsigned)ex_int(ex, EX_WORKER_MAX_JOBS))
+			ex_retire(w);
+		w->idle_since_us = util_now_us();
+	}
 	if (ex->stopping && j->canceled == false && j->kill_at_us == UINT64_MAX) {
-		jobs_release(ex->db, ex->mc, ex->worker,
-		             j); /* killed by shutdown: requeue, no charge */
-	} else {
-		enum job_record rec;
+		/* killed by shutdown: requeued, no attempt charged */
+		jobs_release(ex->db, ex->mc, ex->worker, j);
+		job_free(j);
+		return;
+	}
+	bridge_progress(ex, j); /* the last progress is never lost */
+	ex->done[ex->ndone++] = j;
+}
 
-		bridge_progress(ex, j); /* the last progress is never lost */
-		rec = jobs_finish(ex->db, ex->mc, ex->worker, j);
+/* j's result has arrived. */
+static void
+ex_completed(struct ex *ex, struct job *j)
+{
+	size_t i;
+
+	for (i = 0; i < ex->njobs && ex->jobs[i] != j; i++)
+		;
+	j->ended = true;
+	if (i < ex->njobs)
+		ex_done(ex, i);
+	ex_dispatch(ex); /* its worker may take the next at once */
+}
+
+/* Write the events and outcomes waiting, each kind in one statement. */
+static void
+ex_flush(struct ex *ex)
+{
+	enum job_record rec[MAX_JOBS];
+	size_t i;
+
+	jobs_flush_events(ex->db);
+	if (ex->ndone == 0)
+		return;
+	jobs_finish(ex->db, ex->mc, ex->worker, ex->done, ex->ndone, rec);
+	ex->flushes++;
+	for (i = 0; i < ex->ndone; i++) {
+		struct job *j = ex->done[i];
 
 		stats_count(ex, j);
-		if (rec == JOB_RECORDED)
+		if (rec[i] == JOB_RECORDED)
 			log_msg(j->error && !j->canceled ? LOG_WARN : LOG_INFO,
 			        "run %s: %s in %.1f ms", j->id,
 			        j->canceled ? "canceled"
 			        : j->error  ? j->error
 			                    : "completed",
 			        (double)(util_now_us() - j->started_us) / 1000.0);
-		else if (rec != JOB_LOST)
+		else if (rec[i] != JOB_LOST)
 			log_msg(LOG_ERROR,
 			        "run %s: its outcome could not be recorded (%s); it runs "
 			        "again when its lease expires",
-			        j->id, rec == JOB_REFUSED ? "refused" : "database down");
+			        j->id,
+			        rec[i] == JOB_REFUSED ? "refused" : "database down");
+		job_free(j);
 	}
-	if (j->fd >= 0)
-		close(j->fd);
-	job_free(j);
-	ex->jobs[i] = ex->jobs[--ex->njobs];
-	ex->wake = true;
+	ex->ndone = 0;
 }
 
-/* The child of jobs[i] has ended with wait status (or -errno). */
+/* The worker w has ended with wait status (or -errno); so has its job. */
 static void
-ex_ended(struct ex *ex, size_t i, int status)
+ex_ended(struct ex *ex, struct worker *w, int status)
 {
-	struct job *j = ex->jobs[i];
+	struct job *j, *done;
+	size_t i;
 
-	while (j->fd >= 0) /* drain what the child wrote before it ended */
-		bridge_read(ex, j);
-	j->ended = true;
-	bridge_outcome(j, status);
-	ex_done(ex, i);
+	if (w->fd >= 0) /* drain what it wrote before it ended */
+		fcntl(w->fd, F_SETFL, 0);
+	while (w->fd >= 0)
+		if ((done = bridge_read(ex, w)) != NULL)
+			ex_completed(ex, done); /* its result came just in time */
+	if ((j = w->job) != NULL) {
+		j->ended = true;
+		bridge_outcome(j, status);
+		for (i = 0; i < ex->njobs && ex->jobs[i] != j; i++)
+			;
+		if (i < ex->njobs)
+			ex_done(ex, i);
+	}
+	ex_worker_free(ex, w);
 }
 
-/* What assay-sandbox has to say: which children have ended. */
+/* What assay-sandbox has to say: which workers have ended. */
 static void
 ex_sandbox(struct ex *ex)
 {
@@ -208,19 +390,22 @@ ex_sandbox(struct ex *ex)
 	size_t i;
 
 	while ((r = sbx_next(&child, &status)) == 1) {
-		for (i = 0; i < ex->njobs && ex->jobs[i]->child != child; i++)
+		for (i = 0; i < ex->nworkers && ex->workers[i]->child != child; i++)
 			;
-		if (i < ex->njobs)
-			ex_ended(ex, i, status);
+		if (i < ex->nworkers)
+			ex_ended(ex, ex->workers[i], status);
 	}
-	if (r < 0) /* it died, and its children with it */
-		for (i = ex->njobs; i-- > 0;)
-			if (!ex->jobs[i]->ended) {
-				free(ex->jobs[i]->error);
-				ex->jobs[i]->error = xstrdup(
+	if (r < 0) /* it died, and its workers with it */
+		while (ex->nworkers > 0) {
+			struct worker *w = ex->workers[ex->nworkers - 1];
+
+			if (w->job != NULL) {
+				free(w->job->error);
+				w->job->error = xstrdup(
 				    "executor fault: the sandbox process stopped");
-				ex_ended(ex, i, 0);
 			}
+			ex_ended(ex, w, 0);
+		}
 }
 
 static void
@@ -304,33 +489,48 @@ ex_tick(struct ex *ex)
 	ex_listen(ex);
 	if (ex->wake)
 		ex_claim(ex);
+	ex_dispatch(ex);
 	for (i = 0; i < ex->njobs; i++) {
 		struct job *j = ex->jobs[i];
 
-		if (j->ended) { /* never started: refused, or no sandbox */
+		if (j->lost || (j->canceled && j->kill_at_us == 0))
+			ex_cancel(ex, j);
+		if (j->ended) { /* never started: refused, canceled, no sandbox */
 			ex_done(ex, i--);
 			continue;
 		}
-		if (j->lost || (j->canceled && j->kill_at_us == 0))
-			ex_cancel(ex, j);
+		if (j->worker == NULL)
+			continue; /* waiting for a worker */
 		if (ex->stopping && now >= ex->stop_at_us &&
 		    j->kill_at_us != UINT64_MAX) {
-			sbx_kill(j->child, SIGKILL);
+			ex_kill(j, SIGKILL);
 			j->kill_at_us = UINT64_MAX; /* requeued when reaped */
 		}
 		if (!j->timed_out && now >= j->deadline_us) {
 			j->timed_out = true;
-			sbx_kill(j->child, SIGKILL);
+			ex_kill(j, SIGKILL);
 		}
 		if (j->kill_at_us != 0 && j->kill_at_us != UINT64_MAX &&
 		    now >= j->kill_at_us)
-			sbx_kill(j->child, SIGKILL);
+			ex_kill(j, SIGKILL);
 		if (j->progress != NULL && now >= j->progress_due_us)
 			bridge_progress(ex, j);
 		if (j->progress != NULL && j->progress_due_us < next)
 			next = j->progress_due_us;
 		if (j->deadline_us > now && j->deadline_us < next)
 			next = j->deadline_us;
+	}
+	for (i = 0; i < ex->nworkers; i++) {
+		struct worker *w = ex->workers[i];
+		uint64_t until = w->idle_since_us +
+		                 (uint64_t)ex_int(ex, EX_WORKER_IDLE_SECONDS) * 1000000u;
+
+		if (w->job != NULL || w->doomed)
+			continue;
+		if (now >= until || ex->stopping)
+			ex_retire(w);
+		else if (until < next)
+			next = until;
 	}
 	if (ex->next_poll_us < next)
 		next = ex->next_poll_us;
@@ -360,7 +560,8 @@ static int
 ex_run(struct ex *ex)
 {
 	struct pollfd pfd[4 + MAX_JOBS];
-	struct job *byfd[4 + MAX_JOBS];
+	struct worker *byfd[4 + MAX_JOBS];
+	struct job *done;
 	size_t n, i;
 	int timeout;
 
@@ -372,15 +573,23 @@ ex_run(struct ex *ex)
 		pfd[n++] = (struct pollfd){ex->listening ? PQsocket(ex->listening) : -1,
 		                           POLLIN, 0};
 		pfd[n++] = (struct pollfd){sbx_fd(), POLLIN, 0};
-		for (i = 0; i < ex->njobs; i++) {
-			byfd[n] = ex->jobs[i];
-			pfd[n++] = (struct pollfd){ex->jobs[i]->fd, POLLIN, 0};
+		for (i = 0; i < ex->nworkers; i++) {
+			struct worker *w = ex->workers[i];
+
+			byfd[n] = w;
+			pfd[n++] = (struct pollfd){
+			    w->fd,
+			    (short)(POLLIN | (w->outlen > w->outoff ? POLLOUT : 0)), 0};
 		}
 		if (poll(pfd, n, ex->wake ? 0 : timeout) < 0 && errno != EINTR)
 			return 1;
-		for (i = 4; i < n; i++)
-			if (pfd[i].revents && byfd[i]->fd >= 0)
-				bridge_read(ex, byfd[i]);
+		for (i = 4; i < n; i++) {
+			if ((pfd[i].revents & POLLOUT) && byfd[i]->fd >= 0)
+				bridge_write(byfd[i]);
+			if ((pfd[i].revents & ~POLLOUT) && byfd[i]->fd >= 0 &&
+			    (done = bridge_read(ex, byfd[i])) != NULL)
+				ex_completed(ex, done);
+		}
 		if (pfd[3].revents)
 			ex_sandbox(ex);
 		if (pfd[2].revents)
@@ -389,7 +598,9 @@ ex_run(struct ex *ex)
 			probe_serve(ex->http_fd, ex_probe, ex);
 		if (pfd[0].revents)
 			ex_signals(ex);
+		ex_flush(ex);
 	}
+	ex_flush(ex);
 	sbx_close();
 	log_msg(LOG_INFO, "stopped after %lu jobs", ex->processed);
 	return 0;

@@ -1,9 +1,8 @@
 /*
- * The executor's side of assay-sandbox (zygote.c): start it, hand it a job
- * to run in a new child, kill children by number, hear when they end.
- * A job travels as a memfd (script and input), its output comes back over
- * a pipe the executor created, so nothing of the job passes through the
- * control socket but two descriptors and a few numbers.
+ * The executor's side of assay-sandbox (zygote.c): start it, have it start
+ * a worker, kill workers by number, hear when they end. Only a descriptor
+ * (the worker's end of its bridge) and a few numbers pass through the
+ * control socket; jobs travel over the bridge itself (sbx_job_frame).
  */
 #include "config.h"
 
@@ -12,15 +11,17 @@
 #include <stdio.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
 #include "extern.h"
 #include "log.h"
+#include "xalloc.h"
 
 #define READY_TIMEOUT_MS 5000
 
@@ -129,60 +130,62 @@ sbx_open(const char *program, const char *node, const char *user)
 	return sock;
 }
 
-static bool
-write_all(int fd, const char *s, size_t len)
-{
-	ssize_t n;
-
-	for (; len > 0; s += n, len -= (size_t)n)
-		if ((n = write(fd, s, len)) < 0 && errno != EINTR)
-			return false;
-		else if (n < 0)
-			n = 0;
-	return true;
-}
-
 int
 sbx_run(unsigned child, const struct job_spec *spec)
 {
-	struct sbx_msg m = {SBX_RUN,          child,         0, (int32_t)spec->memory_mb,
-	                    spec->timeout_ms, spec->runtime, 0};
-	const char *input = spec->input ? spec->input : "null";
-	char cbuf[CMSG_SPACE(2 * sizeof(int))] = {0};
+	struct sbx_msg m = {SBX_RUN,
+	                    child,
+	                    0,
+	                    (int32_t)spec->memory_mb,
+	                    spec->timeout_ms,
+	                    spec->runtime,
+	                    (int32_t)spec->max_jobs};
+	char cbuf[CMSG_SPACE(sizeof(int))] = {0};
 	struct iovec iov = {&m, sizeof m};
 	struct msghdr msg = {.msg_iov = &iov,
 	                     .msg_iovlen = 1,
 	                     .msg_control = cbuf,
 	                     .msg_controllen = sizeof cbuf};
 	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-	int p[2] = {-1, -1}, fds[2], job = -1;
-	bool sent = false;
+	int sv[2];
+	bool sent;
 
 	if (sock < 0)
 		return -1;
-	job = memfd_create("assay-job", MFD_CLOEXEC);
-	if (job >= 0 && write_all(job, spec->script, strlen(spec->script) + 1) &&
-	    write_all(job, input, strlen(input) + 1) && pipe2(p, O_CLOEXEC) == 0) {
-		fds[0] = p[1];
-		fds[1] = job;
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof fds);
-		memcpy(CMSG_DATA(c), fds, sizeof fds);
-		sent = sendmsg(sock, &msg, MSG_NOSIGNAL) == (ssize_t)sizeof m;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+		log_msg(LOG_ERROR, "socketpair: %s", strerror(errno));
+		return -1;
 	}
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(sizeof sv[1]);
+	memcpy(CMSG_DATA(c), &sv[1], sizeof sv[1]);
+	sent = sendmsg(sock, &msg, MSG_NOSIGNAL) == (ssize_t)sizeof m &&
+	       fcntl(sv[0], F_SETFL, O_NONBLOCK) == 0;
 	if (!sent)
-		log_msg(LOG_ERROR, "cannot hand a job to assay-sandbox: %s",
+		log_msg(LOG_ERROR, "cannot have assay-sandbox start a worker: %s",
 		        strerror(errno));
-	if (job >= 0)
-		close(job);
-	if (p[1] >= 0)
-		close(p[1]);
-	if (!sent && p[0] >= 0) {
-		close(p[0]);
-		p[0] = -1;
+	close(sv[1]);
+	if (!sent) {
+		close(sv[0]);
+		return -1;
 	}
-	return p[0];
+	return sv[0];
+}
+
+char *
+sbx_job_frame(const char *script, const char *input, long memory_mb, size_t *len)
+{
+	struct json_object *s = json_object_new_string(script);
+	char *line =
+	    xasprintf("{\"type\":\"job\",\"memory_mb\":%ld,\"input\":%s,\"script\":%s}\n",
+	              memory_mb, input != NULL ? input : "null",
+	              json_object_to_json_string_ext(
+	                  s, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+
+	json_object_put(s);
+	*len = strlen(line);
+	return line;
 }
 
 void

@@ -1,15 +1,14 @@
 /*
- * assay-sandbox: forks assay-executor's sandboxed children, one per job.
- * The executor starts it with a SOCK_SEQPACKET socket as descriptor 0 (see
- * struct sbx_msg in extern.h) and the node binary, if any, as its argument;
- * it is not meant to be run by hand. It is a
- * fresh program, not a copy of the executor, so no child can find the
- * executor's memory, connections or credentials. Before saying it is ready
- * it builds the seccomp filter and the script engine; each child inherits
- * both, copy-on-write, and only has to read its job, drop every descriptor
- * but its bridge, apply its limits and the filter, and run the script.
- * It kills children when asked and reports each one's end. When the
- * executor goes away, so do it and its children.
+ * assay-sandbox: forks assay-executor's sandboxed workers. The executor
+ * starts it with a SOCK_SEQPACKET socket as descriptor 0 (see struct
+ * sbx_msg in extern.h) and the node binary, if any, as its argument; it
+ * is not meant to be run by hand. It is a fresh program, not a copy of the
+ * executor, so no worker can find the executor's memory, connections or
+ * credentials. Before saying it is ready it builds the seccomp filters;
+ * each worker inherits them and only has to drop every descriptor but its
+ * bridge, apply its limits and its filter, and serve jobs from the bridge
+ * (js.c, node.c). It kills workers when asked and reports each one's end.
+ * When the executor goes away, so do it and its workers.
  */
 #include "config.h"
 
@@ -19,11 +18,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -73,68 +70,53 @@ std_fds(enum runtime rt)
 	return fd >= 0 && dup2(fd, 0) == 0 && dup2(fd, 1) == 1 && dup2(fd, 2) == 2;
 }
 
-/* In the new child: from here on only the job's script runs. */
-static void __attribute__((noreturn))
-child_run(const struct sbx_msg *m, int bridge, int job)
+/* In the new worker: from here on only the tenant's scripts run. */
+static void __attribute__((noreturn)) child_run(const struct sbx_msg *m, int bridge)
 {
-	struct job_spec spec = {(enum runtime)m->runtime, NULL, NULL, m->timeout_ms,
-	                        m->memory_mb};
-	struct stat st;
-	char *text, *end;
+	struct job_spec spec = {(enum runtime)m->runtime, m->timeout_ms, m->memory_mb,
+	                        m->max_jobs};
 
-	sbx_ns_block(); /* sbx_ns_enter unblocks them for the job */
+	sbx_ns_block(); /* sbx_ns_enter unblocks them for the worker */
 	signal(SIGPIPE, SIG_DFL);
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (fstat(job, &st) != 0 || st.st_size < 2 ||
-	    (text = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_PRIVATE,
-	                 job, 0)) == MAP_FAILED ||
-	    text[st.st_size - 1] != '\0' ||
-	    (end = memchr(text, '\0', (size_t)st.st_size)) == text + st.st_size - 1)
-		child_fail(bridge, "the job could not be read");
-	spec.script = text;
-	spec.input = end + 1;
-	/* The bridge goes to descriptor 3, the job (for node) to 4; nothing
-	 * else stays open but, for node, /dev/null on 0-2 (which node would
-	 * otherwise open itself). Moved out of the way first, so that neither
-	 * can already be 3 or 4 (where dup2 would leave it close-on-exec). */
+	/* The bridge goes to BRIDGE_FD; nothing else stays open but, for node,
+	 * /dev/null on 0-2 (which node would otherwise open itself). Moved out
+	 * of the way first, so that it cannot already be BRIDGE_FD (where dup2
+	 * would leave it close-on-exec). */
 	bridge = fcntl(bridge, F_DUPFD, 10);
-	job = fcntl(job, F_DUPFD, 10);
-	if (bridge < 0 || job < 0 || dup2(bridge, 3) < 0 || dup2(job, 4) < 0 ||
-	    lseek(4, 0, SEEK_SET) != 0 || !std_fds(spec.runtime) ||
-	    close_range(spec.runtime == RT_NODE ? 5 : 4, ~0u, 0) != 0)
+	if (bridge < 0 || dup2(bridge, BRIDGE_FD) < 0 || !std_fds(spec.runtime) ||
+	    close_range(BRIDGE_FD + 1, ~0u, 0) != 0)
 		_exit(3);
 	if (!sbx_ns_enter(spec.runtime == RT_NODE ? node : NULL))
-		child_fail(3, "cannot enter its namespaces");
+		child_fail(BRIDGE_FD, "cannot enter its namespaces");
 	if (!sbx_rlimits(&spec))
-		child_fail(3, "cannot set resource limits");
+		child_fail(BRIDGE_FD, "cannot set resource limits");
 	if (!sbx_seccomp(spec.runtime))
-		child_fail(3, "cannot install the seccomp filter");
+		child_fail(BRIDGE_FD, "cannot install the seccomp filter");
 	if (spec.runtime == RT_NODE) {
 		node_exec(node, &spec);
-		child_fail(3, "cannot start node");
+		child_fail(BRIDGE_FD, "cannot start node");
 	}
-	js_run(&spec, 3);
+	js_serve(&spec, BRIDGE_FD);
 }
 
 static void
-start(const struct sbx_msg *m, int bridge, int job)
+start(const struct sbx_msg *m, int bridge)
 {
 	pid_t pid;
 
-	if (m->runtime < 0 || m->runtime >= RT__MAX ||
+	if (m->runtime < 0 || m->runtime >= RT__MAX || m->max_jobs < 1 ||
 	    (m->runtime == RT_NODE &&
 	     (!node || features != (SBX_OWN_USER | SBX_NAMESPACES)))) {
 		close(bridge);
-		close(job);
 		tell(SBX_EXITED, m->child, -ENOEXEC);
 		return;
 	}
 	pid = nkids < MAX_CHILDREN ? sbx_ns_fork() : -1;
 
 	if (pid == 0)
-		child_run(m, bridge, job);
+		child_run(m, bridge);
 	close(bridge);
-	close(job);
 	if (pid < 0) {
 		tell(SBX_EXITED, m->child, nkids < MAX_CHILDREN ? -errno : -EAGAIN);
 		return;
@@ -148,7 +130,7 @@ start(const struct sbx_msg *m, int bridge, int job)
 static int
 request(void)
 {
-	char cbuf[CMSG_SPACE(2 * sizeof(int))];
+	char cbuf[CMSG_SPACE(sizeof(int))];
 	struct sbx_msg m;
 	struct iovec iov = {&m, sizeof m};
 	struct msghdr msg = {.msg_iov = &iov,
@@ -156,7 +138,7 @@ request(void)
 	                     .msg_control = cbuf,
 	                     .msg_controllen = sizeof cbuf};
 	struct cmsghdr *c;
-	int fds[2] = {-1, -1};
+	int fd = -1;
 	ssize_t n;
 	size_t i;
 
@@ -167,15 +149,14 @@ request(void)
 		return -1;
 	for (c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c))
 		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
-		    c->cmsg_len == CMSG_LEN(sizeof fds))
-			memcpy(fds, CMSG_DATA(c), sizeof fds);
-	if (n == sizeof m && m.op == SBX_RUN && fds[0] >= 0) {
-		start(&m, fds[0], fds[1]);
+		    c->cmsg_len == CMSG_LEN(sizeof fd))
+			memcpy(&fd, CMSG_DATA(c), sizeof fd);
+	if (n == sizeof m && m.op == SBX_RUN && fd >= 0) {
+		start(&m, fd);
 		return 1;
 	}
-	for (i = 0; i < 2; i++)
-		if (fds[i] >= 0)
-			close(fds[i]);
+	if (fd >= 0)
+		close(fd);
 	if (n == sizeof m && m.op == SBX_KILL)
 		for (i = 0; i < nkids; i++)
 			if (kids[i].child == m.child)
@@ -217,9 +198,9 @@ main(int argc, char *argv[])
 	sigaddset(&chld, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &chld, NULL);
 	sig = signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (sig < 0 || !sbx_seccomp_prepare() || !js_prepare()) {
+	if (sig < 0 || !sbx_seccomp_prepare()) {
 		log_msg(LOG_ERROR, "cannot prepare the sandbox (%s)",
-		        sig < 0 ? strerror(errno) : "seccomp filter or script engine");
+		        sig < 0 ? strerror(errno) : "seccomp filters");
 		return 1;
 	}
 	tell(SBX_READY, 0, features);

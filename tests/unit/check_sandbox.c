@@ -30,33 +30,67 @@
 #include "extern.h"
 #include "unit.h"
 
-/* Run the script in a child of assay-sandbox; return its bridge output and
+/* Start a js worker of assay-sandbox as child number *serial. */
+static int
+worker(unsigned serial, long memory_mb, long max_jobs)
+{
+	struct job_spec spec = {RT_JS, 5000, memory_mb, max_jobs};
+	int fd;
+
+	ck_assert_int_ge(sbx_open(SANDBOX_PROGRAM, NULL, "assay-sandbox"), 0);
+	fd = sbx_run(serial, &spec);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(fcntl(fd, F_SETFL, 0), 0); /* this test may block */
+	return fd;
+}
+
+/* Give the worker on fd a job; return what it wrote up to and including
+ * its result line, or to its end. */
+static char *
+job(int fd, const char *script, const char *input)
+{
+	static char out[4096];
+	size_t len = 0, flen;
+	char *frame = sbx_job_frame(script, input, 64, &flen);
+	ssize_t n;
+
+	out[0] = '\0';
+	ck_assert_int_eq(write(fd, frame, flen), (ssize_t)flen);
+	free(frame);
+	while ((strstr(out, "\"type\":\"result\"") == NULL || out[len - 1] != '\n') &&
+	       (n = read(fd, out + len, sizeof out - 1 - len)) > 0) {
+		len += (size_t)n;
+		out[len] = '\0';
+	}
+	out[len] = '\0';
+	return out;
+}
+
+/* The end of worker serial: its wait status. */
+static int
+ended(unsigned serial)
+{
+	struct pollfd pfd = {sbx_fd(), POLLIN, 0};
+	unsigned child;
+	int status;
+
+	ck_assert_int_eq(poll(&pfd, 1, 5000), 1);
+	ck_assert_int_eq(sbx_next(&child, &status), 1);
+	ck_assert_uint_eq(child, serial);
+	return status;
+}
+
+/* Run the script in a worker of its own; return its bridge output and
  * exit status. */
 static char *
 run(const char *script, long memory_mb, int *status)
 {
 	static unsigned serial;
-	static char out[4096];
-	char *copy = strdup(script);
-	struct job_spec spec = {RT_JS, copy, "{\"n\":2}", 5000, memory_mb};
-	struct pollfd pfd;
-	unsigned child;
-	size_t len = 0;
-	ssize_t n;
-	int fd;
+	int fd = worker(++serial, memory_mb, 1);
+	char *out = job(fd, script, "{\"n\":2}");
 
-	ck_assert_int_ge(sbx_open(SANDBOX_PROGRAM, NULL, "assay-sandbox"), 0);
-	fd = sbx_run(++serial, &spec);
-	ck_assert_int_ge(fd, 0);
-	while ((n = read(fd, out + len, sizeof out - 1 - len)) > 0)
-		len += (size_t)n;
-	out[len] = '\0';
-	close(fd);
-	pfd = (struct pollfd){sbx_fd(), POLLIN, 0};
-	ck_assert_int_eq(poll(&pfd, 1, 5000), 1);
-	ck_assert_int_eq(sbx_next(&child, status), 1);
-	ck_assert_uint_eq(child, serial);
-	free(copy);
+	close(fd); /* the end of the bridge ends a worker */
+	*status = ended(serial);
 	return out;
 }
 
@@ -100,17 +134,61 @@ START_TEST(memory_limit_holds)
 }
 END_TEST
 
+/* A worker runs job after job, each in a fresh engine: nothing a job
+ * sets, rewrites or leaves behind is seen by the next. */
+START_TEST(each_job_starts_from_a_fresh_world)
+{
+	int fd = worker(100, 64, 3), status;
+	char *out;
+
+	out = job(fd,
+	          "var seen = 0; function analyze(i) { leaked = 'yes'; "
+	          "Array.prototype.push = function () { return 'hijacked'; }; "
+	          "Object.prototype.extra = 1; return [].push(1); }",
+	          "null");
+	ck_assert_msg(strstr(out, "{\"type\":\"result\",\"value\":\"hijacked\"}"), "%s",
+	              out);
+	out = job(fd,
+	          "function analyze(i) { return [typeof leaked, [].push(1), "
+	          "typeof seen, ({}).extra === undefined, i.n]; }",
+	          "{\"n\":7}");
+	ck_assert_msg(strstr(out, "\"value\":[\"undefined\",1,\"undefined\",true,7]"),
+	              "%s", out);
+	close(fd);
+	status = ended(100);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+END_TEST
+
+/* A job's memory budget holds inside a reused worker: a job may use
+ * most of it, the next may too. */
+START_TEST(memory_budget_is_per_job)
+{
+	static const char hog[] = "function analyze() { var a = []; for (var k = 0; k < "
+	                          "40; k++) a.push(new Uint8Array(1 << 20)); return "
+	                          "a.length; }";
+	int fd = worker(101, 64, 5), k;
+
+	for (k = 0; k < 3; k++)
+		ck_assert_msg(strstr(job(fd, hog, "null"), "\"value\":40}") != NULL,
+		              "job %d", k);
+	close(fd);
+	ck_assert(WIFEXITED(ended(101)));
+}
+END_TEST
+
 START_TEST(children_are_killed_by_number)
 {
-	char script[] = "function analyze() { for (;;) ; }";
-	struct job_spec spec = {RT_JS, script, "null", 5000, 64};
 	struct pollfd pfd;
 	unsigned child;
 	int fd, status, r;
+	size_t len;
+	char *frame =
+	    sbx_job_frame("function analyze() { for (;;) ; }", "null", 64, &len);
 
-	ck_assert_int_ge(sbx_open(SANDBOX_PROGRAM, NULL, "assay-sandbox"), 0);
-	fd = sbx_run(7, &spec);
-	ck_assert_int_ge(fd, 0);
+	fd = worker(7, 64, 1);
+	ck_assert_int_eq(write(fd, frame, len), (ssize_t)len);
+	free(frame);
 	sbx_kill(8, SIGKILL); /* no such child: ignored */
 	sbx_kill(7, SIGKILL);
 	pfd = (struct pollfd){sbx_fd(), POLLIN, 0};
@@ -195,7 +273,7 @@ END_TEST
 
 START_TEST(no_new_processes)
 {
-	struct job_spec spec = {RT_JS, "", NULL, 1000, 64};
+	struct job_spec spec = {RT_JS, 1000, 64, 1};
 	struct rlimit rl;
 	int status;
 	pid_t pid = fork();
@@ -339,6 +417,8 @@ main(void)
 	tcase_add_test(tc, result_over_the_bridge);
 	tcase_add_test(tc, script_errors_are_reported);
 	tcase_add_test(tc, memory_limit_holds);
+	tcase_add_test(tc, each_job_starts_from_a_fresh_world);
+	tcase_add_test(tc, memory_budget_is_per_job);
 	tcase_add_test(tc, children_are_killed_by_number);
 	tcase_add_test(tc, seccomp_kills_forbidden_syscalls);
 	tcase_add_test(tc, seccomp_allows_the_bridge);
