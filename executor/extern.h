@@ -111,9 +111,10 @@ struct job {
 	int attempts, max_attempts;
 	char *script, *input;
 	struct job_spec spec;
-	struct worker *worker; /* the worker running it; NULL when not (yet) */
-	bool ended;            /* its outcome is known */
-	size_t output;         /* bytes received so far */
+	struct worker *worker;          /* the worker running it; NULL when not (yet) */
+	unsigned worker_no, worker_job; /* its number, and which of its jobs */
+	bool ended;                     /* its outcome is known */
+	size_t output;                  /* bytes received so far */
 	uint64_t started_us, deadline_us, kill_at_us;
 	unsigned events;                            /* written for this attempt */
 	char *progress;                             /* coalesced, not yet written */

@@ -125,6 +125,11 @@ ex_worker_for(struct ex *ex, const struct job *j)
 		w = ex->workers[i];
 		if (w->doomed)
 			continue;
+		if (w->job == NULL &&
+		    w->jobs >= (unsigned)ex_int(ex, EX_WORKER_MAX_JOBS)) {
+			ex_retire(w); /* worker_max_jobs was lowered */
+			continue;
+		}
 		live++;
 		if (w->job != NULL)
 			continue;
@@ -218,6 +223,8 @@ ex_start(struct ex *ex, struct job *j)
 	j->worker = w;
 	w->job = j;
 	w->jobs++;
+	j->worker_no = w->child;
+	j->worker_job = w->jobs;
 	frame = sbx_job_frame(j->script, j->input, j->spec.memory_mb, &len);
 	bridge_send(w, frame, len);
 	free(frame);
@@ -342,11 +349,12 @@ ex_flush(struct ex *ex)
 		stats_count(ex, j);
 		if (rec[i] == JOB_RECORDED)
 			log_msg(j->error && !j->canceled ? LOG_WARN : LOG_INFO,
-			        "run %s: %s in %.1f ms", j->id,
+			        "run %s: %s in %.1f ms (worker %u, its job %u)", j->id,
 			        j->canceled ? "canceled"
 			        : j->error  ? j->error
 			                    : "completed",
-			        (double)(util_now_us() - j->started_us) / 1000.0);
+			        (double)(util_now_us() - j->started_us) / 1000.0,
+			        j->worker_no, j->worker_job);
 		else if (rec[i] != JOB_LOST)
 			log_msg(LOG_ERROR,
 			        "run %s: its outcome could not be recorded (%s); it runs "

@@ -1,75 +1,194 @@
 /*
  * Runtime "node": the sandboxed child execs node (version 20 or later) on
- * a bootstrap module given with --eval. The bootstrap reads the job from
- * descriptor 4, imports the script as an ES module (a data: URL, so no file
- * is involved), calls analyze(input, ctx) and writes the same JSON lines as
- * the Duktape runtime to descriptor 3. node runs under its permission model
- * (no file system, no child processes, no workers, no native addons), with
- * no environment, inside the namespaces, seccomp filter and limits that
- * sandbox-*.c set.
+ * a bootstrap module given with --eval, and that one process then serves
+ * the jobs of its tenant in turn. Each job runs in a worker_threads Worker
+ * of its own (a new V8 isolate with the job's heap limit), gone before the
+ * next job starts: a job must never see what an earlier one left behind
+ * (globals, rewritten built-ins, timers, module state), and a script must
+ * never start a Worker itself. node runs under its permission model (no
+ * file system, no child processes, no native addons, Workers for the
+ * bootstrap only), with no environment, inside the namespaces, seccomp
+ * filter and limits that sandbox-*.c set.
+ *
+ * The bridge is descriptor 3, a stream socket with a JSON line per message
+ * each way. In: {"type":"job","memory_mb","script","input"}, the next one
+ * only after this job's result; {"type":"reply","id","result" or "error"},
+ * the answer to a call. Out, in the order the script made them: "log",
+ * "progress", "emit" and {"type":"call","id","method","params"}; then
+ * {"type":"result","value"}, or {"type":"error","message","stack"} and exit
+ * status 1 (message "memory limit" when the job's heap is full). A script's
+ * process.exit(c) ends the process with status c (1 over 127) and no
+ * result; end of file on descriptor 3 ends it with status 0. Only the main
+ * thread writes, a whole line at a time.
  */
 #include "config.h"
 
-#include <stdio.h>
 #include <unistd.h>
 
 #include "extern.h"
 
-/* The bootstrap. A script that declares analyze without exporting it is
- * given an export; one that cannot take it (a syntax error) is imported as
- * written, which reports its own syntax error. */
+/* The bootstrap. The main thread reads the job and reply lines and writes
+ * every line out; job() is the text that each job's Worker runs: it hides
+ * the Worker constructor, builds ctx, imports the script and calls it. A
+ * script that declares analyze without exporting it is given an export;
+ * one that cannot take it (a syntax error) is imported as written, which
+ * reports its own syntax error. */
 static const char bootstrap[] =
-    "import { readFileSync, writeSync } from 'node:fs';\n"
-    "const send = (o) => writeSync(3, JSON.stringify(o) + '\\n');\n"
-    "const text = (v) => (v === undefined ? '' : String(v));\n"
-    "const ctx = Object.freeze({\n"
-    "  log: (...a) => send({ type: 'log', level: a.length > 1 ? text(a[0]) : 'info',\n"
-    "    message: text(a.length > 1 ? a[1] : a[0]) }),\n"
-    "  progress: (percent, message) => send({ type: 'progress',\n"
-    "    percent: Math.min(100, Math.max(0, Number(percent) || 0)), message: "
-    "text(message) }),\n"
-    "  emit: (event, data) => send({ type: 'emit', event: text(event), data: data "
-    "?? null }),\n"
+    "import { Socket } from 'node:net';\n"
+    "import { createInterface } from 'node:readline';\n"
+    "import { Worker } from 'node:worker_threads';\n"
+    "\n"
+    "/* One job, in a Worker of its own; only this function's text goes there. */\n"
+    "async function job() {\n"
+    "  const { default: threads } = await import('node:worker_threads');\n"
+    "  const { parentPort: port, workerData: { flight } } = threads;\n"
+    "  threads.Worker = class Worker {\n"
+    "    constructor() { throw new Error('worker threads are restricted'); }\n"
+    "  };\n"
+    "  (await import('node:module')).syncBuiltinESMExports();\n"
+    "  const exit = process.exit.bind(process);\n"
+    "  /* Started ahead of its job, which it waits for here. */\n"
+    "  const data = await new Promise((ok) => port.once('message', ok));\n"
+    "  /* At most FLIGHT bytes on their way out: past that the script waits\n"
+    "   * for the main thread to write them (the executor's output limit then\n"
+    "   * stops a flood before memory does). */\n"
+    "  const post = (kind, line) => {\n"
+    "    Atomics.add(flight, 0, line.length);\n"
+    "    port.postMessage([kind, line]);\n"
+    "    for (let v; (v = Atomics.load(flight, 0)) > 1048576;)\n"
+    "      Atomics.wait(flight, 0, v, 100);\n"
+    "  };\n"
+    "  const send = (o) => post('line', JSON.stringify(o));\n"
+    "  const fail = (message, stack) => {\n"
+    "    post('error', JSON.stringify({ type: 'error', message, stack }));\n"
+    "    exit(1);\n"
+    "  };\n"
+    "  /* call(): a request that the executor answers with a reply line. Ids\n"
+    "   * never repeat in the process; a pending call keeps the job alive. */\n"
+    "  const pending = new Map();\n"
+    "  let id = data.firstCall;\n"
+    "  const call = (method, params) => new Promise((resolve, reject) => {\n"
+    "    if (pending.size === 0) port.ref();\n"
+    "    pending.set(id, { resolve, reject });\n"
+    "    post('call', JSON.stringify({ type: 'call', id: id++, method,\n"
+    "      params: params ?? null }));\n"
+    "  });\n"
+    "  port.on('message', (m) => {\n"
+    "    const c = pending.get(m.id);\n"
+    "    if (c === undefined) return;\n"
+    "    pending.delete(m.id);\n"
+    "    if (pending.size === 0) port.unref();\n"
+    "    if ('error' in m) c.reject(new Error(m.error)); else c.resolve(m.result);\n"
+    "  }).unref();\n"
+    "  const text = (v) => (v === undefined ? '' : String(v));\n"
+    "  const ctx = Object.freeze({\n"
+    "    log: (...a) => send({ type: 'log',\n"
+    "      level: a.length > 1 ? text(a[0]) : 'info',\n"
+    "      message: text(a.length > 1 ? a[1] : a[0]) }),\n"
+    "    progress: (percent, message) => send({ type: 'progress',\n"
+    "      percent: Math.min(100, Math.max(0, Number(percent) || 0)),\n"
+    "      message: text(message) }),\n"
+    "    emit: (event, data) => send({ type: 'emit', event: text(event),\n"
+    "      data: data ?? null }),\n"
+    "  });\n"
+    "  process.abort = () => fail('process.abort() was called');\n"
+    "  process.on('beforeExit',\n"
+    "    () => fail('analyze() returned a promise that never settles'));\n"
+    "  const load = (src) => import('data:text/javascript,' +\n"
+    "    encodeURIComponent(src));\n"
+    "  try {\n"
+    "    let mod;\n"
+    "    try { mod = await load(data.script +\n"
+    "      '\\n;export { analyze as __assayAnalyze };'); }\n"
+    "    catch (e) { if (!(e instanceof SyntaxError)) throw e;\n"
+    "      mod = await load(data.script); }\n"
+    "    const analyze = mod.__assayAnalyze ?? mod.default ?? mod.analyze;\n"
+    "    if (typeof analyze !== 'function')\n"
+    "      fail('the script does not define analyze(input, ctx)');\n"
+    "    const value = await analyze(data.input, ctx);\n"
+    "    let json;\n"
+    "    try { json = JSON.stringify(value); }\n"
+    "    catch (e) {\n"
+    "      fail('result is not JSON (' + String(e?.message ?? e) + ')');\n"
+    "    }\n"
+    "    if (json === undefined && value !== undefined)\n"
+    "      fail('result is not JSON (a ' + typeof value + ')');\n"
+    "    post('result', '{\"type\":\"result\",\"value\":' + (json ?? 'null') + '}');\n"
+    "    exit(0);\n"
+    "  } catch (e) {\n"
+    "    fail(String(e), e instanceof Error ? text(e.stack) : undefined);\n"
+    "  }\n"
+    "}\n"
+    "\n"
+    "const bridge = new Socket({ fd: 3, allowHalfOpen: true });\n"
+    "const flight = new Int32Array(new SharedArrayBuffer(4));\n"
+    "const write = (line) => bridge.write(line + '\\n', () => {\n"
+    "  Atomics.sub(flight, 0, line.length);\n"
+    "  Atomics.notify(flight, 0);\n"
     "});\n"
-    "const fail = (message) => { send({ type: 'error', message }); process.exit(1); };\n"
-    "process.abort = () => fail('process.abort() was called');\n"
-    "const exit = process.exit.bind(process);\n"
-    "process.exit = (c) => exit(c > 127 ? 1 : c); /* over 127: a signal's */\n"
-    "process.on('beforeExit', () => fail('analyze() returned a promise that never "
-    "settles'));\n"
-    "const load = (src) => import('data:text/javascript,' + "
-    "encodeURIComponent(src));\n"
-    "try {\n"
-    "  const [script, input] = readFileSync(4, 'utf8').split('\\0');\n"
-    "  let mod;\n"
-    "  try { mod = await load(script + '\\n;export { analyze as "
-    "__assayAnalyze };'); }\n"
-    "  catch (e) { if (!(e instanceof SyntaxError)) throw e; mod = await "
-    "load(script); }\n"
-    "  const analyze = mod.__assayAnalyze ?? mod.default ?? mod.analyze;\n"
-    "  if (typeof analyze !== 'function')\n"
-    "    fail('the script does not define analyze(input, ctx)');\n"
-    "  const value = await analyze(JSON.parse(input), ctx);\n"
-    "  let json;\n"
-    "  try { json = JSON.stringify(value); }\n"
-    "  catch (e) { fail('result is not JSON (' + String(e?.message ?? e) + ')'); }\n"
-    "  if (json === undefined && value !== undefined)\n"
-    "    fail('result is not JSON (a ' + typeof value + ')');\n"
-    "  writeSync(3, '{\"type\":\"result\",\"value\":' + (json ?? 'null') + '}\\n');\n"
-    "  process.exit(0);\n"
-    "} catch (e) {\n"
-    "  send({ type: 'error', message: String(e), stack: e instanceof Error ? "
-    "text(e.stack) : undefined });\n"
-    "  process.exit(1);\n"
-    "}\n";
+    "let current = null; /* the running job's Worker */\n"
+    "let spare = null; /* the next job's, started ahead */\n"
+    "let calls = 0; /* call lines written so far */\n"
+    "const quit = (code, line) => {\n"
+    "  current = null;\n"
+    "  bridge.end(line && line + '\\n', () => process.exit(code));\n"
+    "};\n"
+    "const failure = (e) => e?.code === 'ERR_WORKER_OUT_OF_MEMORY'\n"
+    "  ? { type: 'error', message: 'memory limit' }\n"
+    "  : { type: 'error', message: String(e),\n"
+    "      stack: e instanceof Error ? String(e.stack) : undefined };\n"
+    "\n"
+    "function spawn(memory_mb) {\n"
+    "  const worker = new Worker(`(${job})()`, { eval: true,\n"
+    "    workerData: { flight },\n"
+    "    resourceLimits: { maxOldGenerationSizeMb: memory_mb } });\n"
+    "  const own = (f) => (...a) => worker === current && f(...a);\n"
+    "  worker.memory_mb = memory_mb;\n"
+    "  worker.on('message', own(([kind, line]) => {\n"
+    "    if (kind === 'error') return quit(1, line);\n"
+    "    if (kind === 'call') calls++;\n"
+    "    if (kind !== 'result') return write(line);\n"
+    "    current = null; /* the next job line comes once this Worker is gone */\n"
+    "    worker.terminate().then(() => {\n"
+    "      write(line);\n"
+    "      spare = spawn(memory_mb);\n"
+    "    });\n"
+    "  }));\n"
+    "  worker.on('error', own((e) => quit(1, JSON.stringify(failure(e)))));\n"
+    "  worker.on('exit', (code) => {\n"
+    "    if (worker === spare) spare = null;\n"
+    "    else if (worker === current) quit(code > 127 ? 1 : code);\n"
+    "  });\n"
+    "  return worker;\n"
+    "}\n"
+    "\n"
+    "function start({ memory_mb, script, input }) {\n"
+    "  const worker = spare?.memory_mb === memory_mb ? spare : spawn(memory_mb);\n"
+    "  if (spare !== null && spare !== worker) spare.terminate();\n"
+    "  spare = null;\n"
+    "  current = worker;\n"
+    "  worker.postMessage({ script, input, firstCall: calls + 1 });\n"
+    "}\n"
+    "\n"
+    "bridge.on('error', () => process.exit(1));\n"
+    "createInterface({ input: bridge })\n"
+    "  .on('line', (line) => {\n"
+    "    const m = JSON.parse(line);\n"
+    "    if (m.type === 'job') start(m);\n"
+    "    else if (m.type === 'reply') current?.postMessage(m);\n"
+    "  })\n"
+    "  .on('close', () => process.exit(0));\n";
 
+/* No --max-old-space-size: that flag would override every Worker's own
+ * heap limit. The main thread needs little; the data limit
+ * (sandbox-rlimit.c) bounds the process. spec is not used: each job line
+ * carries its own memory limit. */
 void
 node_exec(const char *node, const struct job_spec *spec)
 {
-	char heap[64];
 	char *argv[] = {"node",
-	                heap,
 	                "--experimental-permission",
+	                "--allow-worker",
 	                "--no-addons",
 	                "--no-warnings",
 	                "--input-type=module",
@@ -78,6 +197,5 @@ node_exec(const char *node, const struct job_spec *spec)
 	                NULL};
 	char *envp[] = {NULL};
 
-	snprintf(heap, sizeof heap, "--max-old-space-size=%ld", spec->memory_mb);
 	execve(node, argv, envp);
 }

@@ -6,7 +6,7 @@
  * budget, js.c) plus JS_BASE_MB for the worker itself, no new processes,
  * no new descriptors. "node": V8 reserves far more address space than it uses,
  * so the memory bound is on data (memory_limit_mb plus node's own
- * NODE_BASE_MB) besides node's heap limit (--max-old-space-size); its
+ * NODE_BASE_MB) besides each job's heap limit (its Worker's, node.c); its
  * threads count as processes, so new processes are refused by its seccomp
  * filter, and its tasks are capped at NODE_TASKS (counted per user
  * namespace, so per job: sandbox-ns.c); it may open a few descriptors.

@@ -16,7 +16,7 @@
  * namespaces, mounts, kernel modules, BPF, perf events, keyrings, the
  * clock, the kernel log. The namespaces (sandbox-ns.c) are the layer
  * below, node's permission model (no file access, no child_process, no
- * workers, no addons) the layer above.
+ * addons, Workers for the runtime's own jobs only) the layer above.
  */
 #include "config.h"
 

@@ -72,10 +72,21 @@ stats_write(struct ex *ex, FILE *f)
 	        "# HELP assay_executor_leases_recovered_total Runs requeued after their "
 	        "lease expired.\n# TYPE assay_executor_leases_recovered_total counter\n"
 	        "assay_executor_leases_recovered_total %lu\n"
-	        "# HELP assay_executor_running_jobs Jobs this executor runs now.\n"
+	        "# HELP assay_executor_running_jobs Jobs this executor holds now "
+	        "(running, or claimed and waiting for a worker).\n"
 	        "# TYPE assay_executor_running_jobs gauge\n"
-	        "assay_executor_running_jobs %zu\n",
-	        ex->recovered, ex->njobs);
+	        "assay_executor_running_jobs %zu\n"
+	        "# HELP assay_executor_workers Sandboxed workers alive now.\n"
+	        "# TYPE assay_executor_workers gauge\n"
+	        "assay_executor_workers %zu\n"
+	        "# HELP assay_executor_workers_started_total Sandboxed workers started.\n"
+	        "# TYPE assay_executor_workers_started_total counter\n"
+	        "assay_executor_workers_started_total %lu\n"
+	        "# HELP assay_executor_outcome_batches_total Statements that wrote "
+	        "outcomes (each one batch).\n"
+	        "# TYPE assay_executor_outcome_batches_total counter\n"
+	        "assay_executor_outcome_batches_total %lu\n",
+	        ex->recovered, ex->njobs, ex->nworkers, ex->workers_started, ex->flushes);
 	if (db_query(ex->db, &res,
 	             "SELECT s, (SELECT count(*) FROM analysis_jobs WHERE status = s)"
 	             " FROM unnest(ARRAY['created', 'pending', 'running']) AS s",

@@ -95,6 +95,27 @@ new_analysis() {
   json .analysis.id
 }
 sql() { psql -tAq "$DATABASE_URL" -c "$1"; }
+# analysis SCRIPT [extra JSON members] -> the id of an analysis for $KEY,
+# run once, with a generous timeout (a busy machine is slow, not wrong);
+# tests that expect a timeout set a short one of their own.
+analysis() {
+  local f; f=$(mktemp)
+  jq -nc --arg s "$1" "{title: \"t\", script: \$s, max_attempts: 1, timeout_ms: 20000 ${2:-}}" >"$f"
+  api POST /api/v1/analyses "@$f"
+  rm -f "$f"
+  json .analysis.id
+}
+# submit ANALYSIS [INPUT] -> the id of a new run of it.
+submit() {
+  api POST /api/v1/runs "{\"name\":\"t\",\"analysis_id\":\"$1\"${2:+,\"input\":$2}}"
+  json .run.id
+}
+# finished RUN: true once the run has ended.
+finished() {
+  api GET "/api/v1/runs/$1"
+  case $(json .run.status) in completed|failed|canceled) return 0 ;; esac
+  return 1
+}
 # A memcached command to the stack's server; prints the reply.
 mc() {
   local hp=${MEMCACHED_SERVERS%%,*}

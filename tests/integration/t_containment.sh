@@ -18,20 +18,9 @@ api_pid=$(pid_of assay-api)
 web=$(pid_of web)
 sock=$ASSAY_STACK_DIR/run/api.sock
 
-analysis() { # SCRIPT RUNTIME -> id
-  jq -nc --arg s "$1" --arg rt "$2" \
-    '{title: "hostile", script: $s, runtime: $rt, max_attempts: 1, timeout_ms: 20000}' >"$tmp/a.json"
-  api POST /api/v1/analyses "@$tmp/a.json"
-  json .analysis.id
-}
-submit() { api POST /api/v1/runs "{\"name\":\"hostile\",\"analysis_id\":\"$1\"}"; json .run.id; }
-finished() {
-  api GET "/api/v1/runs/$1"
-  case $(json .run.status) in completed|failed|canceled) return 0 ;; esac
-  return 1
-}
+# analysis, submit, finished: lib.sh.
 declare -A runs
-hostile() { runs[$1]=$(submit "$(analysis "$2" "$3")"); }
+hostile() { runs[$1]=$(submit "$(analysis "$2" ", runtime: \"$3\"")"); }
 
 # Another tenant's run, going on while the hostile ones do their worst.
 KEY=$(new_tenant "bystander_$$_$RANDOM" pro)

@@ -9,21 +9,10 @@
 
 tmp=$(mktemp -d)
 ex_pid() { cat "$ASSAY_STACK_DIR/run/assay-executor.pid"; }
-# analysis SCRIPT [extra JSON members] -> id. Its timeout is generous, so a
-# busy machine does not turn other outcomes into timeouts; the cases that
-# expect one set a short timeout of their own (the variable "brief").
+# analysis, submit, finished: lib.sh. The cases that expect a timeout set
+# a short one (the variable "brief").
 brief=', timeout_ms: 2000'
-analysis() {
-  jq -nc --arg s "$1" "{title: \"x\", script: \$s, max_attempts: 1, timeout_ms: 20000 ${2:-}}" >"$tmp/a.json"
-  api POST /api/v1/analyses "@$tmp/a.json"
-  json .analysis.id
-}
-submit() { # ANALYSIS [INPUT] -> run id
-  api POST /api/v1/runs "{\"name\":\"x\",\"analysis_id\":\"$1\"${2:+,\"input\":$2}}"
-  json .run.id
-}
 status_of() { api GET "/api/v1/runs/$1"; json .run.status; }
-finished() { case $(status_of "$1") in completed|failed|canceled) return 0 ;; esac; return 1; }
 wait_run() { eventually "run $2 finishes" "${3:-100}" finished "$1"; api GET "/api/v1/runs/$1"; }
 
 http_ex() { curl -s "$EXECUTOR_URL$1"; }
@@ -209,14 +198,14 @@ for n in 1 2; do
   extra+=($!)
 done
 sql "INSERT INTO analysis_jobs (project_id, analysis_id, analysis_version, name, input, status, max_attempts)
-     SELECT project_id, id, version, 'many', to_jsonb(n), 'pending', 1
+     SELECT project_id, id, version, 'many-$$', to_jsonb(n), 'pending', 1
      FROM analyses, generate_series(1, 2000) n WHERE id = '$noop'" >/dev/null
-drained() { [ "$(sql "SELECT count(*) FROM analysis_jobs WHERE name = 'many' AND status IN ('pending', 'running')")" = 0 ]; }
+drained() { [ "$(sql "SELECT count(*) FROM analysis_jobs WHERE name = 'many-$$' AND status IN ('pending', 'running')")" = 0 ]; }
 eventually "2,000 jobs drained by three executors" 1200 drained
-check "all 2,000 completed" "$(sql "SELECT count(*) FROM analysis_jobs WHERE name = 'many' AND status = 'completed'")" 2000
-check "each ran once" "$(sql "SELECT count(*) FROM job_events e JOIN analysis_jobs j ON j.id = e.job_id WHERE j.name = 'many' AND e.type = 'running'")" 2000
-check "each result is its own input" "$(sql "SELECT count(*) FROM analysis_jobs WHERE name = 'many' AND result <> input")" 0
-check "all three took part" "$(sql "SELECT count(DISTINCT worker_id) FROM analysis_jobs WHERE name = 'many'")" 3
+check "all 2,000 completed" "$(sql "SELECT count(*) FROM analysis_jobs WHERE name = 'many-$$' AND status = 'completed'")" 2000
+check "each ran once" "$(sql "SELECT count(*) FROM job_events e JOIN analysis_jobs j ON j.id = e.job_id WHERE j.name = 'many-$$' AND e.type = 'running'")" 2000
+check "each result is its own input" "$(sql "SELECT count(*) FROM analysis_jobs WHERE name = 'many-$$' AND result <> input")" 0
+check "all three took part" "$(sql "SELECT count(DISTINCT worker_id) FROM analysis_jobs WHERE name = 'many-$$'")" 3
 kill -TERM "${extra[@]}"
 wait "${extra[@]}" 2>/dev/null
 

@@ -59,7 +59,8 @@ out=$(printf '%s\n' "$ex" | promtool check metrics 2>&1); rc=$?
 check "executor: promtool check metrics accepts it" "$rc:$out" "0:"
 for family in assay_executor_jobs_total assay_executor_job_duration_seconds \
   assay_executor_failures_total assay_executor_leases_recovered_total \
-  assay_executor_running_jobs assay_executor_queue_depth; do
+  assay_executor_running_jobs assay_executor_queue_depth assay_executor_workers \
+  assay_executor_workers_started_total assay_executor_outcome_batches_total; do
   grep -q "^# TYPE $family " <<<"$ex" && ok "executor family $family" || fail "executor family $family missing"
 done
 check_match "executor: completions counted" "$(grep '^assay_executor_jobs_total{outcome="completed"}' <<<"$ex")" ' [1-9]'
