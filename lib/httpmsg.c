@@ -174,33 +174,44 @@ hexval(char c)
 	return -1;
 }
 
+size_t
+httpmsg_unescape(const char *s, size_t n, char *out, size_t len, size_t *outlen)
+{
+	size_t i, o;
+	int hi, lo;
+
+	for (i = 0, o = 0; i < n && o + 1 < len; i++) {
+		if (s[i] == '+') {
+			out[o++] = ' ';
+		} else if (s[i] == '%' && n - i >= 3 && (hi = hexval(s[i + 1])) >= 0 &&
+		           (lo = hexval(s[i + 2])) >= 0) {
+			out[o++] = (char)(hi << 4 | lo);
+			i += 2;
+		} else {
+			out[o++] = s[i];
+		}
+	}
+	out[o] = '\0';
+	*outlen = o;
+	return i;
+}
+
 int
 httpmsg_query(const char *query, const char *name, char *buf, size_t len)
 {
-	size_t nlen = strlen(name), o;
+	size_t nlen = strlen(name), used, o;
 	const char *p, *end;
-	int hi, lo;
 
 	buf[0] = '\0';
 	for (p = query; p != NULL && *p != '\0'; p = *end ? end + 1 : end) {
 		end = p + strcspn(p, "&");
 		if (strncmp(p, name, nlen) != 0 || p[nlen] != '=')
 			continue;
-		for (p += nlen + 1, o = 0; p < end && o + 1 < len; p++) {
-			if (*p == '+') {
-				buf[o++] = ' ';
-			} else if (*p == '%' && end - p >= 3 &&
-			           (hi = hexval(p[1])) >= 0 && (lo = hexval(p[2])) >= 0) {
-				buf[o++] = (char)(hi << 4 | lo);
-				p += 2;
-			} else {
-				buf[o++] = *p;
-			}
-		}
-		buf[o] = '\0';
-		if (p < end || strlen(buf) != o) {
+		p += nlen + 1;
+		used = httpmsg_unescape(p, (size_t)(end - p), buf, len, &o);
+		if (p + used < end || strlen(buf) != o) {
 			buf[0] = '\0';
-			return p < end ? -1 : -2;
+			return p + used < end ? -1 : -2;
 		}
 		return 1;
 	}

@@ -21,6 +21,10 @@ struct json_object;
  * into buf (len bytes): 1 when given, 0 when absent, -1 when too long for
  * buf, -2 when it decodes to a NUL (never taken for absent; buf is ""). */
 int httpmsg_query(const char *query, const char *name, char *buf, size_t len);
+/* Percent-decode the n bytes at s ('+' is a space) into out (len bytes,
+ * always NUL-terminated; the decoded length in *outlen): the bytes of s
+ * decoded, fewer than n when out is too short. */
+size_t httpmsg_unescape(const char *s, size_t n, char *out, size_t len, size_t *outlen);
 /* CORS: the headers a response to an allowed origin carries, and those a
  * preflight answers with (its methods follow in Access-Control-Allow-Methods). */
 #define HTTPMSG_CORS_EXPOSE                                                              \

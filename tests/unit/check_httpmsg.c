@@ -161,5 +161,20 @@ START_TEST(query_values)
 }
 END_TEST
 
-UNIT_MAIN("httpmsg", query_values, origins, reasons, request_ids, run_ids,
+START_TEST(unescaping)
+{
+	char buf[8];
+	size_t len;
+
+	ck_assert_uint_eq(httpmsg_unescape("a%2", 3, buf, sizeof buf, &len), 3);
+	ck_assert_str_eq(buf, "a%2"); /* an incomplete escape is taken as is */
+	ck_assert_uint_eq(httpmsg_unescape("%41b+c", 6, buf, 3, &len), 4);
+	ck_assert_str_eq(buf, "Ab"); /* cut short: 4 of 6 bytes decoded */
+	ck_assert_uint_eq(len, 2);
+	ck_assert_uint_eq(httpmsg_unescape("%00x", 4, buf, sizeof buf, &len), 4);
+	ck_assert_uint_eq(len, 2);
+}
+END_TEST
+
+UNIT_MAIN("httpmsg", query_values, unescaping, origins, reasons, request_ids, run_ids,
           api_keys_presented, paths_and_the_api_alias, problem_bodies)
