@@ -177,16 +177,10 @@ analyses_delete(struct req *r)
 void
 analyses_list(struct req *r)
 {
-	char limit[8], cursor[128];
-	const char *params[3];
-	PGresult *res;
-
-	if (!list_page(r, limit, cursor))
-		return;
-	params[0] = r->tenant->project_id;
-	params[1] = cursor[0] ? cursor : NULL;
-	params[2] = limit;
-	res = http_query_db(
+	char limit[24];
+	const char *params[3] = {r->tenant->project_id, r->q[QF_CURSOR].str,
+	                         list_fetch(r, limit)};
+	PGresult *res = http_query_db(
 	    r,
 	    "SELECT assay_analysis_json(a), assay_cursor(a.created_at, a.id)"
 	    " FROM analyses a WHERE a.project_id = $1 AND a.is_active"
@@ -194,9 +188,10 @@ analyses_list(struct req *r)
 	    "      (assay_cursor_time($2), split_part($2, '_', 2)::uuid))"
 	    " ORDER BY a.created_at DESC, a.id DESC LIMIT $3::int",
 	    3, params);
+
 	if (res == NULL)
 		return;
-	list_send(r, "analyses", res, atol(limit) - 1);
+	list_send(r, "analyses", res);
 	PQclear(res);
 }
 

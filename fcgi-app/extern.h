@@ -3,8 +3,9 @@
  * FastCGI responder: a master (master.c) owns the listening socket and
  * supervises workers (worker.c), each serving one request at a time
  * through the route table (routes.c, matched by route.c): the dispatcher
- * authenticates (auth.c), limits (limit.c) and checks the body (body.c,
- * valid.c, fields.c) as the route's row says, then calls its handler
+ * authenticates (auth.c), limits (limit.c) and checks the query string
+ * (http.c) and the body (body.c) against tables (valid.c, fields.c) as
+ * the route's row says, then calls its handler
  * (health.c, metrics.c, docs.c, analyses.c, runs.c with idempotency.c and
  * paging.c), which answers through http.c, reading through cache.c. Only
  * HTTP concerns live in this folder; storage and config are in lib/.
@@ -39,16 +40,19 @@ struct req;
 struct vfield;
 typedef void route_handler(struct req *);
 
-#define VALUES_MAX 16 /* the most fields a body table has */
+#define VALUES_MAX 16 /* the most fields a body or query table has */
 
 /*
  * A route: what varies by endpoint, applied by the dispatcher (worker.c)
  * in this order before the handler runs: who may call it (access), which
- * limits it counts against (limit), and, for a route that takes a JSON
- * body, the table its members are checked against (fields; partial for
- * PATCH, where every member is optional) and a check of its own that may
- * add violations (check, may be NULL). Any violation is answered 422 with
- * all of them; the handler then finds the values in req.v.
+ * limits it counts against (limit); for a route that takes query
+ * parameters, the table they are checked against (query: any parameter
+ * it does not name is refused; routes without one do not read the query
+ * string), answered 400 with every violation, the values then in req.q;
+ * and, for a route that takes a JSON body, the table its members are
+ * checked against (fields; partial for PATCH, where every member is
+ * optional) and a check of its own that may add violations (check, may
+ * be NULL), answered 422 with every violation, the values then in req.v.
  */
 struct route {
 	unsigned methods;    /* M_* bits; HEAD is implied by GET */
@@ -64,6 +68,8 @@ struct route {
 		L_REQUESTS, /* per tenant, or per client address without a key */
 		L_RUNS,     /* also the tenant's runs per hour */
 	} limit;
+	const struct vfield *query; /* NULL: the query string is not read */
+	size_t nquery;
 	struct vfield *fields; /* NULL: no body */
 	size_t nfields;
 	bool partial;
@@ -131,6 +137,10 @@ struct req {
 		long num;
 		char buf[24];
 	} v[VALUES_MAX];
+	/* A route with a query table: its parameters, and their values
+	 * (req.q[i] for query[i]), borrowed from it. Freed by the dispatcher. */
+	struct json_object *query;
+	struct vvalue q[VALUES_MAX];
 };
 
 /* http.c: responses. Each sends the whole response; call exactly one. */
@@ -147,9 +157,10 @@ void http_problem_with(struct req *, int status, const char *code, const char *h
     __attribute__((format(printf, 6, 7)));
 /* A CGI parameter of the request, or NULL. */
 const char *http_param(const struct req *, const char *name);
-/* Query parameter name, percent-decoded into buf: 1 when given, 0 when
- * absent, -1 after answering 400 (longer than len - 1 bytes, or a NUL). */
-int http_query(struct req *, const char *name, char *buf, size_t len);
+/* For the dispatcher: the query string of a route with a query table,
+ * checked against it, into req.query and req.q; false after answering
+ * 400 with every violation. */
+bool http_query_take(struct req *);
 /* 200/201/202 with {"success":true, <member>: <json text>} and more members. */
 void http_success(struct req *, int status, const char *headers, const char *members);
 /* 200 like http_success, with an ETag of members, or 304 when If-None-Match
@@ -161,17 +172,19 @@ void http_db_failure(struct req *, int rc);
  * transaction and answering 503. The caller PQclears the result. */
 PGresult *http_query_db(struct req *, const char *sql, int n, const char *const *params);
 
-/* valid.c: request bodies checked against a table of fields. */
+/* valid.c: request bodies and query strings checked against a table of fields. */
 enum vkind {
 	V_TEXT, /* string of min..max characters */
 	V_INT,  /* integer in min..max */
 	V_BOOL,
 	V_UUID,
-	V_ENUM,  /* one of choices */
-	V_URL,   /* http or https URL of at most max bytes */
-	V_TAGS,  /* at most max strings of 1..64 characters */
-	V_INPUT, /* string of at most max bytes, or object of at most 128 KiB */
-	V_TOKEN, /* min..max characters of [A-Za-z0-9_-] */
+	V_ENUM,   /* one of choices */
+	V_ENUMS,  /* array of min..max of choices; in a query, comma-separated */
+	V_CURSOR, /* "<digits>_<uuid>": a keyset cursor as a listing made it */
+	V_URL,    /* http or https URL of at most max bytes */
+	V_TAGS,   /* at most max strings of 1..64 characters */
+	V_INPUT,  /* string of at most max bytes, or object of at most 128 KiB */
+	V_TOKEN,  /* min..max characters of [A-Za-z0-9_-] */
 };
 
 struct vfield {
@@ -191,6 +204,17 @@ struct vfield {
  */
 size_t valid_check(struct json_object *body, const struct vfield *, size_t n,
                    bool partial, struct vvalue *values, struct json_object *errors);
+/*
+ * Check a query string (percent-encoded name=value pairs separated by &;
+ * may be NULL) against the table as valid_check checks a body, defaults
+ * included: one {"parameter", "detail"} in errors per violation, a
+ * parameter the table does not name or one given twice included. A V_INT
+ * value is taken as decimal digits, a V_ENUMS one split at commas; values
+ * must be UTF-8. Values borrow from the returned object, which the caller
+ * releases. n is at most VALUES_MAX.
+ */
+struct json_object *valid_query(const char *query, const struct vfield *, size_t n,
+                                struct vvalue *values, struct json_object *errors);
 void valid_error(struct json_object *errors, const char *pointer, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /*
@@ -223,6 +247,14 @@ enum {
 	AF__MAX
 };
 extern struct vfield run_fields[RF__MAX], analysis_fields[AF__MAX];
+/* The query of a listing: the runs' takes them all, the analyses' the
+ * first QF_PAGE (limit and cursor). */
+enum { QF_LIMIT, QF_CURSOR, QF_PAGE, QF_STATUS = QF_PAGE, QF_TAG, QF_ANALYSIS, QF__MAX };
+extern const struct vfield list_query[QF__MAX];
+/* A run's statuses, the finished ones (it never changes again) from
+ * RUN_FINAL_FIRST on; NULL-terminated. */
+#define RUN_FINAL_FIRST 3
+extern const char *const run_statuses[];
 /* body.c: the request body as a JSON object, or NULL after answering 4xx.
  * body_take, for the dispatcher: the body of a route with fields, checked
  * against them and the route's check, into req.body, req.errors, req.v;
@@ -232,11 +264,12 @@ bool body_take(struct req *);
 /* 422 with every violation; releases errors. */
 void body_invalid(struct req *, struct json_object *errors);
 
-/* paging.c: keyset pages. list_page parses ?limit= (as limit + 1) and ?cursor=,
- * answering 400 when bad; list_send answers with column 0 of at most limit
- * rows and the cursor (column 1) of the last one when there are more. */
-bool list_page(struct req *, char limit[8], char cursor[128]);
-void list_send(struct req *, const char *name, PGresult *, long limit);
+/* paging.c: keyset pages of a route with list_query. list_fetch: the
+ * LIMIT of the listing's query (the page's ?limit= and one more row) in
+ * buf; list_send answers with column 0 of at most ?limit= rows and the
+ * cursor (column 1) of the last one when there are more. */
+const char *list_fetch(const struct req *, char buf[24]);
+void list_send(struct req *, const char *name, PGresult *);
 
 /* auth.c: authenticate the caller; false after answering 401 or 503.
  * auth_key_prefix: the prefix (APIKEY_PREFIX_LEN + 1 bytes) of the key

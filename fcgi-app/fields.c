@@ -1,13 +1,15 @@
 /*
- * The bodies the API accepts, as validation tables (see valid.c). Data
- * only. Limits that come from the configuration (input string size,
- * script size) are set from it by the handler before each use.
+ * The bodies and query strings the API accepts, as validation tables (see
+ * valid.c). Data only. Limits that come from the configuration (input
+ * string size, script size) are set from it before each use (body.c).
  */
 #include "config.h"
 
 #include "extern.h"
 
 static const char *const runtimes[] = {"js", "node", NULL};
+const char *const run_statuses[] = {"created", "pending",  "running", "completed",
+                                    "failed",  "canceled", NULL};
 
 struct vfield run_fields[RF__MAX] = {
     [RF_NAME] = {"name", V_TEXT, true, 1, 128, NULL, NULL},
@@ -28,4 +30,12 @@ struct vfield analysis_fields[AF__MAX] = {
     [AF_TIMEOUT] = {"timeout_ms", V_INT, false, 100, 3600000, NULL, "30000"},
     [AF_MEMORY] = {"memory_limit_mb", V_INT, false, 16, 4096, NULL, "64"},
     [AF_ATTEMPTS] = {"max_attempts", V_INT, false, 1, 10, NULL, "3"},
+};
+
+const struct vfield list_query[QF__MAX] = {
+    [QF_LIMIT] = {"limit", V_INT, false, 1, 100, NULL, "20"},
+    [QF_CURSOR] = {"cursor", V_CURSOR, false, 0, 0, NULL, NULL},
+    [QF_STATUS] = {"status", V_ENUMS, false, 1, 6, run_statuses, NULL},
+    [QF_TAG] = {"tag", V_TEXT, false, 1, 64, NULL, NULL},
+    [QF_ANALYSIS] = {"analysis_id", V_UUID, false, 0, 0, NULL, NULL},
 };

@@ -1,8 +1,9 @@
 /*
- * HTTP responses over FastCGI: status line, common headers, JSON bodies
- * and RFC 9457 problem details (their text in lib/httpmsg.c, shared with
- * assay-stream). Every response goes through http_send, which adds
- * X-Request-ID and records the status for the access log.
+ * HTTP over FastCGI: the request's parameters and query string (checked
+ * against the route's table), and responses: status line, common headers,
+ * JSON bodies and RFC 9457 problem details (their text in lib/httpmsg.c,
+ * shared with assay-stream). Every response goes through http_send, which
+ * adds X-Request-ID and records the status for the access log.
  * Nothing here reads the request body or talks to storage.
  */
 #include "config.h"
@@ -148,16 +149,31 @@ http_success(struct req *r, int status, const char *headers, const char *members
 	free(body);
 }
 
-int
-http_query(struct req *r, const char *name, char *buf, size_t len)
+/* The detail of a 400 names the first parameter; errors lists them all. */
+bool
+http_query_take(struct req *r)
 {
-	int got = httpmsg_query(http_param(r, "QUERY_STRING"), name, buf, len);
+	const struct route *rt = r->match.route;
+	struct json_object *errors = json_object_new_array(), *extra, *first, *name,
+	                   *detail;
+	char more[48] = "";
+	size_t n;
 
-	if (got == -1)
-		http_problem(r, 400, "INVALID_PARAMETER", NULL,
-		             "%s is too long: at most %zu bytes", name, len - 1);
-	else if (got == -2)
-		http_problem(r, 400, "INVALID_PARAMETER", NULL,
-		             "%s must not contain NUL characters", name);
-	return got < 0 ? -1 : got;
+	r->query = valid_query(http_param(r, "QUERY_STRING"), rt->query, rt->nquery, r->q,
+	                       errors);
+	if ((n = json_object_array_length(errors)) == 0) {
+		json_object_put(errors);
+		return true;
+	}
+	first = json_object_array_get_idx(errors, 0);
+	json_object_object_get_ex(first, "parameter", &name);
+	json_object_object_get_ex(first, "detail", &detail);
+	extra = json_object_new_object();
+	json_object_object_add(extra, "errors", errors);
+	if (n > 1)
+		snprintf(more, sizeof more, ", and %zu more; see errors", n - 1);
+	http_problem_with(r, 400, "INVALID_PARAMETER", NULL, extra, "%s %s%s",
+	                  json_object_get_string(name), json_object_get_string(detail),
+	                  more);
+	return false;
 }

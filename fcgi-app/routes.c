@@ -2,48 +2,54 @@
  * The route table of assay-api: every endpoint it serves, in one place.
  * `/api/...` is rewritten to `/api/v1/...` before matching (worker.c).
  * Each row also says who may call the route, which limits it counts
- * against, and how its body is checked; the dispatcher (worker.c) applies
- * them before the handler runs (struct route in extern.h).
+ * against, and how its query string and body are checked; the dispatcher
+ * (worker.c) applies them before the handler runs (struct route in
+ * extern.h).
  */
 #include "config.h"
 
 #include "extern.h"
 
+#define NO_QUERY      NULL, 0
+#define RUNS_QUERY    list_query, QF__MAX
+#define PAGE_QUERY    list_query, QF_PAGE
 #define NO_BODY       NULL, 0, false, NULL
-#define RUN_BODY      run_fields, RF__MAX
-#define ANALYSIS_BODY analysis_fields, AF__MAX
+#define NO_INPUT      NO_QUERY, NO_BODY
+#define RUN_BODY      NO_QUERY, run_fields, RF__MAX
+#define ANALYSIS_BODY NO_QUERY, analysis_fields, AF__MAX
 
 const struct route api_routes[] = {
-    /* method, path, handler, access, limit[, body fields, partial, check] */
-    {M_GET, "/live", health_live, A_PROBE, L_NONE, NO_BODY},
-    {M_GET, "/ready", health_ready, A_PROBE, L_NONE, NO_BODY},
-    {M_GET, "/health", health_summary, A_PUBLIC, L_REQUESTS, NO_BODY},
-    {M_GET, "/health/detailed", health_detailed, A_PUBLIC, L_REQUESTS, NO_BODY},
-    {M_GET, "/internal/cache-stats", health_cache_stats, A_PUBLIC, L_REQUESTS, NO_BODY},
-    {M_GET, "/metrics", metrics_serve, A_PUBLIC, L_REQUESTS, NO_BODY},
-    {M_GET, "/openapi.json", docs_serve, A_PUBLIC, L_REQUESTS, NO_BODY},
-    {M_GET, "/api-docs", docs_serve, A_PUBLIC, L_REQUESTS, NO_BODY},
-    {M_GET, "/api-docs/", docs_serve, A_PUBLIC, L_REQUESTS, NO_BODY},
-    {M_GET, "/api-docs/index.html", docs_serve, A_PUBLIC, L_REQUESTS, NO_BODY},
+    /* method, path, handler, access, limit, query fields, body fields,
+     * partial, check */
+    {M_GET, "/live", health_live, A_PROBE, L_NONE, NO_INPUT},
+    {M_GET, "/ready", health_ready, A_PROBE, L_NONE, NO_INPUT},
+    {M_GET, "/health", health_summary, A_PUBLIC, L_REQUESTS, NO_INPUT},
+    {M_GET, "/health/detailed", health_detailed, A_PUBLIC, L_REQUESTS, NO_INPUT},
+    {M_GET, "/internal/cache-stats", health_cache_stats, A_PUBLIC, L_REQUESTS, NO_INPUT},
+    {M_GET, "/metrics", metrics_serve, A_PUBLIC, L_REQUESTS, NO_INPUT},
+    {M_GET, "/openapi.json", docs_serve, A_PUBLIC, L_REQUESTS, NO_INPUT},
+    {M_GET, "/api-docs", docs_serve, A_PUBLIC, L_REQUESTS, NO_INPUT},
+    {M_GET, "/api-docs/", docs_serve, A_PUBLIC, L_REQUESTS, NO_INPUT},
+    {M_GET, "/api-docs/index.html", docs_serve, A_PUBLIC, L_REQUESTS, NO_INPUT},
 
     {M_POST, "/api/v1/analyses", analyses_create, A_TENANT, L_REQUESTS, ANALYSIS_BODY,
      false, analyses_check},
-    {M_GET, "/api/v1/analyses", analyses_list, A_TENANT, L_REQUESTS, NO_BODY},
-    {M_GET, "/api/v1/analyses/{id}", analyses_get, A_TENANT, L_REQUESTS, NO_BODY},
+    {M_GET, "/api/v1/analyses", analyses_list, A_TENANT, L_REQUESTS, PAGE_QUERY, NO_BODY},
+    {M_GET, "/api/v1/analyses/{id}", analyses_get, A_TENANT, L_REQUESTS, NO_INPUT},
     {M_PATCH, "/api/v1/analyses/{id}", analyses_update, A_TENANT, L_REQUESTS,
      ANALYSIS_BODY, true, analyses_check},
-    {M_DELETE, "/api/v1/analyses/{id}", analyses_delete, A_TENANT, L_REQUESTS, NO_BODY},
+    {M_DELETE, "/api/v1/analyses/{id}", analyses_delete, A_TENANT, L_REQUESTS, NO_INPUT},
     {M_GET, "/api/v1/analyses/{id}/versions", analyses_versions, A_TENANT, L_REQUESTS,
-     NO_BODY},
+     NO_INPUT},
 
     {M_POST, "/api/v1/runs", runs_create, A_TENANT, L_RUNS, RUN_BODY, false, runs_check},
-    {M_GET, "/api/v1/runs", runs_list, A_TENANT, L_REQUESTS, NO_BODY},
-    {M_GET, "/api/v1/runs/{id}", runs_get, A_TENANT, L_REQUESTS, NO_BODY},
-    {M_POST, "/api/v1/runs/{id}/start", runs_start, A_TENANT, L_REQUESTS, NO_BODY},
-    {M_POST, "/api/v1/runs/{id}/cancel", runs_cancel, A_TENANT, L_REQUESTS, NO_BODY},
-    {M_GET, "/api/v1/runs/{id}/result", runs_result, A_TENANT, L_REQUESTS, NO_BODY},
+    {M_GET, "/api/v1/runs", runs_list, A_TENANT, L_REQUESTS, RUNS_QUERY, NO_BODY},
+    {M_GET, "/api/v1/runs/{id}", runs_get, A_TENANT, L_REQUESTS, NO_INPUT},
+    {M_POST, "/api/v1/runs/{id}/start", runs_start, A_TENANT, L_REQUESTS, NO_INPUT},
+    {M_POST, "/api/v1/runs/{id}/cancel", runs_cancel, A_TENANT, L_REQUESTS, NO_INPUT},
+    {M_GET, "/api/v1/runs/{id}/result", runs_result, A_TENANT, L_REQUESTS, NO_INPUT},
     {M_POST, "/api/v1/runs/{id}/events/token", runs_events_token, A_TENANT, L_REQUESTS,
-     NO_BODY},
+     NO_INPUT},
 };
 
 const size_t api_nroutes = sizeof api_routes / sizeof api_routes[0];

@@ -23,9 +23,6 @@
 #include "util.h"
 #include "xalloc.h"
 
-static const char *const statuses[] = {"created", "pending",  "running", "completed",
-                                       "failed",  "canceled", NULL};
-
 void
 runs_send(struct req *r, int status, const char *headers, const char *run_json,
           bool replay)
@@ -170,9 +167,9 @@ run_final(const char *run_json)
 	size_t i;
 
 	if (o != NULL && json_object_object_get_ex(o, "status", &st))
-		for (i = 3; statuses[i] != NULL; i++) /* completed, failed, canceled */
-			final =
-			    final || strcmp(json_object_get_string(st), statuses[i]) == 0;
+		for (i = RUN_FINAL_FIRST; run_statuses[i] != NULL; i++)
+			final = final ||
+			        strcmp(json_object_get_string(st), run_statuses[i]) == 0;
 	json_object_put(o);
 	return final;
 }
@@ -304,58 +301,21 @@ runs_result(struct req *r)
 	}
 }
 
+/* The filters as list_query has checked them: status a JSON array. */
 void
 runs_list(struct req *r)
 {
-	char limit[8], cursor[128], status[64], tag[257], analysis[40], days[16], *st,
-	    *save;
-	const char *params[7];
-	PGresult *res;
-	int got[3];
-	size_t i;
-
-	if (!list_page(r, limit, cursor) ||
-	    (got[0] = http_query(r, "status", status, sizeof status)) < 0 ||
-	    (got[1] = http_query(r, "tag", tag, sizeof tag)) < 0 ||
-	    (got[2] = http_query(r, "analysis_id", analysis, sizeof analysis)) < 0)
-		return;
-	params[0] = r->tenant->project_id;
-	params[1] = got[0] ? status : NULL; /* one or more, comma-separated */
-	params[2] = got[1] ? tag : NULL;
-	params[3] = got[2] ? analysis : NULL;
-	params[4] = cursor[0] ? cursor : NULL;
-	params[5] = limit;
-	params[6] = history_days(r, days);
-	if (got[0]) {
-		char copy[sizeof status];
-
-		snprintf(copy, sizeof copy, "%s", status);
-		for (st = strtok_r(copy, ",", &save); st != NULL;
-		     st = strtok_r(NULL, ",", &save)) {
-			for (i = 0; statuses[i] != NULL && strcmp(statuses[i], st) != 0;
-			     i++)
-				;
-			if (statuses[i] == NULL)
-				break;
-		}
-		if (st != NULL || copy[0] == '\0' || status[strlen(status) - 1] == ',') {
-			http_problem(
-			    r, 400, "INVALID_PARAMETER", NULL,
-			    "status must be one or more (comma-separated) of created, "
-			    "pending, running, completed, failed, canceled");
-			return;
-		}
-	}
-	if (params[3] != NULL && !httpmsg_uuid(analysis)) {
-		http_problem(r, 400, "INVALID_PARAMETER", NULL,
-		             "analysis_id must be a UUID");
-		return;
-	}
-	res = http_query_db(
+	char limit[24], days[16];
+	const char *params[7] = {r->tenant->project_id, r->q[QF_STATUS].str,
+	                         r->q[QF_TAG].str,      r->q[QF_ANALYSIS].str,
+	                         r->q[QF_CURSOR].str,   list_fetch(r, limit),
+	                         history_days(r, days)};
+	PGresult *res = http_query_db(
 	    r,
 	    "SELECT assay_run_json(j), assay_cursor(j.created_at, j.id)"
 	    " FROM analysis_jobs j WHERE j.project_id = $1"
-	    " AND ($2::text IS NULL OR j.status = ANY (string_to_array($2, ',')))"
+	    " AND ($2::jsonb IS NULL OR"
+	    "      j.status = ANY (ARRAY(SELECT jsonb_array_elements_text($2::jsonb))))"
 	    " AND ($3::text IS NULL OR j.tags @> ARRAY[$3])"
 	    " AND ($4::uuid IS NULL OR j.analysis_id = $4::uuid)"
 	    " AND ($5::text IS NULL OR (j.created_at, j.id) <"
@@ -363,9 +323,10 @@ runs_list(struct req *r)
 	        "j.created_at",
 	        "$7") " ORDER BY j.created_at DESC, j.id DESC LIMIT $6::int",
 	    7, params);
+
 	if (res == NULL)
 		return;
-	list_send(r, "runs", res, atol(limit) - 1);
+	list_send(r, "runs", res);
 	PQclear(res);
 }
 

@@ -1,9 +1,11 @@
 /*
- * Request body validation driven by a table of fields (struct vfield):
- * every member is checked, every violation is reported with its JSON
- * pointer, members the table does not know are violations too. Pure: no
- * I/O, no storage, so it can be unit-tested and fuzzed on its own. The
- * values it fills in borrow strings from the body object.
+ * Request validation driven by a table of fields (struct vfield), for
+ * bodies and query strings alike: every member or parameter is checked,
+ * every violation is reported with its JSON pointer or parameter name,
+ * those the table does not know are violations too. A query string is
+ * made an object of the kinds the table wants, then checked as a body.
+ * Pure: no I/O, no storage, so it can be unit-tested and fuzzed on its
+ * own. The values it fills in borrow strings from the object checked.
  */
 #include "config.h"
 
@@ -18,6 +20,8 @@
 
 #include "extern.h"
 #include "httpmsg.h"
+#include "jsontext.h"
+#include "xalloc.h"
 
 #define INPUT_OBJECT_MAX (128 * 1024)
 #define TAG_MAX_CHARS    64
@@ -74,11 +78,12 @@ static const char *const type_names[] = {
 };
 
 static const char *const kind_wants[] = {
-    [V_TEXT] = "a string",  [V_INT] = "an integer",
-    [V_BOOL] = "a boolean", [V_UUID] = "a string",
-    [V_ENUM] = "a string",  [V_URL] = "a string",
-    [V_TAGS] = "an array",  [V_INPUT] = "a string or an object",
-    [V_TOKEN] = "a string",
+    [V_TEXT] = "a string",   [V_INT] = "an integer",
+    [V_BOOL] = "a boolean",  [V_UUID] = "a string",
+    [V_ENUM] = "a string",   [V_URL] = "a string",
+    [V_TAGS] = "an array",   [V_INPUT] = "a string or an object",
+    [V_TOKEN] = "a string",  [V_ENUMS] = "an array",
+    [V_CURSOR] = "a string",
 };
 
 static bool
@@ -90,6 +95,7 @@ kind_accepts(enum vkind k, enum json_type t)
 	case V_BOOL:
 		return t == json_type_boolean;
 	case V_TAGS:
+	case V_ENUMS:
 		return t == json_type_array;
 	case V_INPUT:
 		return t == json_type_string || t == json_type_object;
@@ -124,6 +130,39 @@ check_tags(struct json_object *arr, const struct vfield *f, struct json_object *
 	}
 }
 
+/* Is s (len bytes) one of choices? */
+static bool
+is_choice(const char *const *choices, const char *s, size_t len)
+{
+	for (; *choices != NULL; choices++)
+		if (strlen(*choices) == len && memcmp(*choices, s, len) == 0)
+			return true;
+	return false;
+}
+
+static void
+check_enums(struct json_object *arr, const struct vfield *f, const char *ptr,
+            struct json_object *errors)
+{
+	size_t i, n = json_object_array_length(arr), used = 0;
+	bool ok = (long)n >= f->min && (long)n <= f->max;
+	struct json_object *item;
+	char list[256] = "";
+
+	for (i = 0; ok && i < n; i++) {
+		item = json_object_array_get_idx(arr, i);
+		ok = json_object_is_type(item, json_type_string) &&
+		     is_choice(f->choices, json_object_get_string(item),
+		               (size_t)json_object_get_string_len(item));
+	}
+	if (ok)
+		return;
+	for (i = 0; f->choices[i] != NULL && used < sizeof list; i++)
+		used += (size_t)snprintf(list + used, sizeof list - used, "%s%s",
+		                         i ? ", " : "", f->choices[i]);
+	valid_error(errors, ptr, "must be %ld to %ld of %s", f->min, f->max, list);
+}
+
 /* Check one present member; on success fill v. */
 static void
 check_field(struct json_object *m, const struct vfield *f, struct vvalue *v,
@@ -131,10 +170,10 @@ check_field(struct json_object *m, const struct vfield *f, struct vvalue *v,
 {
 	enum json_type t = json_object_get_type(m);
 	const char *s = NULL;
-	size_t len = 0, chars;
+	size_t len = 0, chars, digits;
 	char ptr[80];
 	int64_t n;
-	int i, before = json_object_array_length(errors);
+	int before = json_object_array_length(errors);
 
 	snprintf(ptr, sizeof ptr, "/%s", f->name);
 	if (!kind_accepts(f->kind, t)) {
@@ -184,10 +223,17 @@ check_field(struct json_object *m, const struct vfield *f, struct vvalue *v,
 			valid_error(errors, ptr, "must be a UUID");
 		break;
 	case V_ENUM:
-		for (i = 0; f->choices[i] != NULL && strcmp(f->choices[i], s) != 0; i++)
-			;
-		if (f->choices[i] == NULL)
+		if (!is_choice(f->choices, s, len))
 			valid_error(errors, ptr, "must be one of the supported values");
+		break;
+	case V_ENUMS:
+		check_enums(m, f, ptr, errors);
+		s = json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN);
+		break;
+	case V_CURSOR:
+		digits = strspn(s, "0123456789");
+		if (digits == 0 || s[digits] != '_' || !httpmsg_uuid(s + digits + 1))
+			valid_error(errors, ptr, "is not one this API returned");
 		break;
 	case V_URL:
 		if ((long)len > f->max || !valid_url(s))
@@ -220,15 +266,17 @@ check_field(struct json_object *m, const struct vfield *f, struct vvalue *v,
 	}
 }
 
-static bool
-field_known(const struct vfield *fields, size_t n, const char *name)
+/* The index of the field named name (len bytes), or n. */
+static size_t
+field_index(const struct vfield *fields, size_t n, const char *name, size_t len)
 {
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		if (strcmp(fields[i].name, name) == 0)
-			return true;
-	return false;
+		if (strlen(fields[i].name) == len &&
+		    memcmp(fields[i].name, name, len) == 0)
+			break;
+	return i;
 }
 
 /* JSON pointer escaping of one member name: ~ is ~0, / is ~1. */
@@ -262,7 +310,7 @@ valid_check(struct json_object *body, const struct vfield *fields, size_t n, boo
 	json_object_object_foreach(body, key, val)
 	{
 		(void)val;
-		if (!field_known(fields, n, key)) {
+		if (field_index(fields, n, key, strlen(key)) == n) {
 			pointer_of(key, ptr, sizeof ptr);
 			valid_error(errors, ptr, "unknown member");
 		}
@@ -292,6 +340,149 @@ valid_check(struct json_object *body, const struct vfield *fields, size_t n, boo
 	if (partial && json_object_object_length(body) == 0)
 		valid_error(errors, "", "give at least one member to change");
 	return json_object_array_length(errors) - before;
+}
+
+static bool
+utf8_valid(const char *s, size_t len)
+{
+	size_t i, k;
+
+	for (i = 0; i < len; i += k)
+		if ((k = jsontext_utf8_len((const unsigned char *)s + i, len - i)) == 0)
+			return false;
+	return true;
+}
+
+/* "/name" for a parameter the table does not name: its UTF-8 text, other
+ * bytes and controls as %XX, cut short to fit size bytes. */
+static void
+parameter_pointer(const char *name, size_t len, char *buf, size_t size)
+{
+	size_t i = 0, o = 1, k;
+
+	buf[0] = '/';
+	while (i < len && o + 4 < size) {
+		k = jsontext_utf8_len((const unsigned char *)name + i, len - i);
+		if (k == 0 || (unsigned char)name[i] < 0x20 || name[i] == 0x7f) {
+			o += (size_t)snprintf(buf + o, 4, "%%%02X",
+			                      (unsigned char)name[i]);
+			i++;
+		} else {
+			memcpy(buf + o, name + i, k);
+			o += k;
+			i += k;
+		}
+	}
+	buf[o] = '\0';
+}
+
+/* Is an error from index from on about pointer? */
+static bool
+named(struct json_object *errors, size_t from, const char *pointer)
+{
+	struct json_object *p;
+	size_t i;
+
+	for (i = from; i < json_object_array_length(errors); i++)
+		if (json_object_object_get_ex(json_object_array_get_idx(errors, i),
+		                              "pointer", &p) &&
+		    strcmp(json_object_get_string(p), pointer) == 0)
+			return true;
+	return false;
+}
+
+/* Errors from index from name parameters: pointer "/limit" becomes
+ * parameter "limit". */
+static void
+name_parameters(struct json_object *errors, size_t from)
+{
+	struct json_object *e, *ptr, *detail, *renamed;
+	size_t i;
+
+	for (i = from; i < json_object_array_length(errors); i++) {
+		e = json_object_array_get_idx(errors, i);
+		json_object_object_get_ex(e, "pointer", &ptr);
+		json_object_object_get_ex(e, "detail", &detail);
+		renamed = json_object_new_object();
+		json_object_object_add(
+		    renamed, "parameter",
+		    json_object_new_string(json_object_get_string(ptr) + 1));
+		json_object_object_add(renamed, "detail", json_object_get(detail));
+		json_object_array_put_idx(errors, i, renamed);
+	}
+}
+
+/* A query value (len bytes) as f's kind wants it: an integer when it is
+ * one, an array of the comma-separated items, else a string. */
+static struct json_object *
+query_value(const struct vfield *f, const char *s, size_t len)
+{
+	size_t sign = len > 0 && s[0] == '-';
+	const char *end = s + len, *comma;
+	struct json_object *arr;
+
+	if (f->kind == V_INT && len > sign &&
+	    strspn(s + sign, "0123456789") == len - sign)
+		return json_object_new_int64(strtoll(s, NULL, 10)); /* clamped */
+	if (f->kind != V_ENUMS)
+		return json_object_new_string_len(s, (int)len);
+	arr = json_object_new_array();
+	for (;; s = comma + 1) {
+		comma = memchr(s, ',', (size_t)(end - s));
+		if (comma == NULL)
+			comma = end;
+		json_object_array_add(arr,
+		                      json_object_new_string_len(s, (int)(comma - s)));
+		if (comma == end)
+			return arr;
+	}
+}
+
+struct json_object *
+valid_query(const char *query, const struct vfield *fields, size_t n,
+            struct vvalue *values, struct json_object *errors)
+{
+	struct json_object *obj = json_object_new_object();
+	size_t from = json_object_array_length(errors), i, len;
+	unsigned given[VALUES_MAX] = {0};
+	const char *p, *end, *eq;
+	char *buf = xmalloc(query != NULL ? strlen(query) + 1 : 1), ptr[80];
+
+	for (p = query; p != NULL && *p != '\0'; p = *end ? end + 1 : end) {
+		end = p + strcspn(p, "&");
+		eq = p + strcspn(p, "=&");
+		if (end == p)
+			continue;
+		httpmsg_unescape(p, (size_t)(eq - p), buf, (size_t)(eq - p) + 1, &len);
+		if ((i = field_index(fields, n, buf, len)) == n) {
+			parameter_pointer(buf, len, ptr, sizeof ptr);
+			if (!named(errors, from, ptr))
+				valid_error(errors, ptr,
+				            "is not a parameter of this resource");
+			continue;
+		}
+		if (given[i]++ > 0)
+			continue;
+		p = eq + (*eq == '=');
+		httpmsg_unescape(p, (size_t)(end - p), buf, (size_t)(end - p) + 1, &len);
+		snprintf(ptr, sizeof ptr, "/%s", fields[i].name);
+		if (!utf8_valid(buf, len))
+			valid_error(errors, ptr, "must be UTF-8 text");
+		else
+			json_object_object_add(obj, fields[i].name,
+			                       query_value(&fields[i], buf, len));
+	}
+	free(buf);
+	for (i = 0; i < n; i++) {
+		snprintf(ptr, sizeof ptr, "/%s", fields[i].name);
+		if (given[i] > 1 && !named(errors, from, ptr))
+			valid_error(errors, ptr, "is given more than once");
+		if (given[i] > 1)
+			json_object_object_del(obj, fields[i].name);
+	}
+	valid_check(obj, fields, n, false, values, errors);
+	name_parameters(errors, from);
+	return obj;
 }
 
 struct json_object *

@@ -129,6 +129,8 @@ worker_serve(struct app *app, FCGX_Request *fr, bool metrics)
 			break;
 		if (rt->limit != L_NONE && !limit_request(&r))
 			break;
+		if (rt->query != NULL && !http_query_take(&r))
+			break;
 		if (rt->fields != NULL && !body_take(&r))
 			break;
 		rt->handler(&r);
@@ -157,6 +159,7 @@ worker_serve(struct app *app, FCGX_Request *fr, bool metrics)
 		http_problem(&r, 404, "NOT_FOUND", NULL, "no resource at %s", r.path);
 		break;
 	}
+	json_object_put(r.query);
 	json_object_put(r.body);
 	json_object_put(r.errors);
 	if (metrics)

@@ -169,6 +169,27 @@ api GET '/api/v1/runs?analysis_id=x'
 check "bad analysis filter: 400" "$status" 400
 api GET '/api/v1/runs?limit=0'
 check "limit 0: 400" "$status" 400
+# The parameters are checked by a table, as bodies are: a parameter the
+# listing does not take is refused (a misspelt filter never widens it),
+# and every bad one is listed by name.
+api GET "/api/v1/runs?stauts=failed&analysis_id=$aid"
+check "unknown parameter: 400 naming it" "$status $(json .code) $(json .detail)" \
+  "400 INVALID_PARAMETER stauts is not a parameter of this resource"
+api GET '/api/v1/runs?limit=0&status=done&tag=&cursor=x&analysis_id=y&limit=3'
+check "every bad parameter: one error each" \
+  "$(json '[.errors[] | .parameter] | join(",")')" "limit,cursor,status,tag,analysis_id"
+check "every bad parameter: the detail names the first" "$(json .detail)" \
+  "limit is given more than once, and 4 more; see errors"
+check "a status list names the statuses" "$(json '.errors[] | select(.parameter == "status") | .detail')" \
+  "must be 1 to 6 of created, pending, running, completed, failed, canceled"
+api GET '/api/v1/runs?tag=%c3%28'
+check "a value that is not UTF-8: 400" "$status $(json .detail)" "400 tag must be UTF-8 text"
+api GET '/api/v1/runs?limit=ten'
+check "a limit that is no integer: 400" "$status $(json .detail)" "400 limit must be an integer, not a string"
+api GET "/api/v1/runs?l%69mit=1&analysis_id=$aid"
+check "names are percent-decoded" "$status $(json '.runs | length')" "200 1"
+api GET '/api/v1/analyses?status=failed'
+check "the analyses' listing takes no status: 400" "$status $(json .errors[0].parameter)" "400 status"
 
 # Keyset pagination stays exact while new runs arrive between pages.
 ptag=p$$_$RANDOM

@@ -16,15 +16,16 @@ h_dummy(struct req *r)
 	(void)r;
 }
 
+#define NO_INPUT NULL, 0, NULL, 0, false, NULL /* no query, no body */
+
 static const struct route table[] = {
-    {M_GET, "/health", h_dummy, A_PUBLIC, L_REQUESTS, NULL, 0, false, NULL},
-    {M_GET, "/api/v1/runs", h_dummy, A_PUBLIC, L_REQUESTS, NULL, 0, false, NULL},
-    {M_POST, "/api/v1/runs", h_dummy, A_PUBLIC, L_REQUESTS, NULL, 0, false, NULL},
-    {M_GET, "/api/v1/runs/{id}", h_dummy, A_PUBLIC, L_REQUESTS, NULL, 0, false, NULL},
-    {M_POST, "/api/v1/runs/{id}/cancel", h_dummy, A_PUBLIC, L_REQUESTS, NULL, 0, false,
-     NULL},
+    {M_GET, "/health", h_dummy, A_PUBLIC, L_REQUESTS, NO_INPUT},
+    {M_GET, "/api/v1/runs", h_dummy, A_PUBLIC, L_REQUESTS, NO_INPUT},
+    {M_POST, "/api/v1/runs", h_dummy, A_PUBLIC, L_REQUESTS, NO_INPUT},
+    {M_GET, "/api/v1/runs/{id}", h_dummy, A_PUBLIC, L_REQUESTS, NO_INPUT},
+    {M_POST, "/api/v1/runs/{id}/cancel", h_dummy, A_PUBLIC, L_REQUESTS, NO_INPUT},
     {M_GET | M_DELETE, "/api/v1/analyses/{id}/versions/{version}", h_dummy, A_PUBLIC,
-     L_REQUESTS, NULL, 0, false, NULL},
+     L_REQUESTS, NO_INPUT},
 };
 #define N (sizeof table / sizeof table[0])
 

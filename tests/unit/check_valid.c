@@ -1,7 +1,7 @@
 /*
  * Unit tests for fcgi-app/valid.c: every violation reported with its
  * pointer, defaults, partial (PATCH) mode, limits counted in characters,
- * and the strict JSON parser.
+ * the strict JSON parser, and query strings checked by the same tables.
  */
 #include "config.h"
 
@@ -212,6 +212,139 @@ START_TEST(uuids)
 }
 END_TEST
 
+#define UUID "0123abcd-4567-89ef-abcd-0123456789ab"
+#define STATUS_DETAIL                                                                    \
+	"must be 1 to 6 of created, pending, running, completed, failed, canceled"
+
+/* Check a query against the first n fields of list_query: how many
+ * violations, "parameter detail|..." in *report. The values borrow from
+ * the parameters, kept until the next call. */
+static size_t
+check_query(const char *query, size_t n, struct vvalue *v, const char **report)
+{
+	static struct json_object *params;
+	static char buf[2048];
+	struct json_object *errors = json_object_new_array(), *e, *name, *detail;
+	size_t i, used = 0;
+
+	json_object_put(params);
+	params = valid_query(query, list_query, n, v, errors);
+	buf[0] = '\0';
+	for (i = 0; i < json_object_array_length(errors); i++) {
+		e = json_object_array_get_idx(errors, i);
+		ck_assert(json_object_object_get_ex(e, "parameter", &name));
+		ck_assert(json_object_object_get_ex(e, "detail", &detail));
+		used += (size_t)snprintf(buf + used, sizeof buf - used, "%s%s %s",
+		                         i ? "|" : "", json_object_get_string(name),
+		                         json_object_get_string(detail));
+	}
+	*report = buf;
+	n = json_object_array_length(errors);
+	json_object_put(errors);
+	return n;
+}
+
+START_TEST(query_values_and_defaults)
+{
+	struct vvalue v[QF__MAX];
+	const char *report;
+
+	ck_assert_uint_eq(check_query(NULL, QF__MAX, v, &report), 0);
+	ck_assert(v[QF_LIMIT].present && v[QF_LIMIT].num == 20);
+	ck_assert_ptr_null(v[QF_STATUS].str);
+	ck_assert_ptr_null(v[QF_CURSOR].str);
+	ck_assert_uint_eq(check_query("&limit=5&status=completed%2Cfailed&tag=a+b,c&"
+	                              "analysis_id=" UUID "&cursor=1700000000123_" UUID
+	                              "&",
+	                              QF__MAX, v, &report),
+	                  0);
+	ck_assert_int_eq(v[QF_LIMIT].num, 5);
+	ck_assert_str_eq(v[QF_STATUS].str, "[\"completed\",\"failed\"]");
+	ck_assert_str_eq(v[QF_TAG].str, "a b,c");
+	ck_assert_str_eq(v[QF_ANALYSIS].str, UUID);
+	ck_assert_str_eq(v[QF_CURSOR].str, "1700000000123_" UUID);
+	ck_assert_uint_eq(check_query("status=canceled", QF__MAX, v, &report), 0);
+	ck_assert_str_eq(v[QF_STATUS].str, "[\"canceled\"]");
+}
+END_TEST
+
+/* One violation per parameter, named, those the table does not know first. */
+START_TEST(query_violations_name_each_parameter)
+{
+	struct vvalue v[QF__MAX];
+	const char *report;
+
+	ck_assert_uint_eq(check_query("limit=0&status=completed,&tag=&analysis_id=x&"
+	                              "cursor=bogus&stauts=failed&stauts=x",
+	                              QF__MAX, v, &report),
+	                  6);
+	ck_assert_str_eq(report, "stauts is not a parameter of this resource|"
+	                         "limit must be between 1 and 100|"
+	                         "cursor is not one this API returned|"
+	                         "status " STATUS_DETAIL "|"
+	                         "tag must be 1 to 64 characters|"
+	                         "analysis_id must be a UUID");
+}
+END_TEST
+
+/* Each query refused, with what is said about it. */
+START_TEST(query_refusals)
+{
+	static const struct {
+		const char *query;
+		size_t nfields;
+		const char *report;
+	} refused[] = {
+	    {"limit=99999999999999999999", QF__MAX, "limit must be between 1 and 100"},
+	    {"limit=-3", QF__MAX, "limit must be between 1 and 100"},
+	    {"limit=1e2", QF__MAX, "limit must be an integer, not a string"},
+	    {"limit", QF__MAX, "limit must be an integer, not a string"},
+	    {"status=", QF__MAX, "status " STATUS_DETAIL},
+	    {"status=failed,failed,failed,failed,failed,failed,failed", QF__MAX,
+	     "status " STATUS_DETAIL},
+	    {"status=failed%00x", QF__MAX, "status " STATUS_DETAIL},
+	    {"cursor=1_" UUID "x", QF__MAX, "cursor is not one this API returned"},
+	    {"cursor=_" UUID, QF__MAX, "cursor is not one this API returned"},
+	    {"tag=%ff", QF__MAX, "tag must be UTF-8 text"},
+	    {"tag=a%00b", QF__MAX, "tag must not contain NUL characters"},
+	    {"limit=1&limit=1&limit=2", QF__MAX, "limit is given more than once"},
+	    {"%ff%01%C3%A9=1", QF__MAX,
+	     "%FF%01\xc3\xa9 is not a parameter of this resource"},
+	    /* The analyses' listing takes a page only. */
+	    {"limit=3&status=failed", QF_PAGE,
+	     "status is not a parameter of this resource"},
+	};
+	struct vvalue v[QF__MAX];
+	const char *report;
+	size_t i;
+
+	for (i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+		ck_assert_uint_eq(
+		    check_query(refused[i].query, refused[i].nfields, v, &report), 1);
+		ck_assert_str_eq(report, refused[i].report);
+	}
+}
+END_TEST
+
+START_TEST(query_bounds_and_names)
+{
+	struct vvalue v[QF__MAX];
+	const char *report;
+	char query[512] = "tag=";
+	int i;
+
+	for (i = 0; i < 64; i++)
+		strcat(query, "%C3%A9"); /* é: 64 characters are allowed */
+	ck_assert_uint_eq(check_query(query, QF__MAX, v, &report), 0);
+	strcat(query, "e");
+	ck_assert_uint_eq(check_query(query, QF__MAX, v, &report), 1);
+	ck_assert_uint_eq(check_query("limit=100", QF__MAX, v, &report), 0);
+	ck_assert_uint_eq(check_query("l%69mit=3", QF__MAX, v, &report), 0);
+	ck_assert_int_eq(v[QF_LIMIT].num, 3);
+}
+END_TEST
+
 UNIT_MAIN("valid", null_members_refused, scalars_are_valid_json, valid_run_with_defaults,
           every_violation_is_listed, required_and_partial, lengths_are_characters,
-          nul_in_strings_refused, parser_is_strict, uuids)
+          nul_in_strings_refused, parser_is_strict, uuids, query_values_and_defaults,
+          query_violations_name_each_parameter, query_refusals, query_bounds_and_names)
