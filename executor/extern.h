@@ -130,10 +130,6 @@ struct job {
  * forget that run (mc may be NULL: no cache).
  */
 struct mc;
-/* Claim up to n runs, tenants in turn, each tier within its cap of
- * running jobs across all executors (caps: TIER_COUNT numbers). */
-int jobs_claim(struct db *, struct mc *, const char *worker, int n, int lease_s,
-               const long *caps, struct job **out);
 bool jobs_heartbeat(struct db *, const char *worker, int lease_s, struct job *const *,
                     size_t n);
 int jobs_recover(struct db *, struct mc *);
@@ -141,13 +137,17 @@ int jobs_recover(struct db *, struct mc *);
  * events are always written before its outcome. */
 void jobs_event(const struct job *, const char *type, const char *data_json);
 bool jobs_flush_events(struct db *);
-/* Record the ends of attempts, many in one statement: completed, canceled,
- * retried or failed, each only while this executor holds its lease. An
+/* One round trip: record the ends of jobs[0..n) (completed, canceled,
+ * retried or failed, each only while this executor holds its lease; rec[i]
+ * says what became of jobs[i]), then claim up to want runs into out,
+ * tenants in turn, each tier within its cap of running jobs across all
+ * executors (caps: TIER_COUNT numbers); returns how many were claimed. An
  * outcome PostgreSQL refuses (a result it cannot store) is recorded as a
- * failure instead, saying so; rec[i] says what became of jobs[i]. */
+ * failure instead, saying so. */
 enum job_record { JOB_RECORDED, JOB_LOST, JOB_REFUSED, JOB_UNRECORDED };
-void jobs_finish(struct db *, struct mc *, const char *worker, struct job **jobs,
-                 size_t n, enum job_record *rec);
+int jobs_settle(struct db *, struct mc *, const char *worker, struct job **jobs, size_t n,
+                enum job_record *rec, int want, int lease_s, const long *caps,
+                struct job **out);
 /* Put a claimed job back untouched (shutdown): no attempt is charged. */
 void jobs_release(struct db *, struct mc *, const char *worker, struct job *);
 void job_free(struct job *);
@@ -211,7 +211,8 @@ struct ex {
 	const char *node;   /* node_path, or NULL: no runtime "node" */
 	unsigned children;  /* numbers the workers: the last one used */
 	struct db *db;
-	struct mc *mc;             /* the API's cache, told of every change of a run */
+	struct mc *mc; /* the API's cache, told of every change of a run (buffered) */
+	bool mc_was_up;
 	struct pg_conn *listening; /* the connection our LISTENs were issued on */
 	char worker[96];
 	struct job *jobs[MAX_JOBS];

@@ -52,47 +52,6 @@ job_free(struct job *j)
 	free(j);
 }
 
-int
-jobs_claim(struct db *db, struct mc *mc, const char *worker, int n, int lease_s,
-           const long *caps, struct job **out)
-{
-	char limit[16], lease[16], tiers[64];
-	const char *params[4] = {worker, limit, lease, tiers};
-	PGresult *res;
-	int i, rows;
-
-	snprintf(limit, sizeof limit, "%d", n);
-	snprintf(lease, sizeof lease, "%d", lease_s);
-	snprintf(tiers, sizeof tiers, "{%ld,%ld,%ld}", caps[0], caps[1], caps[2]);
-	if (db_query(db, &res,
-	             "SELECT id, attempts, max_attempts, input, script, timeout_ms,"
-	             " memory_mb, runtime, project_id, tenant_id"
-	             " FROM assay_claim($1, $2::int, $3::int, $4::int[])",
-	             4, params) != DB_OK)
-		return 0;
-	rows = PQntuples(res);
-	for (i = 0; i < rows; i++) {
-		struct job *j = xcalloc(1, sizeof *j);
-
-		snprintf(j->id, sizeof j->id, "%s", PQgetvalue(res, i, 0));
-		snprintf(j->project, sizeof j->project, "%s", PQgetvalue(res, i, 8));
-		jobs_forget(mc, j->project, j->id);
-		j->tenant = atol(PQgetvalue(res, i, 9));
-		j->attempts = atoi(PQgetvalue(res, i, 1));
-		j->max_attempts = atoi(PQgetvalue(res, i, 2));
-		j->input = xstrdup(PQgetvalue(res, i, 3));
-		j->script = xstrdup(PQgetvalue(res, i, 4));
-		j->spec.timeout_ms = atol(PQgetvalue(res, i, 5));
-		j->spec.memory_mb = atol(PQgetvalue(res, i, 6));
-		j->spec.runtime =
-		    strcmp(PQgetvalue(res, i, 7), "node") == 0 ? RT_NODE : RT_JS;
-		j->spec.max_jobs = 1;
-		out[i] = j;
-	}
-	PQclear(res);
-	return rows;
-}
-
 bool
 jobs_heartbeat(struct db *db, const char *worker, int lease_s, struct job *const *jobs,
                size_t n)
@@ -295,81 +254,76 @@ jobs_finish_one(struct db *db, struct mc *mc, const char *worker, struct job *j)
 	return rec;
 }
 
-/* One statement ends them all: the same decisions as jobs_finish_one,
- * for each element of a JSON array of {id, error, result: [value],
- * backoff}. NULL when PostgreSQL refused it (or is down: *down). */
-static PGresult *
-jobs_finish_batch(struct db *db, const char *worker, struct job **jobs, size_t n,
-                  bool *down)
+/* The outcomes of jobs[0..n) as assay_settle takes them: a JSON array of
+ * {id, error, result: [value], backoff}; NULL when a result is no JSON
+ * json-c reads (then PostgreSQL decides, one job at a time). */
+static struct json_object *
+jobs_outcomes(struct job **jobs, size_t n)
 {
 	struct json_object *all = json_object_new_array(), *o;
-	const char *params[2] = {worker, NULL};
-	PGresult *res = NULL;
-	enum db_rc st;
 	size_t i;
 
 	for (i = 0; i < n; i++) {
 		o = json_object_new_object();
+		json_object_array_add(all, o);
 		json_object_object_add(o, "id", json_object_new_string(jobs[i]->id));
 		json_object_object_add(
 		    o, "error",
 		    jobs[i]->canceled ? json_object_new_string("canceled")
 		    : jobs[i]->error  ? json_object_new_string(jobs[i]->error)
 		                      : NULL);
+		json_object_object_add(o, "backoff",
+		                       json_object_new_int64(jobs_backoff_ms(jobs[i])));
 		if (jobs[i]->result != NULL) {
-			struct json_object *v, *wrap = json_object_new_array();
+			struct json_object *wrap = json_object_new_array();
 			enum json_tokener_error err;
 
-			v = json_tokener_parse_verbose(jobs[i]->result, &err);
-			json_object_array_add(wrap, v);
 			json_object_object_add(o, "result", wrap);
-			if (err != json_tokener_success) { /* PostgreSQL decides, alone */
+			json_object_array_add(
+			    wrap, json_tokener_parse_verbose(jobs[i]->result, &err));
+			if (err != json_tokener_success) {
 				json_object_put(all);
-				json_object_put(o);
-				*down = false;
 				return NULL;
 			}
 		}
-		json_object_object_add(o, "backoff",
-		                       json_object_new_int64(jobs_backoff_ms(jobs[i])));
-		json_object_array_add(all, o);
 	}
-	params[1] = json_object_to_json_string_ext(all, JSON_C_TO_STRING_PLAIN);
-	st = db_query(
-	    db, &res,
-	    "WITH d AS (SELECT * FROM jsonb_to_recordset($2::jsonb)"
-	    "   AS x(id uuid, error text, result jsonb, backoff bigint)),"
-	    " o AS (SELECT j.id, d.error, d.result, d.backoff, CASE"
-	    "   WHEN j.cancel_requested_at IS NOT NULL OR d.error = 'canceled'"
-	    "    THEN 'canceled'"
-	    "   WHEN d.error IS NULL THEN 'completed'"
-	    "   WHEN j.attempts < j.max_attempts THEN 'pending' ELSE 'failed' END AS next"
-	    "  FROM analysis_jobs j JOIN d ON d.id = j.id"
-	    "  WHERE j.worker_id = $1 AND j.status = 'running' FOR UPDATE OF j)"
-	    " UPDATE analysis_jobs j SET status = o.next, lease_expires_at = NULL,"
-	    "  worker_id = CASE WHEN o.next = 'pending' THEN NULL ELSE j.worker_id END,"
-	    "  result = CASE WHEN o.next = 'completed' THEN o.result -> 0 END,"
-	    "  error_message = CASE WHEN o.next = 'canceled' THEN 'canceled'"
-	    "   ELSE o.error END,"
-	    "  run_after = CASE WHEN o.next = 'pending'"
-	    "   THEN now() + o.backoff * interval '1 millisecond' ELSE j.run_after END,"
-	    "  finished_at = CASE WHEN o.next = 'pending' THEN NULL ELSE now() END"
-	    " FROM o WHERE j.id = o.id RETURNING j.id",
-	    2, params);
-	json_object_put(all);
-	*down = st != DB_OK && st != DB_ERROR;
-	return st == DB_OK ? res : NULL;
+	return all;
 }
 
-void
-jobs_finish(struct db *db, struct mc *mc, const char *worker, struct job **jobs, size_t n,
-            enum job_record *rec)
+/* A claimed run from row i of an assay_settle result. */
+static struct job *
+jobs_claimed(struct mc *mc, PGresult *res, int i)
 {
-	struct job *batch[MAX_JOBS];
-	size_t i, nb = 0;
-	PGresult *res;
-	bool down;
-	int r;
+	struct job *j = xcalloc(1, sizeof *j);
+
+	snprintf(j->id, sizeof j->id, "%s", PQgetvalue(res, i, 1));
+	snprintf(j->project, sizeof j->project, "%s", PQgetvalue(res, i, 9));
+	jobs_forget(mc, j->project, j->id);
+	j->tenant = atol(PQgetvalue(res, i, 10));
+	j->attempts = atoi(PQgetvalue(res, i, 2));
+	j->max_attempts = atoi(PQgetvalue(res, i, 3));
+	j->input = xstrdup(PQgetvalue(res, i, 4));
+	j->script = xstrdup(PQgetvalue(res, i, 5));
+	j->spec.timeout_ms = atol(PQgetvalue(res, i, 6));
+	j->spec.memory_mb = atol(PQgetvalue(res, i, 7));
+	j->spec.runtime = strcmp(PQgetvalue(res, i, 8), "node") == 0 ? RT_NODE : RT_JS;
+	j->spec.max_jobs = 1; /* the worker's own is worker_max_jobs */
+	return j;
+}
+
+int
+jobs_settle(struct db *db, struct mc *mc, const char *worker, struct job **jobs, size_t n,
+            enum job_record *rec, int want, int lease_s, const long *caps,
+            struct job **out)
+{
+	struct job *ending[MAX_JOBS];
+	struct json_object *outcomes;
+	char limit[16], lease[16], tiers[64];
+	const char *params[5] = {worker, NULL, limit, lease, tiers};
+	PGresult *res = NULL;
+	size_t i, ne = 0;
+	enum db_rc st;
+	int r, got = 0;
 
 	for (i = 0; i < n; i++) {
 		rec[i] = JOB_LOST;
@@ -377,33 +331,57 @@ jobs_finish(struct db *db, struct mc *mc, const char *worker, struct job **jobs,
 			log_msg(LOG_WARN, "run %s: lease lost; its outcome is discarded",
 			        jobs[i]->id);
 		else
-			batch[nb++] = jobs[i];
+			ending[ne++] = jobs[i];
 	}
-	if (nb == 0)
-		return;
-	res = jobs_finish_batch(db, worker, batch, nb, &down);
-	for (i = 0; i < n; i++) {
-		if (jobs[i]->lost)
-			continue;
-		if (res == NULL) {
-			rec[i] = down ? JOB_UNRECORDED
-			              : jobs_finish_one(db, mc, worker, jobs[i]);
-			continue;
+	outcomes = jobs_outcomes(ending, ne);
+	snprintf(limit, sizeof limit, "%d", want);
+	snprintf(lease, sizeof lease, "%d", lease_s);
+	snprintf(tiers, sizeof tiers, "{%ld,%ld,%ld}", caps[0], caps[1], caps[2]);
+	params[1] = outcomes != NULL
+	                ? json_object_to_json_string_ext(outcomes, JSON_C_TO_STRING_PLAIN)
+	                : "[]";
+	st = db_query(db, &res,
+	              "SELECT claimed, id, attempts, max_attempts, input, script,"
+	              " timeout_ms, memory_mb, runtime, project_id, tenant_id"
+	              " FROM assay_settle($1, $2::jsonb, $3::int, $4::int, $5::int[])",
+	              5, params);
+	if (st == DB_OK && outcomes != NULL) {
+		for (i = 0; i < n; i++) {
+			if (jobs[i]->lost)
+				continue;
+			for (r = 0; r < PQntuples(res) &&
+			            (strcmp(PQgetvalue(res, r, 0), "f") != 0 ||
+			             strcmp(PQgetvalue(res, r, 1), jobs[i]->id) != 0);
+			     r++)
+				;
+			rec[i] = r < PQntuples(res) ? JOB_RECORDED : JOB_LOST;
+			if (rec[i] == JOB_RECORDED)
+				jobs_forget(mc, jobs[i]->project, jobs[i]->id);
+			else
+				log_msg(
+				    LOG_WARN,
+				    "run %s: lease lost before the outcome was written; "
+				    "discarded",
+				    jobs[i]->id);
 		}
-		for (r = 0;
-		     r < PQntuples(res) && strcmp(PQgetvalue(res, r, 0), jobs[i]->id);
-		     r++)
-			;
-		rec[i] = r < PQntuples(res) ? JOB_RECORDED : JOB_LOST;
-		if (rec[i] == JOB_RECORDED)
-			jobs_forget(mc, jobs[i]->project, jobs[i]->id);
-		else
-			log_msg(LOG_WARN,
-			        "run %s: lease lost before the outcome was written; "
-			        "discarded",
-			        jobs[i]->id);
+	} else {
+		/* Refused (a result PostgreSQL cannot store fails its run, alone),
+		 * or not reached: the ends one at a time. */
+		for (i = 0; i < n; i++)
+			if (!jobs[i]->lost)
+				rec[i] = st == DB_DOWN
+				             ? JOB_UNRECORDED
+				             : jobs_finish_one(db, mc, worker, jobs[i]);
 	}
+	json_object_put(outcomes);
+	for (r = 0; st == DB_OK && r < PQntuples(res); r++)
+		if (strcmp(PQgetvalue(res, r, 0), "t") == 0)
+			out[got++] = jobs_claimed(mc, res, r);
 	PQclear(res);
+	if (st == DB_ERROR && n > 0) /* the claim went with the refused statement */
+		got =
+		    jobs_settle(db, mc, worker, NULL, 0, NULL, want, lease_s, caps, out);
+	return got;
 }
 
 void
@@ -411,13 +389,13 @@ jobs_release(struct db *db, struct mc *mc, const char *worker, struct job *j)
 {
 	const char *params[2] = {j->id, worker};
 
-	if (!jobs_end(
+	if (jobs_end(
 	        db,
 	        "UPDATE analysis_jobs SET status = 'pending', attempts = attempts - 1,"
 	        " worker_id = NULL, lease_expires_at = NULL, run_after = now(),"
 	        " started_at = NULL"
 	        " WHERE id = $1 AND worker_id = $2 AND status = 'running'",
-	        2, params))
+	        2, params) != JOB_RECORDED)
 		log_msg(LOG_WARN, "run %s: could not be requeued (lease lost)", j->id);
 	else
 		jobs_forget(mc, j->project, j->id);

@@ -235,30 +235,40 @@ ex_start(struct ex *ex, struct job *j)
 	        j->attempts, w->child, w->jobs);
 }
 
+/* One round trip: write the ends waiting in ex->done (rec: what became
+ * of each) and claim what there is room for. */
 static void
-ex_claim(struct ex *ex)
+ex_settle(struct ex *ex, enum job_record *rec)
 {
 	long room = 2 * ex_int(ex, EX_MAX_CONCURRENT) - (long)ex->njobs, caps[TIER_COUNT];
 	struct job *got[MAX_JOBS];
 	int n, i;
 
-	ex->wake = false;
-	if (ex->stopping || room <= 0)
-		return;
-	if (sbx_open(ex->sandbox, ex->node, cfg_str(ex->cfg, EX_SANDBOX_USER)) < 0)
-		return; /* no job is claimed that could not run; logged */
 	if (room > MAX_JOBS - (long)ex->njobs)
 		room = MAX_JOBS - (long)ex->njobs;
+	/* no job is claimed that could not run (sbx_open logs why) */
+	if (ex->stopping || room < 0 ||
+	    sbx_open(ex->sandbox, ex->node, cfg_str(ex->cfg, EX_SANDBOX_USER)) < 0)
+		room = 0;
+	if (room == 0 && ex->ndone == 0)
+		return;
 	for (i = 0; i < TIER_COUNT; i++)
 		caps[i] = ex_int(ex, EX_TIER_RUNNING + i);
-	n = jobs_claim(ex->db, ex->mc, ex->worker, (int)room,
-	               (int)ex_int(ex, EX_LEASE_SECONDS), caps, got);
+	n = jobs_settle(ex->db, ex->mc, ex->worker, ex->done, ex->ndone, rec, (int)room,
+	                (int)ex_int(ex, EX_LEASE_SECONDS), caps, got);
 	for (i = 0; i < n; i++) {
 		ex->jobs[ex->njobs++] = got[i];
 		ex->claimed++;
 	}
-	if (n == room)
+	if (room > 0 && n == room)
 		ex->wake = true; /* there may be more */
+}
+
+static void
+ex_claim(struct ex *ex)
+{
+	ex->wake = false;
+	ex_settle(ex, NULL);
 }
 
 /* Jobs claimed but not started wait for a worker (the executor holds up
@@ -339,9 +349,15 @@ ex_flush(struct ex *ex)
 	size_t i;
 
 	jobs_flush_events(ex->db);
+	if (ex->mc != NULL && !mc_flush(ex->mc) && ex->mc_was_up)
+		log_msg(LOG_WARN,
+		        "memcached could not be told of run changes (%s); the API may "
+		        "show their previous state for up to [cache] ttl_short",
+		        mc_last_error(ex->mc));
+	ex->mc_was_up = ex->mc == NULL || mc_up(ex->mc);
 	if (ex->ndone == 0)
 		return;
-	jobs_finish(ex->db, ex->mc, ex->worker, ex->done, ex->ndone, rec);
+	ex_settle(ex, rec); /* and claim again, in the same round trip */
 	ex->flushes++;
 	for (i = 0; i < ex->ndone; i++) {
 		struct job *j = ex->done[i];
@@ -609,6 +625,7 @@ ex_run(struct ex *ex)
 		ex_flush(ex);
 	}
 	ex_flush(ex);
+	mc_flush(ex->mc);
 	sbx_close();
 	log_msg(LOG_INFO, "stopped after %lu jobs", ex->processed);
 	return 0;
@@ -648,7 +665,8 @@ main(int argc, char *argv[])
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	struct ex ex = {.cfg_path = EX_CONF_FILE, .sig_fd = -1, .http_fd = -1};
+	struct ex ex = {
+	    .cfg_path = EX_CONF_FILE, .sig_fd = -1, .http_fd = -1, .mc_was_up = true};
 	char host[64];
 	bool test = false;
 	int c, rc;
@@ -723,6 +741,8 @@ main(int argc, char *argv[])
 		        "memcached_servers '%s' cannot be parsed; the API's cache "
 		        "will not be told of run changes",
 		        cfg_str(ex.cfg, EX_MEMCACHED_SERVERS));
+	else if (ex.mc != NULL)
+		mc_buffer(ex.mc); /* sent once per pass of the loop (ex_flush) */
 	log_msg(LOG_INFO, "assay-executor %s as %s: up to %ld jobs, health on %s:%ld",
 	        PACKAGE_VERSION, ex.worker, ex_int(&ex, EX_MAX_CONCURRENT),
 	        cfg_str(ex.cfg, EX_LISTEN_ADDRESS), ex_int(&ex, EX_PORT));

@@ -98,6 +98,7 @@ mc_result(struct mc *m, memcached_return_t rc)
 	case MEMCACHED_STORED:
 	case MEMCACHED_DELETED:
 	case MEMCACHED_END:
+	case MEMCACHED_BUFFERED:
 		m->up = true;
 		m->backoff_us = 0;
 		return MC_OK;
@@ -116,6 +117,19 @@ mc_result(struct mc *m, memcached_return_t rc)
 		snprintf(m->error, sizeof m->error, "%s", memcached_strerror(m->mc, rc));
 		return MC_DOWN;
 	}
+}
+
+void
+mc_buffer(struct mc *m)
+{
+	memcached_behavior_set(m->mc, MEMCACHED_BEHAVIOR_BUFFER_REQUESTS, 1);
+	memcached_behavior_set(m->mc, MEMCACHED_BEHAVIOR_NOREPLY, 1);
+}
+
+bool
+mc_flush(struct mc *m)
+{
+	return m == NULL || mc_result(m, memcached_flush_buffers(m->mc)) == MC_OK;
 }
 
 bool

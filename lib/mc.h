@@ -29,6 +29,11 @@ enum mc_rc {
  */
 struct mc *mc_new(const char *servers, unsigned timeout_ms);
 void mc_free(struct mc *);
+/* From now on, writes are buffered and their replies not awaited (for a
+ * daemon that only forgets entries, many per pass of its loop): mc_flush
+ * sends what is buffered; false when the servers could not be reached. */
+void mc_buffer(struct mc *);
+bool mc_flush(struct mc *);
 /* Round trip to the servers; true if they answered. Sets *err on failure. */
 bool mc_ping(struct mc *, const char **err);
 /* Whether the last operation reached the servers (false while backing off). */

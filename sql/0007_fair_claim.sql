@@ -107,3 +107,40 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- The executor's round trip: record the ends of attempts (a JSON array of
+-- {id, error, result: [value], backoff}; each only while p_worker holds
+-- the run's lease) and claim up to p_limit more, the claim seeing the ends.
+-- Rows with claimed false are the ends recorded (only their id is set).
+CREATE FUNCTION assay_settle(p_worker text, p_outcomes jsonb, p_limit integer,
+                             p_lease integer, p_caps integer[])
+RETURNS TABLE (claimed boolean, id uuid, attempts integer, max_attempts integer,
+               input text, script text, timeout_ms integer, memory_mb integer,
+               runtime text, project_id bigint, tenant_id bigint)
+LANGUAGE plpgsql AS $$
+#variable_conflict use_column
+BEGIN
+    RETURN QUERY
+    WITH d AS (SELECT * FROM jsonb_to_recordset(p_outcomes)
+                   AS x(id uuid, error text, result jsonb, backoff bigint)),
+    o AS (SELECT j.id, d.error, d.result, d.backoff, CASE
+            WHEN j.cancel_requested_at IS NOT NULL OR d.error = 'canceled' THEN 'canceled'
+            WHEN d.error IS NULL THEN 'completed'
+            WHEN j.attempts < j.max_attempts THEN 'pending' ELSE 'failed' END AS next
+          FROM analysis_jobs j JOIN d ON d.id = j.id
+          WHERE j.worker_id = p_worker AND j.status = 'running' FOR UPDATE OF j)
+    UPDATE analysis_jobs j SET status = o.next, lease_expires_at = NULL,
+        worker_id = CASE WHEN o.next = 'pending' THEN NULL ELSE j.worker_id END,
+        result = CASE WHEN o.next = 'completed' THEN o.result -> 0 END,
+        error_message = CASE WHEN o.next = 'canceled' THEN 'canceled' ELSE o.error END,
+        run_after = CASE WHEN o.next = 'pending'
+            THEN now() + o.backoff * interval '1 millisecond' ELSE j.run_after END,
+        finished_at = CASE WHEN o.next = 'pending' THEN NULL ELSE now() END
+    FROM o WHERE j.id = o.id
+    RETURNING false, j.id, NULL::integer, NULL::integer, NULL::text, NULL::text,
+        NULL::integer, NULL::integer, NULL::text, j.project_id, j.tenant_id;
+    IF p_limit > 0 THEN
+        RETURN QUERY SELECT true, c.* FROM assay_claim(p_worker, p_limit, p_lease, p_caps) c;
+    END IF;
+END
+$$;
