@@ -74,7 +74,8 @@ bridge_call(struct worker *w, struct json_object *call)
 	    reply, "id",
 	    json_object_object_get_ex(call, "id", &id) ? json_object_get(id) : NULL);
 	why = xasprintf("unknown method %s",
-	                json_object_object_get_ex(call, "method", &method)
+	                json_object_object_get_ex(call, "method", &method) &&
+	                        json_object_is_type(method, json_type_string)
 	                    ? json_object_get_string(method)
 	                    : "(none)");
 	json_object_object_add(reply, "error", json_object_new_string(why));
@@ -91,6 +92,7 @@ static bool
 bridge_line(struct ex *ex, struct job *j, const char *line)
 {
 	bool done = false;
+	char kind[16];
 
 	struct json_object *o, *t, *v;
 	const char *type, *why;
@@ -110,16 +112,30 @@ bridge_line(struct ex *ex, struct job *j, const char *line)
 		return false;
 	}
 	o = json_tokener_parse(line);
-	if (o == NULL || !json_object_object_get_ex(o, "type", &t)) {
+	if (o == NULL || !json_object_object_get_ex(o, "type", &t) ||
+	    !json_object_is_type(t, json_type_string) ||
+	    strlen(json_object_get_string(t)) >= sizeof kind) {
 		free(j->error);
 		j->error = xstrdup("script error: malformed bridge output");
 		json_object_put(o);
 		ex_kill(j, SIGKILL);
 		return false;
 	}
-	type = json_object_get_string(t);
+	/* A copy: the member goes before the event is written. */
+	type = strcpy(kind, json_object_get_string(t));
 	if (strcmp(type, "call") == 0) {
 		bridge_call(j->worker, o);
+	} else if (strcmp(type, "result") == 0 &&
+	           (!json_object_object_get_ex(o, "nonce", &v) ||
+	            !json_object_is_type(v, json_type_string) ||
+	            strcmp(json_object_get_string(v), j->nonce) != 0)) {
+		/* Only the runtime knows the job's nonce: a result without it was
+		 * written by the script itself, which must not end its job early
+		 * and stay on to see the next one. */
+		free(j->error);
+		j->error = xstrdup("sandbox breach: a result line the runtime did not "
+		                   "write");
+		ex_kill(j, SIGKILL);
 	} else if (strcmp(type, "result") == 0 &&
 	           json_object_object_get_ex(o, "value", &v)) {
 		done = j->error == NULL;
@@ -133,7 +149,8 @@ bridge_line(struct ex *ex, struct job *j, const char *line)
 			done = true; /* a failure, but the worker is sound */
 		}
 	} else if (strcmp(type, "error") == 0) {
-		const char *msg = json_object_object_get_ex(o, "message", &v)
+		const char *msg = json_object_object_get_ex(o, "message", &v) &&
+		                          json_object_is_type(v, json_type_string)
 		                      ? json_object_get_string(v)
 		                      : "unknown";
 
@@ -201,20 +218,26 @@ bridge_read(struct ex *ex, struct worker *w)
 	memcpy(w->in + w->inlen, buf, (size_t)n);
 	w->inlen += (size_t)n;
 	w->in[w->inlen] = '\0';
-	for (start = w->in; (nl = strchr(start, '\n')) != NULL; start = nl + 1) {
+	for (start = w->in;
+	     (nl = memchr(start, '\n', w->inlen - (size_t)(start - w->in))) != NULL;
+	     start = nl + 1) {
 		*nl = '\0';
-		if (done != NULL) { /* anything after a result is a breach */
-			w->doomed = true;
-			sbx_kill(w->child, SIGKILL);
+		if (done != NULL) /* anything after a result is a breach */
 			break;
-		}
+		if (w->doomed) /* killed: what it says now changes nothing */
+			continue;
 		if (bridge_line(ex, j, start)) {
 			done = j;
 			w->job = NULL;
 		}
 	}
-	w->inlen = nl != NULL ? 0 : w->inlen - (size_t)(start - w->in);
+	w->inlen -= (size_t)(start - w->in);
 	memmove(w->in, start, w->inlen + 1);
+	if (done != NULL && w->inlen > 0 && !w->doomed) {
+		log_msg(LOG_WARN, "worker %u wrote past a result; stopped", w->child);
+		w->doomed = true;
+		sbx_kill(w->child, SIGKILL);
+	}
 	return done;
 }
 

@@ -67,8 +67,11 @@ struct job_spec {
  * The bridge: a SOCK_STREAM socket between the executor and a worker
  * (descriptor 3 in the worker), carrying JSON lines both ways.
  *   executor -> worker
- *     {"type":"job","memory_mb":N,"script":"...","input":JSON}
- *         one job; the next is sent only after its "result"
+ *     {"type":"job","memory_mb":N,"nonce":"...","script":"...","input":JSON}
+ *         one job; the next is sent only after its "result". The nonce is
+ *         the runtime's alone (never the script's): it goes in the result
+ *         line, so that a script that writes to the bridge itself cannot
+ *         end its job early and stay on to see the tenant's next one
  *     {"type":"reply","id":N,"result":JSON} or {..."error":"message"}
  *         the answer to a call
  *   worker -> executor, while it runs a job
@@ -78,8 +81,9 @@ struct job_spec {
  *     {"type":"call","id":N,"method":"...","params":JSON}
  *         a request the executor answers with a reply of the same id
  *         (bridge.c lists the methods)
- *     {"type":"result","value":JSON}
- *         the job completed; the worker waits for the next, in a fresh engine
+ *     {"type":"result","value":JSON,"nonce":"..."}
+ *         the job completed; the worker waits for the next, in a fresh
+ *         engine (a result without the job's nonce kills the worker)
  *     {"type":"error","message":"...","stack":"..."}
  *         the job failed; the worker exits (never reused after a failure)
  * A line from a worker that runs no job is a breach: the worker is killed.
@@ -107,6 +111,7 @@ struct worker {
 struct job {
 	char id[40];
 	char project[24];
+	char nonce[24]; /* of this attempt: its result line must carry it */
 	long tenant;
 	int attempts, max_attempts;
 	char *script, *input;
@@ -194,7 +199,8 @@ int sbx_run(unsigned child, const struct job_spec *);
 void sbx_kill(unsigned child, int sig);
 int sbx_next(unsigned *child, int *status);
 void sbx_close(void);
-char *sbx_job_frame(const char *script, const char *input, long memory_mb, size_t *len);
+char *sbx_job_frame(const char *script, const char *input, long memory_mb,
+                    const char *nonce, size_t *len);
 
 /* The executor: its configuration, connections, workers, running jobs,
  * counters. One per process (main.c); bridge.c and stats.c take it as an

@@ -56,19 +56,28 @@ bool
 jobs_heartbeat(struct db *db, const char *worker, int lease_s, struct job *const *jobs,
                size_t n)
 {
-	char lease[16];
-	const char *params[2] = {worker, lease};
+	char lease[16], *ids = xmalloc(n * 41 + 3), *p = ids;
+	const char *params[3] = {worker, lease, ids};
 	PGresult *res;
 	size_t i;
 	int r;
 
+	/* Only the runs this executor knows it holds: one it claimed in a
+	 * statement whose answer was lost is left to expire and be recovered. */
+	*p++ = '{';
+	for (i = 0; i < n; i++)
+		p += sprintf(p, "%s%s", i > 0 ? "," : "", jobs[i]->id);
+	strcpy(p, "}");
 	snprintf(lease, sizeof lease, "%d", lease_s);
-	if (db_query(db, &res,
-	             "UPDATE analysis_jobs SET lease_expires_at = now() + $2::int * "
-	             "interval '1 second'"
-	             " WHERE worker_id = $1 AND status = 'running'"
-	             " RETURNING id, cancel_requested_at IS NOT NULL",
-	             2, params) != DB_OK)
+	r = db_query(
+	    db, &res,
+	    "UPDATE analysis_jobs SET lease_expires_at = now() + $2::int * "
+	    "interval '1 second'"
+	    " WHERE worker_id = $1 AND status = 'running' AND id = ANY($3::uuid[])"
+	    " RETURNING id, cancel_requested_at IS NOT NULL",
+	    3, params);
+	free(ids);
+	if (r != DB_OK)
 		return false;
 	for (i = 0; i < n; i++) {
 		for (r = 0;
@@ -113,32 +122,50 @@ jobs_recover(struct db *db, struct mc *mc)
 	return n;
 }
 
-/* The events waiting: a JSON array of [job id, type, data]. */
+/* The events waiting, in order: [job id, type, data] each, and the same
+ * as one JSON array. */
 static struct {
 	char *text;
 	size_t len, cap;
-	unsigned count;
+	struct {
+		char id[40], type[16];
+		size_t data, datalen; /* where the data is in text */
+	} * each;
+	unsigned count, room;
 } events;
 
 void
 jobs_event(const struct job *j, const char *type, const char *data)
 {
 	size_t need = strlen(j->id) + strlen(type) + strlen(data) + 16;
+	int head;
 
 	if (events.len + need + 2 > events.cap) {
 		events.cap = (events.len + need + 2) * 2;
 		events.text = xrealloc(events.text, events.cap);
 	}
-	events.len += (size_t)snprintf(events.text + events.len, events.cap - events.len,
-	                               "%c[\"%s\",\"%s\",%s]", events.count ? ',' : '[',
-	                               j->id, type, data);
+	if (events.count == events.room) {
+		events.room = events.room * 2 + 64;
+		events.each = xrealloc(events.each, events.room * sizeof *events.each);
+	}
+	snprintf(events.each[events.count].id, sizeof events.each->id, "%s", j->id);
+	snprintf(events.each[events.count].type, sizeof events.each->type, "%s", type);
+	head = snprintf(events.text + events.len, events.cap - events.len,
+	                "%c[\"%s\",\"%s\",", events.count ? ',' : '[', j->id, type);
+	events.each[events.count].data = events.len + (size_t)head;
+	events.each[events.count].datalen = strlen(data);
+	events.len +=
+	    (size_t)snprintf(events.text + events.len + head,
+	                     events.cap - events.len - (size_t)head, "%s]", data) +
+	    (size_t)head;
 	events.count++;
 }
 
 bool
 jobs_flush_events(struct db *db)
 {
-	const char *param = events.text;
+	const char *param = events.text, *one[3];
+	unsigned i, lost = 0;
 	PGresult *res;
 	bool ok;
 
@@ -149,12 +176,25 @@ jobs_flush_events(struct db *db)
 	ok = db_query(db, &res, "SELECT assay_events($1::jsonb)", 1, &param) == DB_OK;
 	if (ok)
 		PQclear(res);
-	else
+	/* One PostgreSQL refused (say, a number out of its range) spoils only
+	 * itself: the batch is written again one event at a time. */
+	for (i = 0; !ok && i < events.count; i++) {
+		events.text[events.each[i].data + events.each[i].datalen] = '\0';
+		one[0] = events.each[i].id;
+		one[1] = events.each[i].type;
+		one[2] = events.text + events.each[i].data;
+		if (db_query(db, &res, "SELECT assay_event($1, $2, $3::jsonb)", 3, one) ==
+		    DB_OK)
+			PQclear(res);
+		else
+			lost++;
+	}
+	if (lost > 0)
 		log_msg(LOG_WARN, "%u event(s) of running jobs could not be recorded",
-		        events.count);
+		        lost);
 	events.len = 0;
 	events.count = 0;
-	return ok;
+	return lost == 0;
 }
 
 /* Run an update that ends an attempt: JOB_RECORDED, JOB_LOST when the

@@ -282,10 +282,10 @@ next_line(void)
 	return buf;
 }
 
-/* Run the job of the line in ctx, a new heap: reports its result and
- * returns, or reports its failure and exits. */
-static void
-run_job(duk_context *ctx, const char *line)
+/* Run the job of the line in ctx, a new heap: returns the result's JSON
+ * text (malloc'd) and the job's nonce, or reports the failure and exits. */
+static char *
+run_job(duk_context *ctx, const char *line, char *nonce, size_t nonce_size)
 {
 	static const char export_kw[] = "export default ";
 	const char *json, *what, *text;
@@ -294,6 +294,9 @@ run_job(duk_context *ctx, const char *line)
 
 	duk_push_string(ctx, line);
 	duk_json_decode(ctx, -1);
+	duk_get_prop_string(ctx, -1, "nonce");
+	snprintf(nonce, nonce_size, "%s", duk_safe_to_string(ctx, -1));
+	duk_pop(ctx);
 	duk_get_prop_string(ctx, -1, "script");
 	text = duk_get_lstring(ctx, -1, &len);
 	if (text == NULL || (script = malloc(len + 1)) == NULL)
@@ -331,9 +334,9 @@ run_job(duk_context *ctx, const char *line)
 		bridge_error(ctx, why, NULL);
 		_exit(1);
 	}
-	out_write("{\"type\":\"result\",\"value\":", 25);
-	out_write(json, strlen(json));
-	out_write("}\n", 2);
+	if ((json = strdup(json)) == NULL)
+		js_fatal(NULL, "memory limit");
+	return (char *)json;
 }
 
 void
@@ -341,7 +344,7 @@ js_serve(const struct job_spec *spec, int fd)
 {
 	static struct budget budget;
 	duk_context *ctx;
-	char *line;
+	char *line, *json, nonce[32];
 
 	bridge = fd;
 	for (;;) {
@@ -356,7 +359,14 @@ js_serve(const struct job_spec *spec, int fd)
 			_exit(0);
 		if (strncmp(line, "{\"type\":\"job\",", 14) != 0)
 			js_fatal(NULL, "the executor sent no job");
-		run_job(ctx, line);
+		json = run_job(ctx, line, nonce, sizeof nonce);
+		/* Finalizers run here, in this job's time, before its result. */
 		duk_destroy_heap(ctx);
+		out_write("{\"type\":\"result\",\"value\":", 25);
+		out_write(json, strlen(json));
+		out_write(",\"nonce\":\"", 10);
+		out_write(nonce, strlen(nonce));
+		out_write("\"}\n", 3);
+		free(json);
 	}
 }

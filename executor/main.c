@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -101,6 +102,16 @@ ex_cancel(struct ex *ex, struct job *j)
 	log_msg(LOG_INFO, "run %s: cancel requested; stopping its process", j->id);
 }
 
+/* The jobs w may run: worker_max_jobs, but never more than when it started
+ * (its CPU-time limit counts them). */
+static unsigned
+ex_max_jobs(const struct ex *ex, const struct worker *w)
+{
+	long now = ex_int(ex, EX_WORKER_MAX_JOBS);
+
+	return (unsigned)(now < w->spec.max_jobs ? now : w->spec.max_jobs);
+}
+
 /* A worker is no longer wanted: it is killed, and forgotten when
  * assay-sandbox reports its end. */
 static void
@@ -125,8 +136,7 @@ ex_worker_for(struct ex *ex, const struct job *j)
 		w = ex->workers[i];
 		if (w->doomed)
 			continue;
-		if (w->job == NULL &&
-		    w->jobs >= (unsigned)ex_int(ex, EX_WORKER_MAX_JOBS)) {
+		if (w->job == NULL && w->jobs >= ex_max_jobs(ex, w)) {
 			ex_retire(w); /* worker_max_jobs was lowered */
 			continue;
 		}
@@ -203,6 +213,7 @@ ex_notifications(struct ex *ex)
 static void
 ex_start(struct ex *ex, struct job *j)
 {
+	uint64_t nonce[1];
 	struct worker *w;
 	size_t len;
 	char *frame;
@@ -225,7 +236,10 @@ ex_start(struct ex *ex, struct job *j)
 	w->jobs++;
 	j->worker_no = w->child;
 	j->worker_job = w->jobs;
-	frame = sbx_job_frame(j->script, j->input, j->spec.memory_mb, &len);
+	if (getrandom(nonce, sizeof nonce, 0) != sizeof nonce)
+		nonce[0] = util_now_us() ^ (uint64_t)random(); /* not expected */
+	snprintf(j->nonce, sizeof j->nonce, "%016llx", (unsigned long long)nonce[0]);
+	frame = sbx_job_frame(j->script, j->input, j->spec.memory_mb, j->nonce, &len);
 	bridge_send(w, frame, len);
 	free(frame);
 	free(j->script);
@@ -306,14 +320,15 @@ ex_done(struct ex *ex, size_t i)
 	struct job *j = ex->jobs[i];
 	struct worker *w = j->worker;
 
-	ex->jobs[i] = ex->jobs[--ex->njobs];
+	/* In order: the oldest claimed are started first (ex_dispatch). */
+	memmove(ex->jobs + i, ex->jobs + i + 1, (--ex->njobs - i) * sizeof *ex->jobs);
 	ex->wake = true;
 	if (w != NULL) {
 		j->worker = NULL;
 		if (w->job == j)
 			w->job = NULL;
 		if (j->error != NULL || j->canceled || j->lost ||
-		    w->jobs >= (unsigned)ex_int(ex, EX_WORKER_MAX_JOBS))
+		    w->jobs >= ex_max_jobs(ex, w))
 			ex_retire(w);
 		w->idle_since_us = util_now_us();
 	}
@@ -349,12 +364,6 @@ ex_flush(struct ex *ex)
 	size_t i;
 
 	jobs_flush_events(ex->db);
-	if (ex->mc != NULL && !mc_flush(ex->mc) && ex->mc_was_up)
-		log_msg(LOG_WARN,
-		        "memcached could not be told of run changes (%s); the API may "
-		        "show their previous state for up to [cache] ttl_short",
-		        mc_last_error(ex->mc));
-	ex->mc_was_up = ex->mc == NULL || mc_up(ex->mc);
 	if (ex->ndone == 0)
 		return;
 	ex_settle(ex, rec); /* and claim again, in the same round trip */
@@ -382,6 +391,18 @@ ex_flush(struct ex *ex)
 	ex->ndone = 0;
 }
 
+/* Tell the API's cache, in one write, of the runs this pass changed. */
+static void
+ex_tell_cache(struct ex *ex)
+{
+	if (ex->mc != NULL && !mc_flush(ex->mc) && ex->mc_was_up)
+		log_msg(LOG_WARN,
+		        "memcached could not be told of run changes (%s); the API may "
+		        "show their previous state for up to [cache] ttl_short",
+		        mc_last_error(ex->mc));
+	ex->mc_was_up = ex->mc == NULL || mc_up(ex->mc);
+}
+
 /* The worker w has ended with wait status (or -errno); so has its job. */
 static void
 ex_ended(struct ex *ex, struct worker *w, int status)
@@ -389,7 +410,8 @@ ex_ended(struct ex *ex, struct worker *w, int status)
 	struct job *j, *done;
 	size_t i;
 
-	if (w->fd >= 0) /* drain what it wrote before it ended */
+	w->doomed = true; /* never given a job again, even while drained */
+	if (w->fd >= 0)   /* drain what it wrote before it ended */
 		fcntl(w->fd, F_SETFL, 0);
 	while (w->fd >= 0)
 		if ((done = bridge_read(ex, w)) != NULL)
@@ -605,6 +627,7 @@ ex_run(struct ex *ex)
 			    w->fd,
 			    (short)(POLLIN | (w->outlen > w->outoff ? POLLOUT : 0)), 0};
 		}
+		ex_tell_cache(ex);
 		if (poll(pfd, n, ex->wake ? 0 : timeout) < 0 && errno != EINTR)
 			return 1;
 		for (i = 4; i < n; i++) {
@@ -625,7 +648,7 @@ ex_run(struct ex *ex)
 		ex_flush(ex);
 	}
 	ex_flush(ex);
-	mc_flush(ex->mc);
+	ex_tell_cache(ex);
 	sbx_close();
 	log_msg(LOG_INFO, "stopped after %lu jobs", ex->processed);
 	return 0;

@@ -11,11 +11,12 @@
  * filter and limits that sandbox-*.c set.
  *
  * The bridge is descriptor 3, a stream socket with a JSON line per message
- * each way. In: {"type":"job","memory_mb","script","input"}, the next one
+ * each way. In: {"type":"job","memory_mb","nonce","script","input"}, the next one
  * only after this job's result; {"type":"reply","id","result" or "error"},
  * the answer to a call. Out, in the order the script made them: "log",
  * "progress", "emit" and {"type":"call","id","method","params"}; then
- * {"type":"result","value"}, or {"type":"error","message","stack"} and exit
+ * {"type":"result","value","nonce"} (the job's nonce, which only this main
+ * thread holds), or {"type":"error","message","stack"} and exit
  * status 1 (message "memory limit" when the job's heap is full). A script's
  * process.exit(c) ends the process with status c (1 over 127) and no
  * result; end of file on descriptor 3 ends it with status 0. Only the main
@@ -121,12 +122,14 @@ static const char bootstrap[] =
     "}\n"
     "\n"
     "const bridge = new Socket({ fd: 3, allowHalfOpen: true });\n"
-    "const flight = new Int32Array(new SharedArrayBuffer(4));\n"
-    "const write = (line) => bridge.write(line + '\\n', () => {\n"
+    "/* A line out; flight: the back-pressure counter of the Worker it came from. */\n"
+    "const write = (line, flight) => bridge.write(line + '\\n', () => {\n"
+    "  if (!flight) return;\n"
     "  Atomics.sub(flight, 0, line.length);\n"
     "  Atomics.notify(flight, 0);\n"
     "});\n"
     "let current = null; /* the running job's Worker */\n"
+    "let nonce = null; /* its job's, for its result line; never the script's */\n"
     "let spare = null; /* the next job's, started ahead */\n"
     "let calls = 0; /* call lines written so far */\n"
     "const quit = (code, line) => {\n"
@@ -139,6 +142,7 @@ static const char bootstrap[] =
     "      stack: e instanceof Error ? String(e.stack) : undefined };\n"
     "\n"
     "function spawn(memory_mb) {\n"
+    "  const flight = new Int32Array(new SharedArrayBuffer(4));\n"
     "  const worker = new Worker(`(${job})()`, { eval: true,\n"
     "    workerData: { flight },\n"
     "    resourceLimits: { maxOldGenerationSizeMb: memory_mb } });\n"
@@ -147,10 +151,12 @@ static const char bootstrap[] =
     "  worker.on('message', own(([kind, line]) => {\n"
     "    if (kind === 'error') return quit(1, line);\n"
     "    if (kind === 'call') calls++;\n"
-    "    if (kind !== 'result') return write(line);\n"
+    "    if (kind !== 'result') return write(line, flight);\n"
+    "    const signed = line.slice(0, -1) + ',\"nonce\":' + JSON.stringify(nonce) + "
+    "'}';\n"
     "    current = null; /* the next job line comes once this Worker is gone */\n"
     "    worker.terminate().then(() => {\n"
-    "      write(line);\n"
+    "      write(signed);\n"
     "      spare = spawn(memory_mb);\n"
     "    });\n"
     "  }));\n"
@@ -162,12 +168,16 @@ static const char bootstrap[] =
     "  return worker;\n"
     "}\n"
     "\n"
-    "function start({ memory_mb, script, input }) {\n"
-    "  const worker = spare?.memory_mb === memory_mb ? spare : spawn(memory_mb);\n"
+    "function start(m) {\n"
+    "  if (current !== null)\n"
+    "    return quit(1, JSON.stringify({ type: 'error',\n"
+    "      message: 'sandbox breach: a job arrived while one was running' }));\n"
+    "  const worker = spare?.memory_mb === m.memory_mb ? spare : spawn(m.memory_mb);\n"
     "  if (spare !== null && spare !== worker) spare.terminate();\n"
     "  spare = null;\n"
     "  current = worker;\n"
-    "  worker.postMessage({ script, input, firstCall: calls + 1 });\n"
+    "  nonce = m.nonce;\n"
+    "  worker.postMessage({ script: m.script, input: m.input, firstCall: calls + 1 });\n"
     "}\n"
     "\n"
     "bridge.on('error', () => process.exit(1));\n"

@@ -69,6 +69,38 @@ for mode in loop hog throw; do
   prev=$now
 done
 
+# A finalizer runs when its job's engine goes, before its result: what it
+# does belongs to that run, not to the next one in the worker.
+fin=$(analysis 'function analyze(i, ctx) { kept = {}; Duktape.fin(kept, function () { ctx.log("info", "finalized"); }); return "done"; }')
+run "$fin"; r1=$rid
+check "finalizer: the run completed" "$(json .run.result)" done
+run "$b"; r2=$rid
+events() { sql "SELECT string_agg(type || coalesce(':' || (data->>'message'), ''), ',' ORDER BY seq) FROM job_events WHERE job_id = '$1'"; }
+check_match "finalizer: its log is the run's own" "$(events "$r1")" 'log:finalized'
+check "finalizer: the next run saw nothing of it" "$(events "$r2")" "created,pending,running,completed"
+
+# node: a script that writes to the bridge itself cannot end its job (and
+# stay on for the next), nor crash the executor with odd lines.
+node_path=$(sed -n 's/^node_path = //p' "$conf")
+if [ -n "$node_path" ]; then
+  forge=$(analysis "import fs from 'node:fs'; export default () => {
+    fs.writeSync(3, '{\"type\":\"result\",\"value\":\"forged\"}\\n');
+    return new Promise((ok) => setTimeout(() => ok('late'), 300)); }" ', runtime: "node"')
+  run "$forge"
+  check "node: a result the script wrote itself fails the run" \
+    "$(json .run.status)|$(json .run.error_message)" "failed|sandbox breach: a result line the runtime did not write"
+  odd=$(analysis "import fs from 'node:fs'; export default () => {
+    fs.writeSync(3, '{\"type\":null}\\n{\"type\":\"error\",\"message\":null}\\n'); return 1; }" ', runtime: "node"')
+  run "$odd"
+  check "node: lines of the wrong types fail the run" "$(json .run.error_message)" "script error: malformed bridge output"
+  fine=$(analysis "export default () => 'fine'" ', runtime: "node"')
+  run "$fine"
+  check "node: the tenant's next job runs" "$(json .run.result)" fine
+  check "node: the executor survived" "$(curl -s "$EXECUTOR_URL/health" | jq -r .status)" healthy
+else
+  fail "node: the stack has no node_path"
+fi
+
 # Fairness: tenant A's backlog of 2,000, then tenant B's one job.
 noop=$(analysis 'function analyze(i) { return i; }')
 sql "INSERT INTO analysis_jobs (project_id, analysis_id, analysis_version, name, input, status, max_attempts)

@@ -51,7 +51,7 @@ job(int fd, const char *script, const char *input)
 {
 	static char out[4096];
 	size_t len = 0, flen;
-	char *frame = sbx_job_frame(script, input, 64, &flen);
+	char *frame = sbx_job_frame(script, input, 64, "n0nce", &flen);
 	ssize_t n;
 
 	out[0] = '\0';
@@ -105,8 +105,10 @@ START_TEST(result_over_the_bridge)
 	    strstr(out, "{\"type\":\"log\",\"level\":\"info\",\"message\":\"hi\"}\n") !=
 	        NULL,
 	    "%s", out);
-	ck_assert_msg(strstr(out, "{\"type\":\"result\",\"value\":42}\n") != NULL, "%s",
-	              out);
+	ck_assert_msg(
+	    strstr(out, "{\"type\":\"result\",\"value\":42,\"nonce\":\"n0nce\"}\n") !=
+	        NULL,
+	    "%s", out);
 	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 END_TEST
@@ -146,7 +148,7 @@ START_TEST(each_job_starts_from_a_fresh_world)
 	          "Array.prototype.push = function () { return 'hijacked'; }; "
 	          "Object.prototype.extra = 1; return [].push(1); }",
 	          "null");
-	ck_assert_msg(strstr(out, "{\"type\":\"result\",\"value\":\"hijacked\"}"), "%s",
+	ck_assert_msg(strstr(out, "{\"type\":\"result\",\"value\":\"hijacked\","), "%s",
 	              out);
 	out = job(fd,
 	          "function analyze(i) { return [typeof leaked, [].push(1), "
@@ -170,7 +172,7 @@ START_TEST(memory_budget_is_per_job)
 	int fd = worker(101, 64, 5), k;
 
 	for (k = 0; k < 3; k++)
-		ck_assert_msg(strstr(job(fd, hog, "null"), "\"value\":40}") != NULL,
+		ck_assert_msg(strstr(job(fd, hog, "null"), "\"value\":40,") != NULL,
 		              "job %d", k);
 	close(fd);
 	ck_assert(WIFEXITED(ended(101)));
@@ -184,7 +186,7 @@ START_TEST(children_are_killed_by_number)
 	int fd, status, r;
 	size_t len;
 	char *frame =
-	    sbx_job_frame("function analyze() { for (;;) ; }", "null", 64, &len);
+	    sbx_job_frame("function analyze() { for (;;) ; }", "null", 64, "n0nce", &len);
 
 	fd = worker(7, 64, 1);
 	ck_assert_int_eq(write(fd, frame, len), (ssize_t)len);
