@@ -182,11 +182,13 @@ analyses_list(struct req *r)
 	                         list_fetch(r, limit)};
 	PGresult *res = http_query_db(
 	    r,
-	    "SELECT assay_analysis_json(a), assay_cursor(a.created_at, a.id)"
-	    " FROM analyses a WHERE a.project_id = $1 AND a.is_active"
+	    /* The page first, then its JSON: never one per row of the project. */
+	    "SELECT assay_analysis_json(a), assay_cursor(a.created_at, a.id) FROM"
+	    " (SELECT * FROM analyses a WHERE a.project_id = $1 AND a.is_active"
 	    " AND ($2::text IS NULL OR (a.created_at, a.id) <"
 	    "      (assay_cursor_time($2), split_part($2, '_', 2)::uuid))"
-	    " ORDER BY a.created_at DESC, a.id DESC LIMIT $3::int",
+	    " ORDER BY a.created_at DESC, a.id DESC LIMIT $3::int) a"
+	    " ORDER BY a.created_at DESC, a.id DESC",
 	    3, params);
 
 	if (res == NULL)

@@ -312,8 +312,9 @@ runs_list(struct req *r)
 	                         history_days(r, days)};
 	PGresult *res = http_query_db(
 	    r,
-	    "SELECT assay_run_json(j), assay_cursor(j.created_at, j.id)"
-	    " FROM analysis_jobs j WHERE j.project_id = $1"
+	    /* The page first, then its JSON: never one per row of the project. */
+	    "SELECT assay_run_json(j), assay_cursor(j.created_at, j.id) FROM"
+	    " (SELECT * FROM analysis_jobs j WHERE j.project_id = $1"
 	    " AND ($2::jsonb IS NULL OR"
 	    "      j.status = ANY (ARRAY(SELECT jsonb_array_elements_text($2::jsonb))))"
 	    " AND ($3::text IS NULL OR j.tags @> ARRAY[$3])"
@@ -321,7 +322,8 @@ runs_list(struct req *r)
 	    " AND ($5::text IS NULL OR (j.created_at, j.id) <"
 	    "      (assay_cursor_time($5), split_part($5, '_', 2)::uuid))" WITHIN_HISTORY(
 	        "j.created_at",
-	        "$7") " ORDER BY j.created_at DESC, j.id DESC LIMIT $6::int",
+	        "$7") " ORDER BY j.created_at DESC, j.id DESC LIMIT $6::int) j"
+	              " ORDER BY j.created_at DESC, j.id DESC",
 	    7, params);
 
 	if (res == NULL)
