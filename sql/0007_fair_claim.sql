@@ -23,7 +23,11 @@ CREATE TRIGGER analysis_jobs_tenant BEFORE INSERT ON analysis_jobs
 DROP INDEX analysis_jobs_claim;
 CREATE INDEX analysis_jobs_claim ON analysis_jobs (tenant_id, priority DESC, run_after, created_at)
     WHERE status = 'pending';
-CREATE INDEX analysis_jobs_running ON analysis_jobs (tenant_id) WHERE status = 'running';
+-- Running runs by tenant (the caps) serve lease recovery too: one index
+-- fewer for every change of a run's status to maintain.
+DROP INDEX analysis_jobs_lease;
+CREATE INDEX analysis_jobs_running ON analysis_jobs (tenant_id, lease_expires_at)
+    WHERE status = 'running';
 
 -- Claim up to p_limit runs for executor p_worker with a lease of p_lease
 -- seconds. p_caps: the running jobs allowed to a free, pro and enterprise
