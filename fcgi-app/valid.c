@@ -231,8 +231,9 @@ check_field(struct json_object *m, const struct vfield *f, struct vvalue *v,
 		s = json_object_to_json_string_ext(m, JSON_C_TO_STRING_PLAIN);
 		break;
 	case V_CURSOR:
-		digits = strspn(s, "0123456789");
-		if (digits == 0 || s[digits] != '_' || !httpmsg_uuid(s + digits + 1))
+		digits = strspn(s, "0123456789"); /* microseconds: at most 18 */
+		if (digits == 0 || digits > 18 || s[digits] != '_' ||
+		    !httpmsg_uuid(s + digits + 1))
 			valid_error(errors, ptr, "is not one this API returned");
 		break;
 	case V_URL:

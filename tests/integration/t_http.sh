@@ -162,7 +162,8 @@ ENABLE_API_DOCS=false ENABLE_METRICS=false assay-api -c "$ASSAY_STACK_DIR/conf/a
 off_pid=$!
 answers() { [ "$(curl -s -o /dev/null -w '%{http_code}' "$ASSAY_URL$1")" = "$2" ]; }
 eventually "assay-api serves again (docs and metrics off)" 100 answers /live 200
-for p in /openapi.json /api-docs/ /api-docs /api-docs/index.html /metrics; do
+for p in /openapi.json /api-docs/ /api-docs /api-docs/index.html /openapi.json/x \
+  /api-docs/index.html/x /metrics; do
   ask "$p"
   is_problem "off: $p" 404
 done

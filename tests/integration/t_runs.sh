@@ -165,6 +165,10 @@ for q in "tag=$(printf 'x%.0s' $(seq 1 300))" "cursor=$(printf '1%.0s' $(seq 1 2
   api GET "/api/v1/runs?$q"
   check "over-long ${q%%=*}: 400 naming it" "$status $(json .detail | cut -d' ' -f1)" "400 ${q%%=*}"
 done
+# A cursor of the right shape whose time is out of range is the client's
+# mistake (400), not the database's (503).
+api GET "/api/v1/runs?cursor=99999999999999999999_$aid"
+check "cursor with too many digits: 400 naming it" "$status $(json .detail | cut -d' ' -f1)" "400 cursor"
 api GET '/api/v1/runs?analysis_id=x'
 check "bad analysis filter: 400" "$status" 400
 api GET '/api/v1/runs?limit=0'
