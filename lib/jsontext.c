@@ -159,7 +159,7 @@ scan_string(const char *s, const char *end, size_t *len)
 			}
 			p += 6;
 		} else if (*p == '\\') {
-			p += 2;
+			p += p + 1 < end ? 2 : 1; /* never past the end of a cut text */
 		} else if ((n = jsontext_utf8_len((const unsigned char *)p,
 		                                  (size_t)(end - p))) == 0) {
 			return (unsigned char)p[0] == 0xed && p + 1 < end &&
@@ -212,8 +212,8 @@ unescape(const char *s, size_t len, char *out)
 	unsigned u;
 
 	while (s < end) {
-		if (*s != '\\') {
-			out[o++] = *s++;
+		if (*s != '\\' || s + 1 == end || (s[1] == 'u' && end - s < 6)) {
+			out[o++] = *s++; /* also an escape a cut text leaves unfinished */
 		} else if (s[1] != 'u') { /* \" \\ \/ stand for themselves */
 			c = memchr(from, s[1], sizeof from - 1);
 			out[o++] = c != NULL ? to[c - from] : s[1];
@@ -221,7 +221,7 @@ unescape(const char *s, size_t len, char *out)
 		} else {
 			u = hex4(s + 2);
 			s += 6;
-			if (u >= 0xd800 && u <= 0xdbff) { /* a pair: checked whole */
+			if (u >= 0xd800 && u <= 0xdbff && end - s >= 6) { /* a pair */
 				u = 0x10000 + ((u - 0xd800) << 10) +
 				    (hex4(s + 2) - 0xdc00);
 				s += 6;

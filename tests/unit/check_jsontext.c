@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "jsontext.h"
@@ -45,6 +47,32 @@ twice(const char *text, const char **why_out)
 		*why_out = why;
 	return ptr;
 }
+
+/* Texts cut inside an escape of a member name are read within their
+ * bounds: each is placed against a page no one may read. */
+START_TEST(cut_texts_are_read_within_their_bounds)
+{
+	static const char *const cut[] = {
+	    "{\"\\",      "{\"\\u",        "{\"\\u00", "{\"a\":1,\"\\u0061",
+	    "{\"\\ud83d", "{\"\\ud83d\\u", "{\"x\\"};
+	long page = sysconf(_SC_PAGESIZE);
+	char *mem = mmap(NULL, (size_t)page * 2, PROT_READ | PROT_WRITE,
+	                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+	     ptr[64];
+	const char *why;
+	size_t i, n;
+
+	ck_assert_ptr_ne(mem, MAP_FAILED);
+	ck_assert_int_eq(mprotect(mem + page, (size_t)page, PROT_NONE), 0);
+	for (i = 0; i < sizeof cut / sizeof cut[0]; i++) {
+		n = strlen(cut[i]);
+		memcpy(mem + page - n, cut[i], n);
+		(void)jsontext_storable_unique(mem + page - n, n, ptr, sizeof ptr, &why);
+		(void)jsontext_storable(mem + page - n, n, ptr, sizeof ptr, &why);
+	}
+	munmap(mem, (size_t)page * 2);
+}
+END_TEST
 
 START_TEST(storable_text_passes)
 {
@@ -184,7 +212,7 @@ START_TEST(many_members_take_n_log_n)
 }
 END_TEST
 
-UNIT_MAIN("jsontext", storable_text_passes, nul_characters_are_found_and_named,
-          lone_surrogates_are_found, utf8_lengths,
+UNIT_MAIN("jsontext", storable_text_passes, cut_texts_are_read_within_their_bounds,
+          nul_characters_are_found_and_named, lone_surrogates_are_found, utf8_lengths,
           members_named_twice_are_found_and_named, distinct_names_pass,
           many_members_take_n_log_n)
