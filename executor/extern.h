@@ -60,7 +60,8 @@ struct job_spec {
 	enum runtime runtime;
 	long timeout_ms; /* of one job; the wall clock is the executor's */
 	long memory_mb;  /* of one job: its engine's budget */
-	long max_jobs;   /* jobs it may run (its CPU-time backstop counts them) */
+	long max_jobs;   /* jobs it may run (its CPU-time backstop counts them);
+	                    set by the executor for a worker, unused for a job */
 };
 
 /*
@@ -141,7 +142,7 @@ int jobs_recover(struct db *, struct mc *);
 /* Events wait in a batch written by jobs_flush_events, in order; a job's
  * events are always written before its outcome. */
 void jobs_event(const struct job *, const char *type, const char *data_json);
-bool jobs_flush_events(struct db *);
+void jobs_flush_events(struct db *);
 /* One round trip: record the ends of jobs[0..n) (completed, canceled,
  * retried or failed, each only while this executor holds its lease; rec[i]
  * says what became of jobs[i]), then claim up to want runs into out,

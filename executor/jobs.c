@@ -161,7 +161,7 @@ jobs_event(const struct job *j, const char *type, const char *data)
 	events.count++;
 }
 
-bool
+void
 jobs_flush_events(struct db *db)
 {
 	const char *param = events.text, *one[3];
@@ -170,7 +170,7 @@ jobs_flush_events(struct db *db)
 	bool ok;
 
 	if (events.count == 0)
-		return true;
+		return;
 	events.text[events.len++] = ']';
 	events.text[events.len] = '\0';
 	ok = db_query(db, &res, "SELECT assay_events($1::jsonb)", 1, &param) == DB_OK;
@@ -194,7 +194,6 @@ jobs_flush_events(struct db *db)
 		        lost);
 	events.len = 0;
 	events.count = 0;
-	return lost == 0;
 }
 
 /* Run an update that ends an attempt: JOB_RECORDED, JOB_LOST when the
@@ -347,7 +346,6 @@ jobs_claimed(struct mc *mc, PGresult *res, int i)
 	j->spec.timeout_ms = atol(PQgetvalue(res, i, 6));
 	j->spec.memory_mb = atol(PQgetvalue(res, i, 7));
 	j->spec.runtime = strcmp(PQgetvalue(res, i, 8), "node") == 0 ? RT_NODE : RT_JS;
-	j->spec.max_jobs = 1; /* the worker's own is worker_max_jobs */
 	return j;
 }
 
