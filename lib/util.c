@@ -150,3 +150,19 @@ util_addr_in(const char *addr, const char *list, const char **bad)
 	}
 	return found;
 }
+
+/* Where no outbound call may go unless an operator allows it: this host,
+ * private networks, link-local (cloud metadata), carrier-grade NAT,
+ * multicast, reserved and unspecified addresses, in IPv4 and IPv6. */
+static const char non_public[] =
+    "0.0.0.0/8, 10.0.0.0/8, 100.64.0.0/10, 127.0.0.0/8, 169.254.0.0/16, 172.16.0.0/12,"
+    "192.0.0.0/24, 192.168.0.0/16, 198.18.0.0/15, 224.0.0.0/3,"
+    "::/128, ::1/128, 64:ff9b::/96, 100::/64, fc00::/7, fe80::/10, ff00::/8";
+
+bool
+util_addr_reachable(const char *addr, const char *allow)
+{
+	return util_addr_in(addr, allow != NULL ? allow : "", NULL) ||
+	       (!util_addr_in(addr, non_public, NULL) &&
+	        util_addr_in(addr, "0.0.0.0/0, ::/0", NULL));
+}

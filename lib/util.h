@@ -25,5 +25,10 @@ bool util_random_hex(char *hex, size_t n);
  * false for anything that does not parse; *bad, if not NULL, is set to
  * the first entry of list that does not parse (or NULL). */
 bool util_addr_in(const char *addr, const char *list, const char **bad);
+/* May an outbound call (a webhook) go to addr? Yes when it is a public
+ * address, or in allow (a list as for util_addr_in; may be NULL); no for
+ * loopback, private, link-local, multicast, reserved and unspecified
+ * addresses otherwise, and for anything that does not parse. */
+bool util_addr_reachable(const char *addr, const char *allow);
 
 #endif

@@ -1,6 +1,7 @@
 /*
  * Unit tests for lib/util.c: addresses against lists of networks (IPv4,
- * IPv6, IPv4-mapped, single addresses, entries that do not parse).
+ * IPv6, IPv4-mapped, single addresses, entries that do not parse), and
+ * which addresses outbound calls may reach.
  */
 #include "config.h"
 
@@ -47,4 +48,39 @@ START_TEST(entries_that_do_not_parse_match_nothing)
 }
 END_TEST
 
-UNIT_MAIN("util", addresses_in_networks, entries_that_do_not_parse_match_nothing)
+START_TEST(outbound_calls_reach_public_addresses_only)
+{
+	static const char *const refused[] = {"127.0.0.1",
+	                                      "10.0.0.1",
+	                                      "172.16.5.4",
+	                                      "192.168.1.1",
+	                                      "169.254.169.254",
+	                                      "100.64.0.1",
+	                                      "0.0.0.0",
+	                                      "224.0.0.1",
+	                                      "255.255.255.255",
+	                                      "::1",
+	                                      "::",
+	                                      "fe80::1",
+	                                      "fd00::1",
+	                                      "ff02::1",
+	                                      "::ffff:10.0.0.1",
+	                                      "::ffff:169.254.169.254",
+	                                      "64:ff9b::a9fe:a9fe",
+	                                      "not an address"};
+	size_t i;
+
+	for (i = 0; i < sizeof refused / sizeof refused[0]; i++)
+		ck_assert_msg(!util_addr_reachable(refused[i], NULL), "%s", refused[i]);
+	ck_assert(util_addr_reachable("93.184.216.34", NULL));
+	ck_assert(util_addr_reachable("2606:2800:220:1::1", NULL));
+	ck_assert(util_addr_reachable("::ffff:93.184.216.34", ""));
+	ck_assert(util_addr_reachable("127.0.0.1", "127.0.0.0/8"));
+	ck_assert(util_addr_reachable("::ffff:127.0.0.1", "127.0.0.0/8"));
+	ck_assert(!util_addr_reachable("::1", "127.0.0.0/8"));
+	ck_assert(!util_addr_reachable("10.0.0.1", "127.0.0.0/8"));
+}
+END_TEST
+
+UNIT_MAIN("util", addresses_in_networks, entries_that_do_not_parse_match_nothing,
+          outbound_calls_reach_public_addresses_only)
