@@ -151,18 +151,37 @@ util_addr_in(const char *addr, const char *list, const char **bad)
 	return found;
 }
 
-/* Where no outbound call may go unless an operator allows it: this host,
- * private networks, link-local (cloud metadata), carrier-grade NAT,
- * multicast, reserved and unspecified addresses, in IPv4 and IPv6. */
-static const char non_public[] =
-    "0.0.0.0/8, 10.0.0.0/8, 100.64.0.0/10, 127.0.0.0/8, 169.254.0.0/16, 172.16.0.0/12,"
-    "192.0.0.0/24, 192.168.0.0/16, 198.18.0.0/15, 224.0.0.0/3,"
-    "::/128, ::1/128, 64:ff9b::/96, 100::/64, fc00::/7, fe80::/10, ff00::/8";
+/* Where no outbound call may go unless an operator allows it, by kind:
+ * this host, private networks, link-local (cloud metadata), carrier-grade
+ * NAT, multicast, and the special-purpose rest (unspecified, reserved,
+ * benchmarking, broadcast, NAT64, discard), in IPv4 and IPv6. */
+static const struct {
+	const char *kind, *networks;
+} non_public[] = {
+    {"loopback", "127.0.0.0/8, ::1/128"},
+    {"private", "10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, fc00::/7"},
+    {"link-local", "169.254.0.0/16, fe80::/10"},
+    {"shared (carrier-grade NAT)", "100.64.0.0/10"},
+    {"multicast", "224.0.0.0/4, ff00::/8"},
+    {"special-purpose", "0.0.0.0/8, 192.0.0.0/24, 198.18.0.0/15, 240.0.0.0/4,"
+                        "::/128, 64:ff9b::/96, 100::/64"},
+};
+
+const char *
+util_addr_kind(const char *addr)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof non_public / sizeof non_public[0]; i++)
+		if (util_addr_in(addr, non_public[i].networks, NULL))
+			return non_public[i].kind;
+	return NULL;
+}
 
 bool
 util_addr_reachable(const char *addr, const char *allow)
 {
 	return util_addr_in(addr, allow != NULL ? allow : "", NULL) ||
-	       (!util_addr_in(addr, non_public, NULL) &&
+	       (util_addr_kind(addr) == NULL &&
 	        util_addr_in(addr, "0.0.0.0/0, ::/0", NULL));
 }

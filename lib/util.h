@@ -25,6 +25,11 @@ bool util_random_hex(char *hex, size_t n);
  * false for anything that does not parse; *bad, if not NULL, is set to
  * the first entry of list that does not parse (or NULL). */
 bool util_addr_in(const char *addr, const char *list, const char **bad);
+/* The kind of addr when it is not a public address: "loopback",
+ * "private", "link-local", "shared (carrier-grade NAT)", "multicast" or
+ * "special-purpose" (a static string); NULL for a public address and for
+ * anything that does not parse. */
+const char *util_addr_kind(const char *addr);
 /* May an outbound call (a webhook) go to addr? Yes when it is a public
  * address, or in allow (a list as for util_addr_in; may be NULL); no for
  * loopback, private, link-local, multicast, reserved and unspecified

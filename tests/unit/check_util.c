@@ -7,6 +7,7 @@
 
 #include <check.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "unit.h"
 #include "util.h"
@@ -82,5 +83,30 @@ START_TEST(outbound_calls_reach_public_addresses_only)
 }
 END_TEST
 
+START_TEST(refused_addresses_are_named_by_kind)
+{
+	static const char *const kinds[][2] = {
+	    {"127.0.0.1", "loopback"},      {"::1", "loopback"},
+	    {"10.0.0.1", "private"},        {"::ffff:192.168.1.1", "private"},
+	    {"fd00::1", "private"},         {"169.254.169.254", "link-local"},
+	    {"fe80::1", "link-local"},      {"100.64.0.1", "shared (carrier-grade NAT)"},
+	    {"224.0.0.1", "multicast"},     {"255.255.255.255", "special-purpose"},
+	    {"0.0.0.0", "special-purpose"}, {"::", "special-purpose"},
+	    {"93.184.216.34", NULL},        {"2606:2800:220:1::1", NULL},
+	    {"not an address", NULL},
+	};
+	const char *kind;
+	size_t i;
+
+	for (i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+		kind = util_addr_kind(kinds[i][0]);
+		ck_assert_msg(kinds[i][1] == NULL
+		                  ? kind == NULL
+		                  : kind != NULL && strcmp(kind, kinds[i][1]) == 0,
+		              "%s: %s", kinds[i][0], kind ? kind : "public");
+	}
+}
+END_TEST
+
 UNIT_MAIN("util", addresses_in_networks, entries_that_do_not_parse_match_nothing,
-          outbound_calls_reach_public_addresses_only)
+          outbound_calls_reach_public_addresses_only, refused_addresses_are_named_by_kind)
