@@ -117,6 +117,11 @@ const struct cfg_key api_cfg_keys[API__MAX] = {
                           "Origins (comma-separated, e.g. https://app.example.com) "
                           "whose browser pages may call the API and follow event "
                           "streams (CORS), assay-stream included. Empty: none."},
+    [API_WEBHOOK_ALLOW] = {"api", "webhook_allow_networks", CFG_NETWORKS, "",
+                           "WEBHOOK_ALLOW_NETWORKS", 0, 0, NULL, CFG_RELOADABLE,
+                           "Comma-separated CIDRs that callback URLs may reach "
+                           "although they are loopback, private or link-local "
+                           "(empty: public addresses only)."},
 #define TIER_KEYS(t, name, req, runs, days)                                              \
 	[API_TIER_FIRST + (t)*TF__MAX +                                                  \
 	    TF_REQUESTS] =                                                               \

@@ -17,6 +17,7 @@
 
 #include "cfg.h"
 #include "log.h"
+#include "util.h"
 #include "xalloc.h"
 
 struct cfg_value {
@@ -69,10 +70,12 @@ word_index(const char *const *words, const char *s)
 	return -1;
 }
 
-/* Parse text for key k into *out. Returns NULL or a static explanation. */
+/* Parse text for key k into *out. Returns NULL, or why not in why (len
+ * bytes). */
 static const char *
-cfg_parse(const struct cfg_key *k, const char *text, long *out)
+cfg_parse(const struct cfg_key *k, const char *text, long *out, char *why, size_t len)
 {
+	const char *bad;
 	char *end;
 	long n;
 
@@ -80,6 +83,16 @@ cfg_parse(const struct cfg_key *k, const char *text, long *out)
 	case CFG_STRING:
 		*out = 0;
 		return NULL;
+	case CFG_NETWORKS: /* any address: only the entries' parsing matters */
+		*out = 0;
+		util_addr_in("::", text, &bad);
+		if (bad == NULL)
+			return NULL;
+		snprintf(
+		    why, len,
+		    "not a list of networks: '%.*s' is neither a CIDR nor an address",
+		    (int)strcspn(bad, ", \t"), bad);
+		return why;
 	case CFG_INT:
 		errno = 0;
 		n = strtol(text, &end, 10);
@@ -138,10 +151,10 @@ cfg_set(struct cfg *c, size_t i, const char *text, const char *where, struct err
 {
 	const struct cfg_key *k = &c->keys[i];
 	const char *why;
-	char range[256];
+	char range[256], buf[256];
 	long n;
 
-	why = cfg_parse(k, text, &n);
+	why = cfg_parse(k, text, &n, buf, sizeof buf);
 	if (why != NULL) {
 		cfg_describe_range(k, range, sizeof range);
 		err_add(e, "%s: %s: '%s' is %s%s", where, k->name, text, why, range);
@@ -434,7 +447,8 @@ cfg_print(const struct cfg *c, FILE *out)
 	}
 }
 
-static const char *const type_names[] = {"string", "integer", "boolean", "enum", "mode"};
+static const char *const type_names[] = {"string", "integer", "boolean",
+                                         "enum",   "mode",    "networks"};
 
 void
 cfg_write_sample(const struct cfg_key *keys, size_t n, const char *file, FILE *out)

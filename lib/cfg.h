@@ -14,10 +14,11 @@
 
 enum cfg_type {
 	CFG_STRING,
-	CFG_INT,  /* decimal, within [min, max] */
-	CFG_BOOL, /* true/false, yes/no, on/off, 1/0 */
-	CFG_ENUM, /* one of choices; the value is its index */
-	CFG_MODE, /* octal file mode such as 0660 */
+	CFG_INT,      /* decimal, within [min, max] */
+	CFG_BOOL,     /* true/false, yes/no, on/off, 1/0 */
+	CFG_ENUM,     /* one of choices; the value is its index */
+	CFG_MODE,     /* octal file mode such as 0660 */
+	CFG_NETWORKS, /* comma-separated CIDRs or addresses, or empty */
 };
 
 #define CFG_RELOADABLE 0x1 /* takes effect on SIGHUP */

@@ -15,7 +15,7 @@
 
 static const char *const levels[] = {"debug", "info", NULL};
 
-enum { K_NAME, K_COUNT, K_ON, K_LEVEL, K_MODE, K_URL, K__MAX };
+enum { K_NAME, K_COUNT, K_ON, K_LEVEL, K_MODE, K_URL, K_NETS, K__MAX };
 static const struct cfg_key keys[K__MAX] = {
     [K_NAME] = {"main", "name", CFG_STRING, "x", NULL, 0, 0, NULL, 0, "A name."},
     [K_COUNT] = {"main", "count", CFG_INT, "4", "TEST_COUNT", 1, 10, NULL, 0, "A count."},
@@ -25,6 +25,7 @@ static const struct cfg_key keys[K__MAX] = {
     [K_MODE] = {"other", "mode", CFG_MODE, "0660", NULL, 0, 0, NULL, 0, "A mode."},
     [K_URL] = {"other", "url", CFG_STRING, "", "TEST_URL", 0, 0, NULL, CFG_SECRET,
                "A URL."},
+    [K_NETS] = {"other", "nets", CFG_NETWORKS, "", NULL, 0, 0, NULL, 0, "Networks."},
 };
 
 static char path[] = "/tmp/check_cfg.XXXXXX";
@@ -84,7 +85,8 @@ START_TEST(file_values)
 	struct cfg *c;
 
 	write_file("# comment\n; other comment\n\n[main]\nname = \"hello world\"\n"
-	           "count=7\non = yes\nlevel = DEBUG\n[other]\nmode = 0600\n");
+	           "count=7\non = yes\nlevel = DEBUG\n[other]\nmode = 0600\n"
+	           "nets = 10.0.0.0/8, ::1\n");
 	c = cfg_load(keys, K__MAX, path, true, &errors);
 	ck_assert_msg(c != NULL, "%s", errors);
 	ck_assert_str_eq(cfg_str(c, K_NAME), "hello world");
@@ -92,6 +94,7 @@ START_TEST(file_values)
 	ck_assert_int_eq(cfg_int(c, K_ON), 1);
 	ck_assert_int_eq(cfg_int(c, K_LEVEL), 0);
 	ck_assert_int_eq(cfg_int(c, K_MODE), 0600);
+	ck_assert_str_eq(cfg_str(c, K_NETS), "10.0.0.0/8, ::1");
 	ck_assert_str_eq(cfg_path(c), path);
 	cfg_free(c);
 }
@@ -103,7 +106,8 @@ START_TEST(every_error_has_file_and_line)
 	struct cfg *c;
 
 	write_file("[main]\nbogus = 1\ncount = 0\ncount = ten\nlevel = loud\n"
-	           "no equals sign\n[nowhere]\nx = 1\n[other]\nmode = 0999\n");
+	           "no equals sign\n[nowhere]\nx = 1\n[other]\nmode = 0999\n"
+	           "nets = 10.0.0.0/8, intranet, 10.1.0.0/33\n");
 	c = cfg_load(keys, K__MAX, path, true, &errors);
 	ck_assert_ptr_null(c);
 	snprintf(want, sizeof want, "%s:2: unknown key 'bogus' in [main]", path);
@@ -122,6 +126,11 @@ START_TEST(every_error_has_file_and_line)
 	snprintf(want, sizeof want, "%s:7: unknown section [nowhere]", path);
 	ck_assert_msg(strstr(errors, want) != NULL, "missing '%s' in:\n%s", want, errors);
 	snprintf(want, sizeof want, "%s:10: mode: '0999' is not an octal file mode",
+	         path);
+	ck_assert_msg(strstr(errors, want) != NULL, "missing '%s' in:\n%s", want, errors);
+	snprintf(want, sizeof want,
+	         "%s:11: nets: '10.0.0.0/8, intranet, 10.1.0.0/33' is not a list of "
+	         "networks: 'intranet' is neither a CIDR nor an address",
 	         path);
 	ck_assert_msg(strstr(errors, want) != NULL, "missing '%s' in:\n%s", want, errors);
 	free(errors);
