@@ -25,7 +25,8 @@ PGconn *ctl_connect(const struct ctl *);
 
 /* migrate.c: `assayctl migrate [--status]`. Returns the exit status. */
 int cmd_migrate(const struct ctl *, int argc, char *argv[]);
-/* tenant.c: `assayctl tenant create NAME [--tier T]`. */
+/* tenant.c: `assayctl tenant create NAME [--tier T]`,
+ * `assayctl tenant webhook-secret NAME [--rotate]`. */
 int cmd_tenant(const struct ctl *, int argc, char *argv[]);
 /* key.c: `assayctl key create|list --tenant NAME`, `assayctl key revoke PREFIX|KEY`. */
 int cmd_key(const struct ctl *, int argc, char *argv[]);

@@ -23,6 +23,11 @@ static const struct {
      "migrate [--status]            apply pending sql/ migrations"},
     {"tenant", cmd_tenant,
      "tenant create NAME [--tier T] add a tenant (free, pro, enterprise)"},
+    {"tenant", cmd_tenant,
+     "tenant webhook-secret NAME [--rotate]\n"
+     "                                print the tenant's webhook signing secret\n"
+     "                                (--rotate: a new one; the old one signs 24 h "
+     "more)"},
     {"key", cmd_key, "key create --tenant NAME      print a new API key for the tenant"},
     {"key", cmd_key,
      "key revoke PREFIX|KEY         revoke a key (refused within a second)"},
