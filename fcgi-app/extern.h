@@ -6,8 +6,9 @@
  * authenticates (auth.c), limits (limit.c) and checks the query string
  * (http.c) and the body (body.c) against tables (valid.c, fields.c) as
  * the route's row says, then calls its handler
- * (health.c, metrics.c, docs.c, analyses.c, runs.c with idempotency.c and
- * paging.c), which answers through http.c, reading through cache.c. Only
+ * (health.c, metrics.c, docs.c, analyses.c, runs.c with idempotency.c,
+ * paging.c and webhooks.c), which answers through http.c, reading through
+ * cache.c. Only
  * HTTP concerns live in this folder; storage and config are in lib/.
  */
 #ifndef ASSAY_API_EXTERN_H
@@ -181,10 +182,10 @@ enum vkind {
 	V_ENUM,   /* one of choices */
 	V_ENUMS,  /* array of min..max of choices; in a query, comma-separated */
 	V_CURSOR, /* "<digits>_<uuid>": a keyset cursor as a listing made it */
-	V_URL,    /* http or https URL of at most max bytes */
-	V_TAGS,   /* at most max strings of 1..64 characters */
-	V_INPUT,  /* string of at most max bytes, or object of at most 128 KiB */
-	V_TOKEN,  /* min..max characters of [A-Za-z0-9_-] */
+	V_URL,   /* http or https URL of at most max bytes: no credentials, no fragment */
+	V_TAGS,  /* at most max strings of 1..64 characters */
+	V_INPUT, /* string of at most max bytes, or object of at most 128 KiB */
+	V_TOKEN, /* min..max characters of [A-Za-z0-9_-] */
 };
 
 struct vfield {
@@ -374,11 +375,26 @@ bool idempotency_bind(struct req *, const char *key, const char *run);
 void idempotency_committed(struct req *, const char *key, const char *hash,
                            const char *run);
 
-/* runs.c. runs_send answers with a run (run_json), replayed or not. */
+/* runs.c. runs_send answers with a run (run_json), replayed or not;
+ * runs_not_found with 404 for the run the path names. runs_path_params:
+ * the parameters of a query on that run, $1 its id, $2 the caller's
+ * project, $3 the caller's tier's history in days (in days, which it
+ * fills) for WITHIN_HISTORY, a condition that keeps runs within it;
+ * false after answering 404 for an id that cannot be a run's. */
 void runs_send(struct req *, int status, const char *headers, const char *run_json,
                bool replay);
+bool runs_path_params(struct req *, char days[16], const char *params[3]);
+#define WITHIN_HISTORY(col, param)                                                       \
+	" AND (" param "::int = 0 OR " col " > now() - make_interval(days => " param     \
+	"::int))"
 route_handler runs_create, runs_check, runs_list, runs_get, runs_start, runs_cancel,
-    runs_result, runs_events_token;
+    runs_result, runs_events_token, runs_not_found;
+/* webhooks.c. webhooks_check_callback, for runs_check: a violation for a
+ * callback_url whose host is, or resolves to, an address deliveries may
+ * not reach (webhook_allow_networks), or does not resolve; 503 when it
+ * cannot be looked up now. GET and POST .../deliveries[/redeliver]. */
+void webhooks_check_callback(struct req *);
+route_handler webhooks_deliveries, webhooks_redeliver;
 /* analyses.c */
 route_handler analyses_create, analyses_check, analyses_list, analyses_get,
     analyses_update, analyses_delete, analyses_versions;

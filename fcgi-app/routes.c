@@ -50,6 +50,10 @@ const struct route api_routes[] = {
     {M_GET, "/api/v1/runs/{id}/result", runs_result, A_TENANT, L_REQUESTS, NO_INPUT},
     {M_POST, "/api/v1/runs/{id}/events/token", runs_events_token, A_TENANT, L_REQUESTS,
      NO_INPUT},
+    {M_GET, "/api/v1/runs/{id}/deliveries", webhooks_deliveries, A_TENANT, L_REQUESTS,
+     NO_INPUT},
+    {M_POST, "/api/v1/runs/{id}/deliveries/redeliver", webhooks_redeliver, A_TENANT,
+     L_REQUESTS, NO_INPUT},
 };
 
 const size_t api_nroutes = sizeof api_routes / sizeof api_routes[0];

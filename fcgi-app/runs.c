@@ -53,14 +53,18 @@ analysis_visible(struct req *r, const char *id)
 	return found;
 }
 
-/* The route's own check of a body: the idempotency key's two spellings
- * agree; with other violations, an unknown analysis is named too (alone,
- * the INSERT finds it), so that the 422 lists them all. */
+/* The route's own check of a body: the callback_url may be reached, the
+ * idempotency key's two spellings agree; with other violations, an
+ * unknown analysis is named too (alone, the INSERT finds it), so that the
+ * 422 lists them all. */
 void
 runs_check(struct req *r)
 {
 	int visible;
 
+	webhooks_check_callback(r);
+	if (r->status != 0)
+		return; /* answered 503 */
 	idempotency_key(r, r->v[RF_TOKEN].present ? r->v[RF_TOKEN].str : NULL, r->errors);
 	if (r->v[RF_ANALYSIS].present && json_object_array_length(r->errors) > 0) {
 		if ((visible = analysis_visible(r, r->v[RF_ANALYSIS].str)) < 0)
@@ -139,8 +143,8 @@ runs_create(struct req *r)
 	PQclear(res);
 }
 
-static void
-run_not_found(struct req *r)
+void
+runs_not_found(struct req *r)
 {
 	http_problem(r, 404, "RUN_NOT_FOUND", NULL, "no run %s", r->match.params[0]);
 }
@@ -154,9 +158,17 @@ history_days(struct req *r, char buf[16])
 	return buf;
 }
 
-#define WITHIN_HISTORY(col, param)                                                       \
-	" AND (" param "::int = 0 OR " col " > now() - make_interval(days => " param     \
-	"::int))"
+bool
+runs_path_params(struct req *r, char days[16], const char *params[3])
+{
+	params[0] = r->match.params[0];
+	params[1] = r->tenant->project_id;
+	params[2] = history_days(r, days);
+	if (httpmsg_uuid(params[0]))
+		return true;
+	runs_not_found(r);
+	return false;
+}
 
 /* Is the run (its JSON) finished, so that it never changes again? */
 static bool
@@ -178,18 +190,15 @@ void
 runs_get(struct req *r)
 {
 	char days[16], name[160];
-	const char *params[3] = {r->match.params[0], r->tenant->project_id,
-	                         history_days(r, days)};
+	const char *params[3];
 
-	if (!httpmsg_uuid(params[0])) {
-		run_not_found(r);
+	if (!runs_path_params(r, days, params))
 		return;
-	}
 	/* Runs in progress briefly (the executor forgets them when it changes
 	 * them), finished runs for long: they never change again. */
 	mc_run_name(name, MC_RUN, params[0]);
 	cache_answer(
-	    r, name, TTL_SHORT, "run", run_not_found, run_final,
+	    r, name, TTL_SHORT, "run", runs_not_found, run_final,
 	    "SELECT assay_run_json(j), j.status IN ('completed', 'failed', "
 	    "'canceled')"
 	    " FROM analysis_jobs j WHERE j.id = $1 AND j.project_id = $2" WITHIN_HISTORY(
@@ -208,14 +217,14 @@ run_transition(struct req *r, const char *sql, int ok_status, const char *refuse
 	PGresult *res;
 
 	if (!httpmsg_uuid(params[0])) {
-		run_not_found(r);
+		runs_not_found(r);
 		return;
 	}
 	if ((res = http_query_db(r, sql, 2, params)) == NULL)
 		return;
 	cache_forget_run(r, params[0]);
 	if (PQntuples(res) == 0)
-		run_not_found(r);
+		runs_not_found(r);
 	else if (PQgetisnull(res, 0, 1))
 		http_problem(r, 409, "RUN_STATE_CONFLICT", NULL, "the run is %s; %s",
 		             PQgetvalue(res, 0, 0), refused);
@@ -263,13 +272,10 @@ void
 runs_result(struct req *r)
 {
 	char days[16], name[160], *text, *members;
-	const char *params[3] = {r->match.params[0], r->tenant->project_id,
-	                         history_days(r, days)};
+	const char *params[3];
 
-	if (!httpmsg_uuid(params[0])) {
-		run_not_found(r);
+	if (!runs_path_params(r, days, params))
 		return;
-	}
 	/* The result object once finished (then cached), else the status as a string. */
 	mc_run_name(name, MC_RESULT, params[0]);
 	switch (cache_query(
@@ -294,7 +300,7 @@ runs_result(struct req *r)
 		free(text);
 		break;
 	case CACHE_NONE:
-		run_not_found(r);
+		runs_not_found(r);
 		break;
 	case CACHE_FAILED:
 		break;
@@ -353,7 +359,7 @@ runs_events_token(struct req *r)
 	PGresult *res;
 
 	if (!auth_key_prefix(r, prefix) || !httpmsg_uuid(params[0])) {
-		run_not_found(r);
+		runs_not_found(r);
 		return;
 	}
 	if (!apikey_token_generate(token)) {
@@ -390,7 +396,7 @@ runs_events_token(struct req *r)
 		free(members);
 		free(location);
 	} else {
-		run_not_found(r);
+		runs_not_found(r);
 	}
 	PQclear(res);
 }

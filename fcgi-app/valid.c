@@ -52,22 +52,42 @@ utf8_chars(const char *s, size_t len)
 	return n;
 }
 
+/* Does u have a part (CURLUPART_*)? */
 static bool
-valid_url(const char *s)
+url_has(CURLU *u, CURLUPart part)
+{
+	char *text = NULL;
+	bool has = curl_url_get(u, part, &text, 0) == CURLUE_OK;
+
+	curl_free(text);
+	return has;
+}
+
+/* s (len bytes) as a V_URL: an http or https URL with a host, without
+ * credentials or a fragment, of at most f->max bytes. */
+static void
+check_url(const char *s, size_t len, const struct vfield *f, const char *ptr,
+          struct json_object *errors)
 {
 	CURLU *u = curl_url();
 	char *scheme = NULL, *host = NULL;
-	bool ok;
 
-	ok = u != NULL && curl_url_set(u, CURLUPART_URL, s, 0) == CURLUE_OK &&
-	     curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
-	     curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
-	     (strcasecmp(scheme, "http") == 0 || strcasecmp(scheme, "https") == 0) &&
-	     host[0] != '\0';
+	if ((long)len > f->max || u == NULL ||
+	    curl_url_set(u, CURLUPART_URL, s, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+	    (strcasecmp(scheme, "http") != 0 && strcasecmp(scheme, "https") != 0) ||
+	    host[0] == '\0')
+		valid_error(errors, ptr,
+		            "must be an http or https URL of at most %ld bytes", f->max);
+	else if (url_has(u, CURLUPART_USER) || url_has(u, CURLUPART_PASSWORD) ||
+	         url_has(u, CURLUPART_OPTIONS))
+		valid_error(errors, ptr, "must not contain credentials (user:password@)");
+	else if (strchr(s, '#') != NULL)
+		valid_error(errors, ptr, "must not contain a fragment (#...)");
 	curl_free(scheme);
 	curl_free(host);
 	curl_url_cleanup(u);
-	return ok;
 }
 
 static const char *const type_names[] = {
@@ -237,10 +257,7 @@ check_field(struct json_object *m, const struct vfield *f, struct vvalue *v,
 			valid_error(errors, ptr, "is not one this API returned");
 		break;
 	case V_URL:
-		if ((long)len > f->max || !valid_url(s))
-			valid_error(errors, ptr,
-			            "must be an http or https URL of at most %ld bytes",
-			            f->max);
+		check_url(s, len, f, ptr, errors);
 		break;
 	case V_TAGS:
 		check_tags(m, f, errors);

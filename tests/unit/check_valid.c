@@ -6,6 +6,7 @@
 #include "config.h"
 
 #include <check.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <json-c/json.h>
@@ -90,6 +91,58 @@ START_TEST(every_violation_is_listed)
 	                  10);
 	ck_assert_str_eq(ptrs, "/x~1y~0z,/name,/analysis_id,/input,/client_token,"
 	                       "/tags/1,/tags/2,/priority,/callback_url,/start");
+}
+END_TEST
+
+/* The detail of the one violation of a run body with this callback_url. */
+static const char *
+callback_detail(const char *url)
+{
+	static char detail[256];
+	struct json_object *body, *errors = json_object_new_array(), *d;
+	struct vvalue v[RF__MAX];
+	char text[2200];
+
+	snprintf(text, sizeof text,
+	         "{\"name\":\"n\",\"analysis_id\":"
+	         "\"00000000-0000-0000-0000-00000000000a\",\"callback_url\":\"%s\"}",
+	         url);
+	body = parse(text);
+	detail[0] = '\0';
+	if (valid_check(body, run_fields, RF__MAX, false, v, errors) == 1 &&
+	    json_object_object_get_ex(json_object_array_get_idx(errors, 0), "detail", &d))
+		snprintf(detail, sizeof detail, "%s", json_object_get_string(d));
+	else
+		ck_assert(v[RF_CALLBACK].present && strcmp(v[RF_CALLBACK].str, url) == 0);
+	json_object_put(errors);
+	json_object_put(body);
+	return detail;
+}
+
+START_TEST(callback_urls)
+{
+	static const char *const fine[] = {"http://example.com/hook",
+	                                   "https://example.com:8443/a@b?c=d",
+	                                   "http://[::1]/x", "HTTPS://Example.COM"};
+	char long_url[2100];
+	size_t i;
+
+	for (i = 0; i < sizeof fine / sizeof fine[0]; i++)
+		ck_assert_msg(callback_detail(fine[i])[0] == '\0', "%s: %s", fine[i],
+		              callback_detail(fine[i]));
+	ck_assert_str_eq(callback_detail("ftp://example.com/x"),
+	                 "must be an http or https URL of at most 2048 bytes");
+	ck_assert_str_eq(callback_detail("http://user:pw@example.com/x"),
+	                 "must not contain credentials (user:password@)");
+	ck_assert_str_eq(callback_detail("http://:pw@example.com/x"),
+	                 "must not contain credentials (user:password@)");
+	ck_assert_str_eq(callback_detail("http://x.example/#frag"),
+	                 "must not contain a fragment (#...)");
+	ck_assert_str_eq(callback_detail("http://x.example/#"),
+	                 "must not contain a fragment (#...)");
+	snprintf(long_url, sizeof long_url, "http://example.com/%02030d", 0);
+	ck_assert_str_eq(callback_detail(long_url),
+	                 "must be an http or https URL of at most 2048 bytes");
 }
 END_TEST
 
@@ -347,4 +400,5 @@ END_TEST
 UNIT_MAIN("valid", null_members_refused, scalars_are_valid_json, valid_run_with_defaults,
           every_violation_is_listed, required_and_partial, lengths_are_characters,
           nul_in_strings_refused, parser_is_strict, uuids, query_values_and_defaults,
-          query_violations_name_each_parameter, query_refusals, query_bounds_and_names)
+          query_violations_name_each_parameter, query_refusals, query_bounds_and_names,
+          callback_urls)
