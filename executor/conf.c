@@ -85,6 +85,38 @@ const struct cfg_key ex_cfg_keys[EX__MAX] = {
     [EX_WORKER_IDLE_SECONDS] = {"executor", "worker_idle_seconds", CFG_INT, "60", NULL, 1,
                                 86400, NULL, CFG_RELOADABLE,
                                 "A warm worker given no job for this long is stopped."},
+    [EX_WH_CONCURRENT] = {"webhooks", "max_concurrent", CFG_INT, "16", NULL, 1, 1024,
+                          NULL, CFG_RELOADABLE,
+                          "Webhook deliveries this executor sends at the same time."},
+    [EX_WH_TIMEOUT_MS] = {"webhooks", "timeout_ms", CFG_INT, "10000", NULL, 100, 120000,
+                          NULL, CFG_RELOADABLE,
+                          "How long a receiver has to answer one delivery attempt."},
+    [EX_WH_SCHEDULE] =
+        {"webhooks", "retry_schedule", CFG_STRING, "5s 30s 2m 10m 1h 3h 6h 12h", NULL, 0,
+         0, NULL, CFG_RELOADABLE,
+         "Delays between a delivery's failed attempts (s, m or h each); after the "
+         "last one fails the delivery is failed. The default tries 9 times over "
+         "about 22 hours."},
+    [EX_WH_ALLOW] = {"webhooks", "allow_networks", CFG_NETWORKS, "",
+                     "WEBHOOK_ALLOW_NETWORKS", 0, 0, NULL, CFG_RELOADABLE,
+                     "Networks (comma-separated CIDRs) deliveries may connect to "
+                     "although they are loopback, private, link-local or otherwise "
+                     "not public; checked on the address actually connected to. "
+                     "Give it the value of assay.conf's webhook_allow_networks (the "
+                     "environment variable sets both)."},
+    [EX_OB_FAILURES] = {"outbound", "failure_threshold", CFG_INT, "5", NULL, 1, 1000,
+                        NULL, CFG_RELOADABLE,
+                        "Consecutive failed calls to one endpoint (scheme, host, "
+                        "port) that open its circuit breaker: calls to it are "
+                        "then refused without a request."},
+    [EX_OB_RECOVERY_MS] = {"outbound", "recovery_ms", CFG_INT, "60000", NULL, 100,
+                           3600000, NULL, CFG_RELOADABLE,
+                           "How long an open breaker refuses calls before it lets "
+                           "one through to try the endpoint (half-open)."},
+    [EX_OB_SUCCESSES] = {"outbound", "success_threshold", CFG_INT, "3", NULL, 1, 1000,
+                         NULL, CFG_RELOADABLE,
+                         "Successful calls in a row that close a half-open "
+                         "breaker."},
 #define TIER_RUNNING(t, name, def)                                                       \
 	[EX_TIER_RUNNING + (t)] = {"tiers",                                              \
 	                           name "_max_running",                                  \

@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <poll.h>
 #include <stdio.h>
 #include <sys/types.h>
 
@@ -44,6 +45,13 @@ enum ex_key {
 	EX_PROGRESS_INTERVAL_MS,
 	EX_WORKER_MAX_JOBS,
 	EX_WORKER_IDLE_SECONDS,
+	EX_WH_CONCURRENT,
+	EX_WH_TIMEOUT_MS,
+	EX_WH_SCHEDULE,
+	EX_WH_ALLOW,
+	EX_OB_FAILURES,
+	EX_OB_RECOVERY_MS,
+	EX_OB_SUCCESSES,
 	EX_TIER_RUNNING, /* TIER_COUNT keys: [tiers] <tier>_max_running */
 	EX__MAX = EX_TIER_RUNNING + 3
 };
@@ -207,6 +215,7 @@ char *sbx_job_frame(const char *script, const char *input, long memory_mb,
  * counters. One per process (main.c); bridge.c and stats.c take it as an
  * argument. */
 #define MAX_JOBS         1024
+#define WH_FDS           1032 /* the outbound client's: max_concurrent and a few */
 #define DURATION_BUCKETS 14
 enum { REASON__MAX = 8 };
 
@@ -219,6 +228,7 @@ struct ex {
 	unsigned children;  /* numbers the workers: the last one used */
 	struct db *db;
 	struct mc *mc; /* the API's cache, told of every change of a run (buffered) */
+	struct wh *wh; /* webhook deliveries (webhook.c) */
 	bool mc_was_up;
 	struct pg_conn *listening; /* the connection our LISTENs were issued on */
 	char worker[96];
@@ -253,6 +263,26 @@ void bridge_send(struct worker *, const char *text, size_t len);
 void bridge_write(struct worker *);
 void bridge_progress(struct ex *, struct job *);
 void bridge_outcome(struct job *, int status);
+
+/* webhook.c: deliveries of run webhooks from the outbox. wh_config_error
+ * says what is wrong with the [webhooks] keys of a configuration (static
+ * text), or NULL. wh_start makes the outbound client (false: it cannot),
+ * wh_reload gives it the reloaded configuration's timings;
+ * wh_wake says deliveries may be due (a NOTIFY); wh_tick takes due ones
+ * while there is room and returns the client's timeout for poll (ms, -1:
+ * none); wh_pollfds and wh_perform put the client's descriptors in the
+ * loop's poll; wh_flush records the attempts that ended, in one statement;
+ * wh_metrics writes its counters and the client's. */
+const char *wh_config_error(const struct cfg *);
+bool wh_start(struct ex *);
+void wh_reload(struct ex *);
+void wh_stop(struct ex *);
+void wh_wake(struct ex *);
+int wh_tick(struct ex *, uint64_t now);
+size_t wh_pollfds(struct ex *, struct pollfd *, size_t max);
+void wh_perform(struct ex *, const struct pollfd *, size_t n);
+void wh_flush(struct ex *);
+void wh_metrics(struct ex *, FILE *);
 
 /* stats.c: /metrics. stats_count counts a finished attempt; stats_write
  * writes the counters and the queue depth (one query). */

@@ -59,11 +59,13 @@ ex_listen(struct ex *ex)
 
 	if (conn == NULL || conn == ex->listening)
 		return;
-	res = PQexec(conn, "LISTEN assay_jobs; LISTEN assay_cancel");
+	res =
+	    PQexec(conn, "LISTEN assay_jobs; LISTEN assay_cancel; LISTEN assay_webhooks");
 	if (PQresultStatus(res) == PGRES_COMMAND_OK)
 		ex->listening = conn;
 	PQclear(res);
 	ex->wake = true; /* work may have arrived while we were not listening */
+	wh_wake(ex);
 }
 
 static struct job *
@@ -203,6 +205,8 @@ ex_notifications(struct ex *ex)
 	while ((n = PQnotifies(conn)) != NULL) {
 		if (strcmp(n->relname, "assay_jobs") == 0)
 			ex->wake = true;
+		else if (strcmp(n->relname, "assay_webhooks") == 0)
+			wh_wake(ex);
 		else if (strcmp(n->relname, "assay_cancel") == 0 &&
 		         (j = ex_find(ex, n->extra)))
 			ex_cancel(ex, j);
@@ -356,7 +360,8 @@ ex_completed(struct ex *ex, struct job *j)
 	ex_dispatch(ex); /* its worker may take the next at once */
 }
 
-/* Write the events and outcomes waiting, each kind in one statement. */
+/* Write the events, webhook attempts and outcomes waiting, each kind in
+ * one statement. */
 static void
 ex_flush(struct ex *ex)
 {
@@ -364,6 +369,7 @@ ex_flush(struct ex *ex)
 	size_t i;
 
 	jobs_flush_events(ex->db);
+	wh_flush(ex);
 	if (ex->ndone == 0)
 		return;
 	ex_settle(ex, rec); /* and claim again, in the same round trip */
@@ -462,9 +468,16 @@ ex_reload(struct ex *ex)
 
 	if (next == NULL)
 		return;
+	if (wh_config_error(next) != NULL) {
+		log_msg(LOG_ERROR, "%s; reload failed, keeping the current configuration",
+		        wh_config_error(next));
+		cfg_free(next);
+		return;
+	}
 	cfg_free(ex->cfg);
 	ex->cfg = next;
 	log_set_level((enum log_level)ex_int(ex, EX_LOG_LEVEL));
+	wh_reload(ex);
 	log_msg(LOG_INFO, "configuration reloaded");
 }
 
@@ -517,6 +530,7 @@ ex_tick(struct ex *ex)
 {
 	uint64_t now = util_now_us(), next = now + 1000000u, lease_us;
 	size_t i;
+	int t;
 
 	lease_us = (uint64_t)ex_int(ex, EX_LEASE_SECONDS) * 1000000u;
 	if (now >= ex->next_beat_us) {
@@ -580,6 +594,9 @@ ex_tick(struct ex *ex)
 	}
 	if (ex->next_poll_us < next)
 		next = ex->next_poll_us;
+	t = wh_tick(ex, now);
+	if (t >= 0 && now + (uint64_t)t * 1000u < next)
+		next = now + (uint64_t)t * 1000u;
 	return next > now ? (int)((next - now + 999) / 1000) : 0;
 }
 
@@ -605,10 +622,10 @@ ex_sandbox_program(char *path, size_t size)
 static int
 ex_run(struct ex *ex)
 {
-	struct pollfd pfd[4 + MAX_JOBS];
+	struct pollfd pfd[4 + MAX_JOBS + WH_FDS];
 	struct worker *byfd[4 + MAX_JOBS];
 	struct job *done;
-	size_t n, i;
+	size_t n, i, nw, nh;
 	int timeout;
 
 	while (!ex->stopping || ex->njobs > 0) {
@@ -627,10 +644,14 @@ ex_run(struct ex *ex)
 			    w->fd,
 			    (short)(POLLIN | (w->outlen > w->outoff ? POLLOUT : 0)), 0};
 		}
+		nw = n;
+		nh = wh_pollfds(ex, pfd + nw, WH_FDS);
+		n += nh;
 		ex_tell_cache(ex);
 		if (poll(pfd, n, ex->wake ? 0 : timeout) < 0 && errno != EINTR)
 			return 1;
-		for (i = 4; i < n; i++) {
+		wh_perform(ex, pfd + nw, nh);
+		for (i = 4; i < nw; i++) {
 			if ((pfd[i].revents & POLLOUT) && byfd[i]->fd >= 0)
 				bridge_write(byfd[i]);
 			if ((pfd[i].revents & ~POLLOUT) && byfd[i]->fd >= 0 &&
@@ -649,6 +670,7 @@ ex_run(struct ex *ex)
 	}
 	ex_flush(ex);
 	ex_tell_cache(ex);
+	wh_stop(ex);
 	sbx_close();
 	log_msg(LOG_INFO, "stopped after %lu jobs", ex->processed);
 	return 0;
@@ -735,6 +757,11 @@ main(int argc, char *argv[])
 	    cfg_startup(ex_cfg_keys, EX__MAX, ex.cfg_path, ex.cfg_required, false, &rc);
 	if (ex.cfg == NULL)
 		return rc;
+	if (wh_config_error(ex.cfg) != NULL) {
+		fprintf(stderr, "assay-executor: %s\n", wh_config_error(ex.cfg));
+		cfg_free(ex.cfg);
+		return 1;
+	}
 	ex_sandbox_program(ex.sandbox, sizeof ex.sandbox);
 	ex.node = cfg_str(ex.cfg, EX_NODE_PATH)[0] != '\0'
 	              ? xstrdup(cfg_str(ex.cfg, EX_NODE_PATH))
@@ -766,6 +793,8 @@ main(int argc, char *argv[])
 		        cfg_str(ex.cfg, EX_MEMCACHED_SERVERS));
 	else if (ex.mc != NULL)
 		mc_buffer(ex.mc); /* sent once per pass of the loop (ex_flush) */
+	if (!wh_start(&ex))
+		return 1;
 	log_msg(LOG_INFO, "assay-executor %s as %s: up to %ld jobs, health on %s:%ld",
 	        PACKAGE_VERSION, ex.worker, ex_int(&ex, EX_MAX_CONCURRENT),
 	        cfg_str(ex.cfg, EX_LISTEN_ADDRESS), ex_int(&ex, EX_PORT));

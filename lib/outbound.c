@@ -169,6 +169,18 @@ ob_timer_cb(CURLM *multi, long ms, void *userp)
 	return 0;
 }
 
+void
+ob_tune(struct ob *ob, const struct ob_config *cfg)
+{
+	ob->cfg.timeout_ms = ob_or(cfg->timeout_ms, 30000);
+	ob->cfg.max_attempts = (int)ob_or(cfg->max_attempts, 1);
+	ob->cfg.backoff_ms = ob_or(cfg->backoff_ms, 100);
+	ob->cfg.backoff_max_ms = ob_or(cfg->backoff_max_ms, 10000);
+	ob->cfg.failure_threshold = (int)ob_or(cfg->failure_threshold, 5);
+	ob->cfg.recovery_timeout_ms = ob_or(cfg->recovery_timeout_ms, 60000);
+	ob->cfg.success_threshold = (int)ob_or(cfg->success_threshold, 3);
+}
+
 struct ob *
 ob_new(const struct ob_config *cfg)
 {
@@ -184,13 +196,7 @@ ob_new(const struct ob_config *cfg)
 		return NULL;
 	}
 	ob->cfg = *cfg;
-	ob->cfg.timeout_ms = ob_or(cfg->timeout_ms, 30000);
-	ob->cfg.max_attempts = (int)ob_or(cfg->max_attempts, 1);
-	ob->cfg.backoff_ms = ob_or(cfg->backoff_ms, 100);
-	ob->cfg.backoff_max_ms = ob_or(cfg->backoff_max_ms, 10000);
-	ob->cfg.failure_threshold = (int)ob_or(cfg->failure_threshold, 5);
-	ob->cfg.recovery_timeout_ms = ob_or(cfg->recovery_timeout_ms, 60000);
-	ob->cfg.success_threshold = (int)ob_or(cfg->success_threshold, 3);
+	ob_tune(ob, cfg);
 	ob->prefix =
 	    xstrdup(cfg->metrics_prefix ? cfg->metrics_prefix : "assay_outbound");
 	ob->secret_headers = xstrdup(cfg->secret_headers ? cfg->secret_headers : "");

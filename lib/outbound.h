@@ -72,6 +72,10 @@ struct ob_config {
 /* The config is copied; zero members take the defaults. NULL when libcurl
  * cannot be set up. */
 struct ob *ob_new(const struct ob_config *);
+/* New timings and thresholds (the numbers of cfg; zero: the defaults), for
+ * requests submitted from now on and for the breakers' next decisions; the
+ * breakers keep their state. */
+void ob_tune(struct ob *, const struct ob_config *);
 /* Ends every request in flight without calling its callback. Not from a
  * callback. */
 void ob_free(struct ob *);
