@@ -2,9 +2,9 @@
  * `assayctl prune [--config FILE] [--batch N]`: delete runs older than
  * their tenant's tier keeps history ([tiers] <tier>_history_days in
  * assay.conf), with their events and idempotency keys (foreign keys
- * cascade). Deletes in batches of N, each its own transaction, so a large
- * backlog never holds long locks. Runs still queued or running are left
- * to finish; the API stops showing expired runs on its own.
+ * cascade) and their webhook deliveries (in the same statement). Deletes in batches of N,
+ * each its own transaction, so a large backlog never holds long locks. Runs still queued
+ * or running are left to finish; the API stops showing expired runs on its own.
  */
 #include "config.h"
 
@@ -29,23 +29,25 @@ prune_tier(PGconn *conn, const char *tier, long days, const char *batch)
 	do {
 		res = PQexecParams(
 		    conn,
-		    "DELETE FROM analysis_jobs WHERE id IN (SELECT j.id FROM "
-		    "analysis_jobs j"
+		    "WITH gone AS (DELETE FROM analysis_jobs WHERE id IN (SELECT j.id"
+		    " FROM analysis_jobs j"
 		    " JOIN projects p ON p.id = j.project_id"
 		    " JOIN tenants t ON t.id = p.tenant_id"
 		    " WHERE t.tier = $1 AND j.status IN ('created', 'completed', "
-		    "'failed', "
-		    "'canceled')"
+		    "'failed', 'canceled')"
 		    " AND j.created_at < now() - make_interval(days => $2::int)"
-		    " LIMIT $3::int FOR UPDATE OF j SKIP LOCKED)",
+		    " LIMIT $3::int FOR UPDATE OF j SKIP LOCKED) RETURNING id),"
+		    " hooks AS (DELETE FROM webhook_deliveries d USING gone"
+		    "  WHERE d.job_id = gone.id)"
+		    " SELECT count(*) FROM gone",
 		    3, NULL, params, NULL, NULL, 0);
-		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 			fprintf(stderr, "assayctl: prune %s: %s", tier,
 			        PQerrorMessage(conn));
 			PQclear(res);
 			return -1;
 		}
-		n = atol(PQcmdTuples(res));
+		n = atol(PQgetvalue(res, 0, 0));
 		total += n;
 		PQclear(res);
 	} while (n > 0);

@@ -268,11 +268,11 @@ void bridge_outcome(struct job *, int status);
  * says what is wrong with the [webhooks] keys of a configuration (static
  * text), or NULL. wh_start makes the outbound client (false: it cannot),
  * wh_reload gives it the reloaded configuration's timings;
- * wh_wake says deliveries may be due (a NOTIFY); wh_tick takes due ones
- * while there is room and returns the client's timeout for poll (ms, -1:
- * none); wh_pollfds and wh_perform put the client's descriptors in the
- * loop's poll; wh_flush records the attempts that ended, in one statement;
- * wh_metrics writes its counters and the client's. */
+ * wh_wake says deliveries may be due (a NOTIFY); wh_tick records the
+ * attempts that ended and takes due deliveries while there is room, in one
+ * statement, and returns the client's timeout for poll (ms, -1: none);
+ * wh_pollfds and wh_perform put the client's descriptors in the loop's
+ * poll; wh_metrics writes its counters and the client's. */
 const char *wh_config_error(const struct cfg *);
 bool wh_start(struct ex *);
 void wh_reload(struct ex *);
@@ -281,7 +281,6 @@ void wh_wake(struct ex *);
 int wh_tick(struct ex *, uint64_t now);
 size_t wh_pollfds(struct ex *, struct pollfd *, size_t max);
 void wh_perform(struct ex *, const struct pollfd *, size_t n);
-void wh_flush(struct ex *);
 void wh_metrics(struct ex *, FILE *);
 
 /* stats.c: /metrics. stats_count counts a finished attempt; stats_write

@@ -360,8 +360,7 @@ ex_completed(struct ex *ex, struct job *j)
 	ex_dispatch(ex); /* its worker may take the next at once */
 }
 
-/* Write the events, webhook attempts and outcomes waiting, each kind in
- * one statement. */
+/* Write the events and outcomes waiting, each kind in one statement. */
 static void
 ex_flush(struct ex *ex)
 {
@@ -369,7 +368,6 @@ ex_flush(struct ex *ex)
 	size_t i;
 
 	jobs_flush_events(ex->db);
-	wh_flush(ex);
 	if (ex->ndone == 0)
 		return;
 	ex_settle(ex, rec); /* and claim again, in the same round trip */

@@ -6,10 +6,10 @@
  * webhook-signature "v1," + base64 HMAC-SHA256 of "id.timestamp.body" per
  * secret of the tenant) and sent through the outbound client
  * (lib/outbound.c), which never blocks the loop and keeps a circuit breaker
- * per endpoint. Outcomes wait in a batch written by wh_flush, one statement
- * per pass of the loop (assay_webhook_record schedules the next attempt or
- * ends the delivery). A delivery refused by an open breaker is given back
- * without an attempt. An address the configuration does not allow
+ * per endpoint. Outcomes wait in a batch written, with the next batch taken,
+ * in one statement per pass of the loop (assay_webhook_settle: the next
+ * attempt is scheduled or the delivery ended). A delivery refused by an open breaker is
+ * given back without an attempt. An address the configuration does not allow
  * (webhook_allow_networks) is refused when connecting, whatever the name
  * resolved to. Runs never wait for any of this: a dead receiver costs one
  * statement per batch of its deliveries, not a stalled loop.
@@ -49,7 +49,7 @@ struct delivery {
 struct wh {
 	struct ex *ex;
 	struct ob *ob;
-	struct json_object *outcomes; /* waiting for wh_flush */
+	struct json_object *outcomes; /* waiting to be recorded */
 	size_t inflight;
 	bool wake; /* deliveries may be due */
 	uint64_t next_take_us;
@@ -173,17 +173,6 @@ wh_reload(struct ex *ex)
 }
 
 void
-wh_stop(struct ex *ex)
-{
-	if (ex->wh == NULL)
-		return;
-	ob_free(ex->wh->ob); /* deliveries in flight are sent again after their lease */
-	json_object_put(ex->wh->outcomes);
-	free(ex->wh);
-	ex->wh = NULL;
-}
-
-void
 wh_wake(struct ex *ex)
 {
 	ex->wh->wake = true;
@@ -224,7 +213,7 @@ wh_sign(const char *id, const char *ts, const char *body, struct json_object *se
 	return header;
 }
 
-/* Keep the outcome of an attempt (defer_s > 0: none was made) for wh_flush. */
+/* Keep the outcome of an attempt (defer_s > 0: none was made). */
 static void
 wh_outcome(struct delivery *d, const struct ob_response *r, int defer_s)
 {
@@ -334,79 +323,81 @@ wh_send(struct ex *ex, PGresult *res, int row)
 	free(sig);
 }
 
-/* Take due deliveries while there is room. */
+/* One round trip: record the attempts that ended, then take up to want due
+ * deliveries and send them. */
 static void
-wh_take(struct ex *ex)
-{
-	struct wh *wh = ex->wh;
-	long room = ex_int(ex, EX_WH_CONCURRENT) - (long)wh->inflight;
-	char limit[24], lease[24];
-	const char *params[2] = {limit, lease};
-	PGresult *res;
-	int i, n;
-
-	if (room <= 0)
-		return;
-	snprintf(limit, sizeof limit, "%ld", room);
-	/* Held for longer than an attempt may take; then anyone may send it. */
-	snprintf(lease, sizeof lease, "%ld", ex_int(ex, EX_WH_TIMEOUT_MS) / 1000 + 5);
-	if (db_query(ex->db, &res,
-	             "SELECT id, url, body, attempt, array_to_json(secrets)"
-	             " FROM assay_webhook_take($1, $2)",
-	             2, params) != DB_OK)
-		return;
-	n = PQntuples(res);
-	for (i = 0; i < n; i++)
-		wh_send(ex, res, i);
-	if (n == room)
-		wh->wake = true; /* there may be more */
-	PQclear(res);
-}
-
-void
-wh_flush(struct ex *ex)
+wh_settle(struct ex *ex, long want)
 {
 	struct wh *wh = ex->wh;
 	int secs[WH_SCHEDULE_MAX], n, i;
-	char schedule[WH_SCHEDULE_MAX * 12 + 3], *p = schedule;
-	const char *params[2];
+	char schedule[WH_SCHEDULE_MAX * 12 + 3], *p = schedule, limit[24], lease[24];
+	const char *params[4] = {NULL, schedule, limit, lease};
+	size_t ended = json_object_array_length(wh->outcomes);
 	PGresult *res;
 
-	if (json_object_array_length(wh->outcomes) == 0)
-		return;
 	n = wh_schedule(cfg_str(ex->cfg, EX_WH_SCHEDULE), secs, WH_SCHEDULE_MAX);
 	*p++ = '{';
 	for (i = 0; i < n; i++)
 		p += sprintf(p, "%s%d", i > 0 ? "," : "", secs[i]);
 	strcpy(p, "}");
 	params[0] = json_object_to_json_string_ext(wh->outcomes, JSON_C_TO_STRING_PLAIN);
-	params[1] = schedule;
+	snprintf(limit, sizeof limit, "%ld", want);
+	/* Held for longer than an attempt may take; then anyone may send it. */
+	snprintf(lease, sizeof lease, "%ld", ex_int(ex, EX_WH_TIMEOUT_MS) / 1000 + 5);
 	if (db_query(ex->db, &res,
-	             "SELECT assay_webhook_record($1::jsonb, $2::integer[])", 2,
-	             params) == DB_OK)
-		PQclear(res);
-	else /* the deliveries are sent again when their lease ends */
-		log_msg(LOG_ERROR, "%zu webhook attempts could not be recorded",
-		        json_object_array_length(wh->outcomes));
+	             "SELECT id, url, body, attempt, array_to_json(secrets)"
+	             " FROM assay_webhook_settle($1::jsonb, $2::integer[], $3, $4)",
+	             4, params) != DB_OK) {
+		if (ended > 0) /* sent again when their lease ends */
+			log_msg(LOG_ERROR, "%zu webhook attempts could not be recorded",
+			        ended);
+		res = NULL;
+	}
 	json_object_put(wh->outcomes);
 	wh->outcomes = json_object_new_array();
+	if (res == NULL)
+		return;
+	n = PQntuples(res);
+	for (i = 0; i < n; i++)
+		wh_send(ex, res, i);
+	if (want > 0 && n == want)
+		wh->wake = true; /* there may be more */
+	PQclear(res);
 }
 
 int
 wh_tick(struct ex *ex, uint64_t now)
 {
 	struct wh *wh = ex->wh;
+	long max = ex_int(ex, EX_WH_CONCURRENT), room = max - (long)wh->inflight,
+	     want = 0;
 
 	if (now >= wh->next_take_us) {
 		wh->wake = true; /* retries come due without a notification */
 		wh->next_take_us =
 		    now + (uint64_t)ex_int(ex, EX_POLL_INTERVAL_MS) * 1000u;
 	}
-	if (wh->wake && !ex->stopping) {
+	/* Taken in batches: once half the room is free, or all of it. */
+	if (wh->wake && !ex->stopping && room > 0 && (room >= (max + 1) / 2)) {
 		wh->wake = false;
-		wh_take(ex);
+		want = room;
 	}
+	if (want > 0 || json_object_array_length(wh->outcomes) > 0)
+		wh_settle(ex, want);
 	return ob_timeout_ms(wh->ob);
+}
+
+void
+wh_stop(struct ex *ex)
+{
+	if (ex->wh == NULL)
+		return;
+	if (json_object_array_length(ex->wh->outcomes) > 0)
+		wh_settle(ex, 0);
+	ob_free(ex->wh->ob); /* deliveries in flight are sent again after their lease */
+	json_object_put(ex->wh->outcomes);
+	free(ex->wh);
+	ex->wh = NULL;
 }
 
 size_t

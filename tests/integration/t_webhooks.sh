@@ -141,7 +141,7 @@ sed -i 's|^allow_networks = 127.0.0.0/8$|allow_networks = 127.0.0.1/32|' "$conf"
 kill -HUP "$(ex_pid)"
 sleep 0.5
 r6=$(hooked "$ok_a" "http://127.0.0.2:$(cat "$tmp/main.port")/never" '{"n":6}')
-attempted() { [ "$(sql "SELECT count(*) FROM webhook_attempts a JOIN webhook_deliveries d ON d.id = a.delivery_id WHERE d.job_id = '$r6'")" -ge 1 ]; }
+attempted() { [ "$(sql "SELECT coalesce(max(jsonb_array_length(attempt_log)), 0) FROM webhook_deliveries WHERE job_id = '$r6'")" -ge 1 ]; }
 eventually "refused address: the attempt is recorded" 300 attempted
 deliveries "$r6"
 check_match "refused address: the attempt says why" "$(json '.data[0].attempt_log[0].error')" 'refused|not allowed|address'
@@ -163,6 +163,17 @@ check "redeliver: 202" "$status" 202
 eventually "redeliver: received again" 300 got "$main_url" "$r1" 2
 check "redeliver: a new webhook-id" \
   "$(received "$main_url" | jq -c --arg r "$r1" '[.[] | select(.run == $r) | .id] | unique | length')" 2
+
+# A delivery whose run is gone is dropped when it comes due; prune takes
+# runs' deliveries with them.
+sql "INSERT INTO webhook_deliveries (job_id, url, type) VALUES (gen_random_uuid(), '$main_url/orphan', 'run.completed')" >/dev/null
+orphan_gone() { [ "$(sql "SELECT count(*) FROM webhook_deliveries WHERE url = '$main_url/orphan'")" = 0 ]; }
+eventually "a delivery of a run that is gone is dropped" 100 orphan_gone
+check "nothing sent for it" "$(received "$main_url" | jq '[.[] | select(.path == "/orphan")] | length')" 0
+sql "UPDATE analysis_jobs SET created_at = now() - interval '1000 days' WHERE id = '$r1'" >/dev/null
+sql "UPDATE tenants SET tier = 'pro' WHERE name = '$name'" >/dev/null # (enterprise keeps all)
+assayctl prune --config "$ASSAY_STACK_DIR/conf/assay.conf" >/dev/null 2>&1
+check "prune: the run's deliveries go with it" "$(sql "SELECT count(*) FROM webhook_deliveries WHERE job_id = '$r1'")" 0
 
 m=$(metrics)
 for fam in assay_executor_outbound_requests_total assay_executor_outbound_request_duration_seconds_bucket \
