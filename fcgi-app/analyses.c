@@ -106,9 +106,9 @@ analyses_get(struct req *r)
 static void
 analysis_forget(struct req *r)
 {
-	char name[160];
+	char name[160]; /* callers have checked the id is a uuid */
 
-	snprintf(name, sizeof name, "analysis:%s", r->match.params[0]);
+	snprintf(name, sizeof name, "analysis:%.36s", r->match.params[0]);
 	cache_forget(r, name);
 }
 
@@ -167,11 +167,7 @@ analyses_delete(struct req *r)
 	if (res == NULL)
 		return;
 	analysis_forget(r);
-	if (strcmp(PQcmdTuples(res), "1") == 0)
-		http_send(r, 204, "application/json", NULL, "", 0);
-	else
-		analysis_not_found(r);
-	PQclear(res);
+	http_deleted(r, res, analysis_not_found);
 }
 
 void

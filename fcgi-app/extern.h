@@ -7,7 +7,7 @@
  * (http.c) and the body (body.c) against tables (valid.c, fields.c) as
  * the route's row says, then calls its handler
  * (health.c, metrics.c, docs.c, analyses.c, runs.c with idempotency.c,
- * paging.c and webhooks.c), which answers through http.c, reading through
+ * paging.c and webhooks.c, files.c), which answers through http.c, reading through
  * cache.c. Only
  * HTTP concerns live in this folder; storage and config are in lib/.
  */
@@ -57,7 +57,8 @@ typedef void route_handler(struct req *);
  */
 struct route {
 	unsigned methods;    /* M_* bits; HEAD is implied by GET */
-	const char *pattern; /* "/api/v1/runs/{id}": {name} matches one segment */
+	const char *pattern; /* "/api/v1/runs/{id}": {name} matches one segment,
+	                      * a final {path} the rest of the path */
 	route_handler *handler;
 	enum access {
 		A_PROBE,  /* liveness probes: no key */
@@ -85,7 +86,7 @@ struct route_match {
 	const struct route *route;
 	unsigned allow; /* methods the path accepts, for 405 */
 	size_t nparams;
-	char params[ROUTE_MAX_PARAMS][128];
+	char params[ROUTE_MAX_PARAMS][1024]; /* a file's path is at most 512 bytes */
 };
 
 extern const struct route api_routes[];
@@ -147,6 +148,10 @@ struct req {
 /* http.c: responses. Each sends the whole response; call exactly one. */
 void http_send(struct req *, int status, const char *ctype, const char *headers,
                const char *body, size_t len);
+/* Only the status line and headers of a response of len bytes, which the
+ * caller then writes (unless the method is HEAD). */
+void http_send_head(struct req *, int status, const char *ctype, const char *headers,
+                    uint64_t len);
 /* Send obj as JSON and release it. */
 void http_json(struct req *, int status, const char *ctype, struct json_object *obj);
 /* RFC 9457 problem details; headers may be NULL. */
@@ -167,6 +172,9 @@ void http_success(struct req *, int status, const char *headers, const char *mem
 /* 200 like http_success, with an ETag of members, or 304 when If-None-Match
  * names it; final (it never changes again): Cache-Control private, max-age. */
 void http_success_tagged(struct req *, const char *members, bool final);
+/* The answer to a DELETE of one row: 204 when res deleted it, else
+ * not_found's. Clears res. */
+void http_deleted(struct req *, PGresult *res, route_handler *not_found);
 /* Answer 503 for a database failure (DB_DOWN or DB_ERROR). */
 void http_db_failure(struct req *, int rc);
 /* A handler's query: the result, or NULL after rolling back any open
@@ -395,6 +403,10 @@ route_handler runs_create, runs_check, runs_list, runs_get, runs_start, runs_can
  * cannot be looked up now. GET and POST .../deliveries[/redeliver]. */
 void webhooks_check_callback(struct req *);
 route_handler webhooks_deliveries, webhooks_redeliver;
+/* files.c: a project's files; GET /api/v1/files takes files_query. */
+enum { FQ_LIMIT, FQ_CURSOR, FQ_PREFIX, FQ_SEARCH, FQ__MAX };
+extern const struct vfield files_query[FQ__MAX];
+route_handler files_put, files_get, files_delete, files_list;
 /* analyses.c */
 route_handler analyses_create, analyses_check, analyses_list, analyses_get,
     analyses_update, analyses_delete, analyses_versions;

@@ -28,8 +28,8 @@ http_param(const struct req *r, const char *name)
 }
 
 void
-http_send(struct req *r, int status, const char *ctype, const char *headers,
-          const char *body, size_t len)
+http_send_head(struct req *r, int status, const char *ctype, const char *headers,
+               uint64_t len)
 {
 	char head[2048];
 	int n;
@@ -39,12 +39,12 @@ http_send(struct req *r, int status, const char *ctype, const char *headers,
 	n = snprintf(head, sizeof head,
 	             "Status: %d %s\r\n"
 	             "Content-Type: %s\r\n"
-	             "Content-Length: %zu\r\n"
+	             "Content-Length: %llu\r\n"
 	             "X-Request-ID: %s\r\n"
 	             "Cache-Control: %s\r\n"
 	             "%s%s%s%s%s%s\r\n",
-	             status, httpmsg_reason(status), ctype, len, r->request_id,
-	             r->cache_control ? r->cache_control : "no-store",
+	             status, httpmsg_reason(status), ctype, (unsigned long long)len,
+	             r->request_id, r->cache_control ? r->cache_control : "no-store",
 	             r->cors_origin ? "Access-Control-Allow-Origin: " : "",
 	             r->cors_origin ? r->cors_origin : "", r->cors_origin ? "\r\n" : "",
 	             r->cors_origin ? HTTPMSG_CORS_EXPOSE : "", r->extra_headers,
@@ -52,6 +52,13 @@ http_send(struct req *r, int status, const char *ctype, const char *headers,
 	if (n < 0 || (size_t)n >= sizeof head)
 		abort(); /* callers pass short, fixed headers */
 	FCGX_PutStr(head, n, r->fcgi->out);
+}
+
+void
+http_send(struct req *r, int status, const char *ctype, const char *headers,
+          const char *body, size_t len)
+{
+	http_send_head(r, status, ctype, headers, len);
 	if (len > 0 && strcmp(r->method, "HEAD") != 0)
 		FCGX_PutStr(body, (int)len, r->fcgi->out);
 }
@@ -121,6 +128,16 @@ http_query_db(struct req *r, const char *sql, int n, const char *const *params)
 		return NULL;
 	}
 	return res;
+}
+
+void
+http_deleted(struct req *r, PGresult *res, route_handler *not_found)
+{
+	if (strcmp(PQcmdTuples(res), "1") == 0)
+		http_send(r, 204, "application/json", NULL, "", 0);
+	else
+		not_found(r);
+	PQclear(res);
 }
 
 void

@@ -45,7 +45,8 @@ route_allow(unsigned bits, char *buf, size_t len)
 
 /*
  * Does path match pattern? Literal segments compare exactly; "{name}"
- * takes one non-empty segment into m->params.
+ * takes one non-empty segment into m->params, except a final "{path}",
+ * which takes the rest of the path, slashes included.
  */
 static bool
 route_path_matches(const char *pattern, const char *path, struct route_match *m)
@@ -59,6 +60,8 @@ route_path_matches(const char *pattern, const char *path, struct route_match *m)
 		s++;
 		plen = strcspn(p, "/");
 		slen = strcspn(s, "/");
+		if (strcmp(p, "{path}") == 0)
+			slen = strlen(s);
 		if (p[0] == '{') {
 			if (slen == 0 || slen >= sizeof m->params[0] ||
 			    m->nparams == ROUTE_MAX_PARAMS)

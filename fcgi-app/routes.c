@@ -13,6 +13,7 @@
 #define NO_QUERY      NULL, 0
 #define RUNS_QUERY    list_query, QF__MAX
 #define PAGE_QUERY    list_query, QF_PAGE
+#define FILES_QUERY   files_query, FQ__MAX
 #define NO_BODY       NULL, 0, false, NULL
 #define NO_INPUT      NO_QUERY, NO_BODY
 #define RUN_BODY      NO_QUERY, run_fields, RF__MAX
@@ -54,6 +55,11 @@ const struct route api_routes[] = {
      NO_INPUT},
     {M_POST, "/api/v1/runs/{id}/deliveries/redeliver", webhooks_redeliver, A_TENANT,
      L_REQUESTS, NO_INPUT},
+
+    {M_GET, "/api/v1/files", files_list, A_TENANT, L_REQUESTS, FILES_QUERY, NO_BODY},
+    {M_PUT, "/api/v1/files/{path}", files_put, A_TENANT, L_REQUESTS, NO_INPUT},
+    {M_GET, "/api/v1/files/{path}", files_get, A_TENANT, L_REQUESTS, NO_INPUT},
+    {M_DELETE, "/api/v1/files/{path}", files_delete, A_TENANT, L_REQUESTS, NO_INPUT},
 };
 
 const size_t api_nroutes = sizeof api_routes / sizeof api_routes[0];

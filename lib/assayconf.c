@@ -122,7 +122,12 @@ const struct cfg_key api_cfg_keys[API__MAX] = {
                            "Comma-separated CIDRs that callback URLs may reach "
                            "although they are loopback, private or link-local "
                            "(empty: public addresses only)."},
-#define TIER_KEYS(t, name, req, runs, days)                                              \
+    [API_FILE_MAX] = {"api", "file_max_bytes", CFG_INT, "16777216", NULL, 1, 1073741824,
+                      NULL, CFG_RELOADABLE,
+                      "Largest project file (PUT /api/v1/files/{path}); larger ones "
+                      "get 413 without being read. The web server's body limit for "
+                      "/api/v1/files/ must be above it."},
+#define TIER_KEYS(t, name, req, runs, days, quota)                                       \
 	[API_TIER_FIRST + (t)*TF__MAX +                                                  \
 	    TF_REQUESTS] =                                                               \
 	    {                                                                            \
@@ -147,22 +152,33 @@ const struct cfg_key api_cfg_keys[API__MAX] = {
 	         NULL,                                                                   \
 	         CFG_RELOADABLE,                                                         \
 	         "Runs a " name " tenant may create per hour (0: unlimited)."},          \
-	    [API_TIER_FIRST + (t)*TF__MAX + TF_HISTORY] = {                              \
+	    [API_TIER_FIRST + (t)*TF__MAX + TF_HISTORY] =                                \
+	        {"tiers",                                                                \
+	         name "_history_days",                                                   \
+	         CFG_INT,                                                                \
+	         days,                                                                   \
+	         NULL,                                                                   \
+	         0,                                                                      \
+	         36500,                                                                  \
+	         NULL,                                                                   \
+	         CFG_RELOADABLE,                                                         \
+	         "Days a " name                                                          \
+	         " tenant's runs are kept (0: forever); older ones are not "             \
+	         "shown and `assayctl prune` deletes them."},                            \
+	    [API_TIER_FIRST + (t)*TF__MAX + TF_FILE_QUOTA] = {                           \
 	        "tiers",                                                                 \
-	        name "_history_days",                                                    \
+	        name "_file_quota_bytes",                                                \
 	        CFG_INT,                                                                 \
-	        days,                                                                    \
+	        quota,                                                                   \
 	        NULL,                                                                    \
 	        0,                                                                       \
-	        36500,                                                                   \
+	        1099511627776,                                                           \
 	        NULL,                                                                    \
 	        CFG_RELOADABLE,                                                          \
-	        "Days a " name                                                           \
-	        " tenant's runs are kept (0: forever); older ones are not "              \
-	        "shown and `assayctl prune` deletes them."}
-    TIER_KEYS(TIER_FREE, "free", "20", "10", "7"),
-    TIER_KEYS(TIER_PRO, "pro", "100", "100", "90"),
-    TIER_KEYS(TIER_ENTERPRISE, "enterprise", "500", "1000", "0"),
+	        "Bytes of project files a " name " tenant may store (0: unlimited)."}
+    TIER_KEYS(TIER_FREE, "free", "20", "10", "7", "67108864"),
+    TIER_KEYS(TIER_PRO, "pro", "100", "100", "90", "1073741824"),
+    TIER_KEYS(TIER_ENTERPRISE, "enterprise", "500", "1000", "0", "10737418240"),
 /* The [cache] lifetime of one class of cached data. */
 #define CACHE_TTL(c, name, def, what)                                                    \
 	[API_CACHE_FIRST + (c)] = {"cache",        "ttl_" name,                          \

@@ -64,10 +64,13 @@ rid=$(json .run.id)
 for p in $(jq -r '.paths | keys[]' "$doc"); do
   path=${p//\{id\}/$aid}
   case $p in /api/v1/runs/*) path=${p//\{id\}/$rid} ;; esac
+  path=${path//\{path\}/openapi/a.txt}
   allow=$(jq -r --arg p "$p" '.paths[$p] | keys | map(ascii_upcase) | sort | join(", ")' "$doc")
-  api PUT "$path" -d ''
-  check "PUT $p: 405" "$status" 405
-  check "PUT $p: Allow" "$(allowed)" "$allow"
+  wrong=PUT
+  case ", $allow," in *", PUT,"*) wrong=PATCH ;; esac
+  api "$wrong" "$path" -d ''
+  check "$wrong $p: 405" "$status" 405
+  check "$wrong $p: Allow" "$(allowed)" "$allow"
   ASSAY_RESPONSES='' api OPTIONS "$path"
   check "OPTIONS $p: 204 with the same Allow" "$status $(allowed)" "204 $allow"
   if jq -e --arg p "$p" '.paths[$p].head' "$doc" >/dev/null; then

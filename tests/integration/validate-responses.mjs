@@ -19,7 +19,8 @@ ajv.addSchema(doc, 'openapi.json');
 
 const routes = Object.keys(doc.paths).map((p) => ({
   template: p,
-  re: new RegExp('^' + p.replace(/\{[^}]+\}/g, '[^/]+') + '$'),
+  // {path} (a file's) takes the rest of the path, slashes included.
+  re: new RegExp('^' + p.replace(/\{path\}$/, '.+').replace(/\{[^}]+\}/g, '[^/]+') + '$'),
 }));
 const resolve = (obj) => {
   while (obj && obj.$ref) {
@@ -47,9 +48,10 @@ for (const line of readFileSync(recPath, 'utf8').split('\n')) {
   checked++;
   if (!resp.content || r.body === '' || r.method === 'HEAD') continue;
   const type = (r.type || '').split(';')[0].trim();
-  const media = Object.keys(resp.content).find((t) => t === type || (t === 'text/plain' && type === 'text/plain'));
+  const media = Object.keys(resp.content).find((t) => t === type) ||
+    Object.keys(resp.content).find((t) => t === '*/*'); // a file: any type
   if (!media) { say(`content type ${type} not documented`); continue; }
-  if (!type.endsWith('json')) continue;
+  if (!type.endsWith('json') || media === '*/*') continue;
   let body;
   try { body = JSON.parse(r.body); } catch { say('body is not JSON'); continue; }
   const pointer = '#/paths/' + route.template.replace(/\//g, '~1') + '/' + method +

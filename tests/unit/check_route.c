@@ -1,6 +1,7 @@
 /*
  * Unit tests for fcgi-app/route.c: literal and parameter segments, 404
- * versus 405 with the methods to allow, HEAD implied by GET.
+ * versus 405 with the methods to allow, HEAD implied by GET, a final
+ * {path} taking the rest of the path.
  */
 #include "config.h"
 
@@ -26,6 +27,7 @@ static const struct route table[] = {
     {M_POST, "/api/v1/runs/{id}/cancel", h_dummy, A_PUBLIC, L_REQUESTS, NO_INPUT},
     {M_GET | M_DELETE, "/api/v1/analyses/{id}/versions/{version}", h_dummy, A_PUBLIC,
      L_REQUESTS, NO_INPUT},
+    {M_PUT, "/api/v1/files/{path}", h_dummy, A_PUBLIC, L_REQUESTS, NO_INPUT},
 };
 #define N (sizeof table / sizeof table[0])
 
@@ -97,7 +99,7 @@ END_TEST
 START_TEST(overlong_parameter)
 {
 	struct route_match m;
-	char path[400] = "/api/v1/runs/";
+	char path[1100] = "/api/v1/runs/";
 	size_t i;
 
 	for (i = 13; i < sizeof path - 1; i++)
@@ -107,5 +109,18 @@ START_TEST(overlong_parameter)
 }
 END_TEST
 
+START_TEST(rest_of_path)
+{
+	struct route_match m;
+
+	ck_assert_int_eq(route_match(table, N, "PUT", "/api/v1/files/a/b/c.txt", &m),
+	                 ROUTE_OK);
+	ck_assert_ptr_eq(m.route, &table[6]);
+	ck_assert_str_eq(m.params[0], "a/b/c.txt");
+	ck_assert_int_eq(route_match(table, N, "PUT", "/api/v1/files/", &m),
+	                 ROUTE_NOT_FOUND);
+}
+END_TEST
+
 UNIT_MAIN("route", literal_and_method, parameters, not_found, method_not_allowed,
-          overlong_parameter)
+          overlong_parameter, rest_of_path)
