@@ -13,24 +13,13 @@
 static int
 index_usage(PGconn *conn)
 {
-	PGresult *res =
-	    PQexec(conn, "SELECT table_name, index_name, scans, tuples_read, size"
-	                 " FROM index_usage_stats");
-	int i, rc = 1;
+	static const char *const heads[] = {"TABLE", "INDEX", "SCANS", "TUPLES READ",
+	                                    "SIZE"};
+	static const int widths[] = {-24, -40, 10, 12, 10};
 
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		fprintf(stderr, "assayctl: %s", PQresultErrorMessage(res));
-	} else {
-		printf("%-24s %-40s %10s %12s %10s\n", "TABLE", "INDEX", "SCANS",
-		       "TUPLES READ", "SIZE");
-		for (i = 0; i < PQntuples(res); i++)
-			printf("%-24s %-40s %10s %12s %10s\n", PQgetvalue(res, i, 0),
-			       PQgetvalue(res, i, 1), PQgetvalue(res, i, 2),
-			       PQgetvalue(res, i, 3), PQgetvalue(res, i, 4));
-		rc = 0;
-	}
-	PQclear(res);
-	return rc;
+	return ctl_print(PQexec(conn, "SELECT table_name, index_name, scans, tuples_read,"
+	                              " size FROM index_usage_stats"),
+	                 5, heads, widths);
 }
 
 int

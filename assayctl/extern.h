@@ -23,6 +23,11 @@ struct cfg *ctl_api_config(const char *path, bool required, int *status);
 /* Connect or print why not; NULL on failure. */
 PGconn *ctl_connect(const struct ctl *);
 
+/* Print the rows of a query's result under a line of heads, each column
+ * printf's %*s of its width (negative: left-aligned); or print its error.
+ * Clears res; returns the exit status (0 or 1). */
+int ctl_print(PGresult *res, int ncols, const char *const *heads, const int *widths);
+
 /* migrate.c: `assayctl migrate [--status]`. Returns the exit status. */
 int cmd_migrate(const struct ctl *, int argc, char *argv[]);
 /* tenant.c: `assayctl tenant create NAME [--tier T]`,
@@ -32,6 +37,8 @@ int cmd_tenant(const struct ctl *, int argc, char *argv[]);
 int cmd_key(const struct ctl *, int argc, char *argv[]);
 /* prune.c: `assayctl prune [--config FILE] [--batch N]`. */
 int cmd_prune(const struct ctl *, int argc, char *argv[]);
+/* audit.c: `assayctl audit [--tenant NAME] [--since N{s|m|h|d}]`. */
+int cmd_audit(const struct ctl *, int argc, char *argv[]);
 /* db.c: `assayctl db index-usage`. */
 int cmd_db(const struct ctl *, int argc, char *argv[]);
 

@@ -35,6 +35,9 @@ static const struct {
     {"prune", cmd_prune,
      "prune [--config F] [--batch N] delete runs past their tier's history"},
     {"db", cmd_db, "db index-usage                each index's scans and size"},
+    {"audit", cmd_audit,
+     "audit [--tenant NAME] [--since 1h]\n"
+     "                                print the audit log, oldest first"},
 };
 
 static void
@@ -72,6 +75,25 @@ ctl_connect(const struct ctl *ctl)
 		return NULL;
 	}
 	return conn;
+}
+
+int
+ctl_print(PGresult *res, int ncols, const char *const *heads, const int *widths)
+{
+	int i, c;
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		fprintf(stderr, "assayctl: %s", PQresultErrorMessage(res));
+		PQclear(res);
+		return 1;
+	}
+	for (i = -1; i < PQntuples(res); i++)
+		for (c = 0; c < ncols; c++)
+			printf("%*s%s", widths[c],
+			       i < 0 ? heads[c] : PQgetvalue(res, i, c),
+			       c + 1 < ncols ? " " : "\n");
+	PQclear(res);
+	return 0;
 }
 
 int

@@ -187,10 +187,7 @@ analyses_list(struct req *r)
 	    " ORDER BY a.created_at DESC, a.id DESC",
 	    3, params);
 
-	if (res == NULL)
-		return;
 	list_send(r, "analyses", res);
-	PQclear(res);
 }
 
 void

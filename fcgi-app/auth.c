@@ -2,7 +2,8 @@
  * Authentication of API callers: the key comes as "Authorization: Bearer
  * KEY" or "X-API-Key: KEY", is found by its prefix and accepted when the
  * SHA-256 of what was sent equals the stored digest, compared in constant
- * time. The key itself is never logged, stored or echoed.
+ * time. The key itself is never logged, stored or echoed. A presented key
+ * that is refused is audited (audit.c) with its prefix, never the key.
  *
  * Successful lookups are cached at two levels, by digest: in memcached
  * ("assay:key:<sha256>", [cache] ttl_user), shared by all workers and
@@ -108,6 +109,19 @@ touch_key(struct req *r, const char *prefix)
 		PQclear(res);
 }
 
+/* 401 for a presented key that is refused, with an audit entry; tenant:
+ * the tenant of the key's prefix when it names one (revoked, or not its
+ * secret), else NULL. */
+static bool
+auth_refuse(struct req *r, const char *tenant, const char *detail)
+{
+	audit_note(r, "auth.failure", r->path);
+	snprintf(r->audit_tenant, sizeof r->audit_tenant, "%s", tenant ? tenant : "");
+	http_problem(r, 401, "INVALID_API_KEY",
+	             HTTPMSG_CHALLENGE ", error=\"invalid_token\"\r\n", "%s", detail);
+	return false;
+}
+
 bool
 auth_key_prefix(struct req *r, char *prefix)
 {
@@ -135,12 +149,8 @@ auth_request(struct req *r, struct tenant *t)
 		             "or X-API-Key");
 		return false;
 	}
-	if (!apikey_prefix(key, prefix)) {
-		http_problem(r, 401, "INVALID_API_KEY",
-		             HTTPMSG_CHALLENGE ", error=\"invalid_token\"\r\n",
-		             "the API key is not valid");
-		return false;
-	}
+	if (!apikey_prefix(key, prefix))
+		return auth_refuse(r, NULL, "the API key is not valid");
 	apikey_sha256_hex(key, strlen(key), digest);
 	i = auth_slot(digest);
 	if (auth_cache[i].until_us > util_now_us() &&
@@ -168,10 +178,9 @@ auth_request(struct req *r, struct tenant *t)
 		return false;
 	ok = PQntuples(res) == 1 && apikey_equal(PQgetvalue(res, 0, 0), digest, 64);
 	if (!ok || strcmp(PQgetvalue(res, 0, 1), "t") == 0) {
-		http_problem(r, 401, "INVALID_API_KEY",
-		             HTTPMSG_CHALLENGE ", error=\"invalid_token\"\r\n",
-		             ok ? "the API key has been revoked"
-		                : "the API key is not valid");
+		auth_refuse(r, PQntuples(res) == 1 ? PQgetvalue(res, 0, 2) : NULL,
+		            ok ? "the API key has been revoked"
+		               : "the API key is not valid");
 		PQclear(res);
 		return false;
 	}

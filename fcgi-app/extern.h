@@ -143,6 +143,11 @@ struct req {
 	 * (req.q[i] for query[i]), borrowed from it. Freed by the dispatcher. */
 	struct json_object *query;
 	struct vvalue q[VALUES_MAX];
+	/* What the audit log records of this request, once answered (audit.c);
+	 * audit_action NULL: nothing. */
+	const char *audit_action;
+	char audit_target[1100];
+	char audit_tenant[24]; /* without r->tenant: the tenant refused, or "" */
 };
 
 /* http.c: responses. Each sends the whole response; call exactly one. */
@@ -276,7 +281,8 @@ void body_invalid(struct req *, struct json_object *errors);
 /* paging.c: keyset pages of a route with list_query. list_fetch: the
  * LIMIT of the listing's query (the page's ?limit= and one more row) in
  * buf; list_send answers with column 0 of at most ?limit= rows and the
- * cursor (column 1) of the last one when there are more. */
+ * cursor (column 1) of the last one when there are more, and clears the
+ * result; given NULL (http_query_db failed and answered), it does nothing. */
 const char *list_fetch(const struct req *, char buf[24]);
 void list_send(struct req *, const char *name, PGresult *);
 
@@ -289,6 +295,9 @@ bool auth_key_prefix(struct req *, char *prefix);
 /* limit.c: count the request against its limits; false after answering 429.
  * Sets the rate-limit headers of the response either way. */
 bool limit_request(struct req *);
+/* The client's address: REMOTE_ADDR, or the last X-Forwarded-For entry
+ * when REMOTE_ADDR is one of the trusted_proxies. */
+void limit_client_address(const struct req *, char *buf, size_t len);
 
 /* cache.c: the text of a one-value query (row 0, column 0) through the cache.
  * name is the entry's name within the caller's project ("run:<id>"). A
@@ -403,6 +412,17 @@ route_handler runs_create, runs_check, runs_list, runs_get, runs_start, runs_can
  * cannot be looked up now. GET and POST .../deliveries[/redeliver]. */
 void webhooks_check_callback(struct req *);
 route_handler webhooks_deliveries, webhooks_redeliver;
+/* audit.c. audit_note: what the request does, for the entry the
+ * dispatcher appends (audit_append) once it has been answered, with the
+ * caller's tenant (NULL when unknown), the presented key's prefix, the
+ * status and its outcome, the request id and the client's address; a
+ * failure to write it is logged. GET /api/v1/audit takes audit_query. */
+enum { AQ_LIMIT, AQ_CURSOR, AQ_ACTION, AQ__MAX };
+extern const struct vfield audit_query[AQ__MAX];
+extern const char *const audit_actions[];
+void audit_note(struct req *, const char *action, const char *target);
+void audit_append(struct req *);
+route_handler audit_list;
 /* files.c: a project's files; GET /api/v1/files takes files_query. */
 enum { FQ_LIMIT, FQ_CURSOR, FQ_PREFIX, FQ_SEARCH, FQ__MAX };
 extern const struct vfield files_query[FQ__MAX];

@@ -8,7 +8,8 @@
  * sql/0009_files.sql): a PUT reads the body from FastCGI one piece at a
  * time and inserts it, a GET reads and writes one piece at a time, in
  * libpq's binary format. A worker never holds a whole file: at most one
- * piece in its buffer and one in libpq's result.
+ * piece in its buffer and one in libpq's result. Every operation is
+ * audited (audit.c).
  */
 #include "config.h"
 
@@ -86,12 +87,14 @@ file_path_problem(const char *path)
 	}
 }
 
-/* The path of the request's file, or NULL after answering 400. */
+/* The path of the request's file, or NULL after answering 400; the
+ * request is audited as action on it either way. */
 static const char *
-file_path(struct req *r)
+file_path(struct req *r, const char *action)
 {
 	const char *why = file_path_problem(r->match.params[0]);
 
+	audit_note(r, action, r->match.params[0]);
 	if (why == NULL)
 		return r->match.params[0];
 	file_bad_parameter(r, "path", why);
@@ -260,7 +263,7 @@ out:
 void
 files_put(struct req *r)
 {
-	const char *path = file_path(r), *ct = http_param(r, "CONTENT_TYPE"),
+	const char *path = file_path(r, "file.put"), *ct = http_param(r, "CONTENT_TYPE"),
 	           *cl = http_param(r, "CONTENT_LENGTH"), *params[5];
 	long max = cfg_int(r->app->cfg, API_FILE_MAX), len, text;
 	char hex[65], id[24], textlen[24], size[24], *members, headers[1400];
@@ -427,8 +430,9 @@ file_write_range(struct req *r, const char *id, long from, long to)
 void
 files_get(struct req *r)
 {
-	const char *path = file_path(r), *params[2],
-	           *inm = http_param(r, "HTTP_IF_NONE_MATCH");
+	const char *path = file_path(r, strcmp(r->method, "HEAD") == 0 ? "file.head"
+	                                                               : "file.get"),
+	           *params[2], *inm = http_param(r, "HTTP_IF_NONE_MATCH");
 	char id[24], etag[72], ctype[FILE_TYPE_MAX + 1], headers[600];
 	long size, from = 0, to;
 	PGresult *res;
@@ -495,7 +499,8 @@ files_get(struct req *r)
 void
 files_delete(struct req *r)
 {
-	const char *path = file_path(r), *params[2] = {r->tenant->project_id, path};
+	const char *path = file_path(r, "file.delete"),
+	           *params[2] = {r->tenant->project_id, path};
 	PGresult *res;
 
 	if (path == NULL)
@@ -518,6 +523,10 @@ files_list(struct req *r)
 	                         r->q[FQ_PREFIX].str, list_fetch(r, limit)};
 	PGresult *res;
 
+	if (r->q[FQ_SEARCH].present)
+		audit_note(r, "file.search", r->q[FQ_SEARCH].str);
+	else
+		audit_note(r, "file.list", r->q[FQ_PREFIX].str);
 	if (r->q[FQ_SEARCH].present && r->q[FQ_CURSOR].present) {
 		file_bad_parameter(r, "cursor",
 		                   "is not taken with q: a search has one page");
@@ -548,8 +557,5 @@ files_list(struct req *r)
 		                    " ORDER BY f.path LIMIT $4::int",
 		                    4, params);
 	}
-	if (res == NULL)
-		return;
 	list_send(r, "files", res);
-	PQclear(res);
 }

@@ -293,8 +293,8 @@ refuse(struct req *r, const char *tier, const struct window *w, const struct ver
 
 /* The address the request came from: REMOTE_ADDR, or, when that is a
  * trusted proxy, the last address it put in X-Forwarded-For. */
-static void
-client_address(const struct req *r, char *buf, size_t len)
+void
+limit_client_address(const struct req *r, char *buf, size_t len)
 {
 	const char *addr = http_param(r, "REMOTE_ADDR"), *xff, *last;
 	const char *trusted = cfg_str(r->app->cfg, API_TRUSTED_PROXIES), *p;
@@ -335,7 +335,7 @@ limit_request(struct req *r)
 	if (!cfg_int(cfg, API_RATE_LIMIT_ENABLED))
 		return true;
 	if (r->tenant == NULL) {
-		client_address(r, addr, sizeof addr);
+		limit_client_address(r, addr, sizeof addr);
 		w[0] =
 		    (struct window){"address", cfg_int(cfg, API_RATE_LIMIT_PER_SEC), 1};
 		snprintf(name, sizeof name, "ip:%s", addr);

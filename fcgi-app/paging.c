@@ -20,16 +20,21 @@ list_fetch(const struct req *r, char buf[24])
 }
 
 /* Send {"success":true,"<name>":[rows' column 0],"next_cursor":...}; column 1 is the
- * cursor. */
+ * cursor. Clears res; NULL (the query failed and 503 was answered): nothing. */
 void
 list_send(struct req *r, const char *name, PGresult *res)
 {
 	long limit = r->q[QF_LIMIT].num;
-	int n = PQntuples(res), i, shown = n > limit ? (int)limit : n;
+	int n, i, shown;
 	size_t len = 0;
 	char *buf = NULL;
-	FILE *f = open_memstream(&buf, &len);
+	FILE *f;
 
+	if (res == NULL)
+		return;
+	n = PQntuples(res);
+	shown = n > limit ? (int)limit : n;
+	f = open_memstream(&buf, &len);
 	fprintf(f, "\"%s\":[", name);
 	for (i = 0; i < shown; i++)
 		fprintf(f, "%s%s", i ? "," : "", PQgetvalue(res, i, 0));
@@ -38,6 +43,7 @@ list_send(struct req *r, const char *name, PGresult *res)
 	else
 		fprintf(f, "],\"next_cursor\":null");
 	fclose(f);
+	PQclear(res);
 	http_success(r, 200, NULL, buf);
 	free(buf);
 }

@@ -14,6 +14,7 @@
 #define RUNS_QUERY    list_query, QF__MAX
 #define PAGE_QUERY    list_query, QF_PAGE
 #define FILES_QUERY   files_query, FQ__MAX
+#define AUDIT_QUERY   audit_query, AQ__MAX
 #define NO_BODY       NULL, 0, false, NULL
 #define NO_INPUT      NO_QUERY, NO_BODY
 #define RUN_BODY      NO_QUERY, run_fields, RF__MAX
@@ -60,6 +61,8 @@ const struct route api_routes[] = {
     {M_PUT, "/api/v1/files/{path}", files_put, A_TENANT, L_REQUESTS, NO_INPUT},
     {M_GET, "/api/v1/files/{path}", files_get, A_TENANT, L_REQUESTS, NO_INPUT},
     {M_DELETE, "/api/v1/files/{path}", files_delete, A_TENANT, L_REQUESTS, NO_INPUT},
+
+    {M_GET, "/api/v1/audit", audit_list, A_TENANT, L_REQUESTS, AUDIT_QUERY, NO_BODY},
 };
 
 const size_t api_nroutes = sizeof api_routes / sizeof api_routes[0];

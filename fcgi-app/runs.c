@@ -332,10 +332,7 @@ runs_list(struct req *r)
 	              " ORDER BY j.created_at DESC, j.id DESC",
 	    7, params);
 
-	if (res == NULL)
-		return;
 	list_send(r, "runs", res);
-	PQclear(res);
 }
 
 /*

@@ -159,6 +159,8 @@ worker_serve(struct app *app, FCGX_Request *fr, bool metrics)
 		http_problem(&r, 404, "NOT_FOUND", NULL, "no resource at %s", r.path);
 		break;
 	}
+	if (r.audit_action != NULL)
+		audit_append(&r);
 	json_object_put(r.query);
 	json_object_put(r.body);
 	json_object_put(r.errors);

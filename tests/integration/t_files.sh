@@ -3,6 +3,8 @@
 # 10 MiB files without an API worker's memory growing with them;
 # file_max_bytes and the tier quota (413); bad paths; listing by prefix in
 # pages and full text search with snippets; another tenant's files are 404.
+# The audit log: every file operation and refused key, paged, in assayctl
+# audit, never a key.
 . "$(dirname "$0")/lib.sh"
 conf=$ASSAY_STACK_DIR/conf/assay.conf
 tmp=$(mktemp -d)
@@ -169,4 +171,62 @@ KEY=$small api PUT /api/v1/files/q/two --data-binary "@$tmp/q1"
 check "after a delete there is room again" "$status" 201
 
 api DELETE "/api/v1/files/$dir/big"
+
+# The audit log.
+api GET "/api/v1/audit?action=file.put&limit=100"
+check "audit: the puts, with their outcomes" \
+  "$(json -c "[.entries[] | select(.target == \"$dir/docs/report.txt\") | [.action, .outcome, .status]]")" \
+  '[["file.put","success",200],["file.put","success",201]]'
+check "audit: by the key's prefix, with the request id and client" \
+  "$(json -r '.entries[0] | [.actor, (.request_id | length > 0), .client] | @tsv')" \
+  "$(printf '%s\ttrue\t127.0.0.1' "${ASSAY_API_KEY:0:14}")"
+api GET "/api/v1/audit?limit=100"
+check "audit: a missing file's get" \
+  "$(json -c "[.entries[] | select(.target == \"$dir/none\") | [.action, .outcome, .status]]")" \
+  '[["file.get","not_found",404]]'
+check "audit: head, list, search and delete too" \
+  "$(json -r "[.entries[] | select(.action | test(\"head|list|search|delete\")) | .action] | unique | join(\" \")")" \
+  "file.delete file.head file.list file.search"
+check "audit: a bad path, refused" \
+  "$(json -c "[.entries[] | select(.target == \"$dir/a~b\") | [.action, .outcome, .status]]")" \
+  '[["file.put","refused",400]]'
+# Refused keys: one no tenant has (NULL tenant), a revoked one of this tenant.
+fake=assay_0000beef_$(printf '0%.0s' $(seq 1 48))
+KEY=$fake api GET "/api/v1/files/$dir/x"
+check "an unknown key: 401" "$status" 401
+check "audited without a tenant, by its prefix" \
+  "$(sql "SELECT count(*) FROM audit_log WHERE tenant_id IS NULL AND actor = 'assay_0000beef' AND action = 'auth.failure' AND outcome = 'denied' AND target = '/api/v1/files/$dir/x'")" 1
+KEY=not-a-key api GET /api/v1/files
+check "a malformed key: 401, audited without an actor" \
+  "$(sql "SELECT count(*) FROM audit_log WHERE actor IS NULL AND action = 'auth.failure' AND target = '/api/v1/files' AND request_id = '$(header X-Request-ID)'") $status" "1 401"
+revoked=$(assayctl key create --tenant demo 2>/dev/null)
+assayctl key revoke "$revoked" >/dev/null
+KEY=$revoked api GET /api/v1/files
+check "a revoked key: 401" "$status" 401
+api GET "/api/v1/audit?action=auth.failure"
+check "the tenant sees the refusal of its revoked key" \
+  "$(json -r "[.entries[] | select(.actor == \"${revoked:0:14}\")] | length")" 1
+# Pages, newest first.
+api GET "/api/v1/audit?limit=3"
+ids=$(json -r '.entries[].id')
+api GET "/api/v1/audit?limit=3&cursor=$(json -r .next_cursor)"
+ids="$ids $(json -r '.entries[].id')"
+check "audit: pages of 3, newest first, none twice" "$(echo $ids | tr ' ' '\n' | sort -rn | uniq | paste -sd' ')" "$(echo $ids)"
+check "audit: 6 entries in two pages" "$(echo $ids | wc -w)" 6
+api GET "/api/v1/audit?action=file.rename"
+check "audit: an unknown action: 400" "$status $(json -r '.errors[0].parameter')" "400 action"
+KEY=$other api GET "/api/v1/audit?limit=100"
+check "another tenant sees only its own entries (its three tries at these files)" \
+  "$(json -r "[.entries[].actor] | unique | join(\" \")") $(json '.entries | length')" "${other:0:14} 3"
+out=$(assayctl audit --tenant demo --since 1h)
+check_match "assayctl audit prints the entries, one a line" "$(printf '%s\n' "$out" | grep "$dir/docs/report.txt" | head -1)" \
+  "^[0-9T:.-]+Z +demo +${ASSAY_API_KEY:0:14} +file.put +success 20[01] "
+check "assayctl audit --since takes units" "$(assayctl audit --since 2w >/dev/null 2>&1; echo $?)" 2
+check "assayctl audit: an unknown tenant" "$(assayctl audit --tenant "nobody-$$" >/dev/null 2>&1; echo $?)" 1
+# Never a key: not in the table, not in the API's log.
+check "no key in the audit log" \
+  "$(sql "SELECT count(*) FROM audit_log WHERE concat_ws(' ', actor, target, client, request_id) ~ 'assay_[0-9a-f]{8}_[0-9a-f]{48}'")" 0
+for k in "$ASSAY_API_KEY" "$fake" "$revoked" "$other" "$small"; do
+  if grep -qF -- "$k" "$api_log"; then fail "a key is in the API's log"; fi
+done
 finish
