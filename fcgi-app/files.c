@@ -8,7 +8,9 @@
  * sql/0009_files.sql): a PUT reads the body from FastCGI one piece at a
  * time and inserts it, a GET reads and writes one piece at a time, in
  * libpq's binary format. A worker never holds a whole file: at most one
- * piece in its buffer and one in libpq's result. Every operation is
+ * piece in its buffer and one in libpq's result. A file's metadata is
+ * read through the cache (cache.c; "file:<sha256 of its path>"), which
+ * PUT and DELETE forget after they commit, as the run's writers do. Every operation is
  * audited (audit.c).
  */
 #include "config.h"
@@ -21,6 +23,7 @@
 #include <json-c/json.h>
 #include <openssl/evp.h>
 
+#include "apikey.h"
 #include "cfg.h"
 #include "db.h"
 #include "extern.h"
@@ -139,10 +142,10 @@ file_text_len(const unsigned char *buf, size_t len, bool more)
 
 /* Run a statement with binary parameters (lengths given) on the worker's
  * connection inside the open transaction; the result or NULL after
- * rolling back and answering 503. Results are binary when binary_out. */
+ * rolling back and answering 503. */
 static PGresult *
 file_exec(struct req *r, const char *sql, int n, const char *const *params,
-          const int *lens, const int *formats, bool binary_out)
+          const int *lens, const int *formats)
 {
 	PGconn *conn = db_conn(r->app->db);
 	PGresult *res;
@@ -152,7 +155,7 @@ file_exec(struct req *r, const char *sql, int n, const char *const *params,
 		http_db_failure(r, DB_DOWN);
 		return NULL;
 	}
-	res = PQexecParams(conn, sql, n, NULL, params, lens, formats, binary_out);
+	res = PQexecParams(conn, sql, n, NULL, params, lens, formats, 0);
 	if (PQresultStatus(res) == PGRES_COMMAND_OK ||
 	    PQresultStatus(res) == PGRES_TUPLES_OK)
 		return res;
@@ -245,7 +248,7 @@ file_store(struct req *r, const char *id, long len, char hex[65], long *text)
 		params[1] = seq;
 		params[2] = (const char *)buf;
 		lens[2] = got;
-		if ((res = file_exec(r, ins, 3, params, lens, formats, false)) == NULL)
+		if ((res = file_exec(r, ins, 3, params, lens, formats)) == NULL)
 			goto out;
 		PQclear(res);
 		done += got;
@@ -260,13 +263,22 @@ out:
 	return ok;
 }
 
+/* The name of the cache entry of the file at path (paths are too long
+ * for memcached's keys). */
+static void
+file_cache_name(const char *path, char name[70])
+{
+	memcpy(name, "file:", 5);
+	apikey_sha256_hex(path, strlen(path), name + 5);
+}
+
 void
 files_put(struct req *r)
 {
 	const char *path = file_path(r, "file.put"), *ct = http_param(r, "CONTENT_TYPE"),
 	           *cl = http_param(r, "CONTENT_LENGTH"), *params[5];
 	long max = cfg_int(r->app->cfg, API_FILE_MAX), len, text;
-	char hex[65], id[24], textlen[24], size[24], *members, headers[1400];
+	char hex[65], id[24], textlen[24], size[24], name[70], *members, headers[1400];
 	PGresult *res;
 	bool created;
 	int rc;
@@ -343,6 +355,8 @@ files_put(struct req *r)
 	}
 	members = xasprintf("\"file\":%s", PQgetvalue(res, 0, 0));
 	PQclear(res);
+	file_cache_name(path, name);
+	cache_forget(r, name);
 	snprintf(headers, sizeof headers, "ETag: \"%s\"\r\n%s%s%s", hex,
 	         created ? "Location: /api/v1/files/" : "", created ? path : "",
 	         created ? "\r\n" : "");
@@ -393,107 +407,163 @@ file_range(const char *h, long size, long *from, long *to)
 	return 1;
 }
 
-/* Write bytes [from, to] of file id, one piece per query, in the open
- * transaction. Once the head is out nothing else can be answered: a
- * failure ends the body short, and the client sees fewer bytes than
- * Content-Length says. */
-static void
-file_write_range(struct req *r, const char *id, long from, long to)
+/* What a GET needs of a file, through the cache. */
+struct file_meta {
+	char id[24];
+	long size;
+	char sha[65];
+	char ctype[FILE_TYPE_MAX + 1];
+};
+
+/* The metadata of the file at path in the caller's project, read through
+ * the cache; on CACHE_FAILED 503 was answered. */
+static enum cache_rc
+file_meta(struct req *r, const char *path, struct file_meta *m)
 {
-	static const char *sql = "SELECT substring(data FROM $3::int FOR $4::int)"
-	                         " FROM file_chunks WHERE file_id = $1 AND seq = $2::int";
+	const char *params[2] = {r->tenant->project_id, path};
+	char name[70], *text;
+	enum cache_rc rc;
+	int used = 0;
+
+	file_cache_name(path, name);
+	rc =
+	    cache_query(r, name, TTL_MEDIUM,
+	                "SELECT id || ' ' || size || ' ' || sha256 || ' ' || content_type"
+	                " FROM files WHERE project_id = $1 AND path = $2",
+	                2, params, &text);
+	if (rc != CACHE_FOUND)
+		return rc;
+	if (sscanf(text, "%23s %ld %64s %n", m->id, &m->size, m->sha, &used) != 3 ||
+	    used == 0)
+		abort(); /* the query above made it */
+	snprintf(m->ctype, sizeof m->ctype, "%s", text + used);
+	free(text);
+	return CACHE_FOUND;
+}
+
+/* Bytes [pos, pos + n) of the file, all in one piece, in one statement
+ * that also checks the file is still the version m describes; NULL when
+ * it is not (it was replaced or deleted) or the database failed. Answers
+ * nothing: the caller may have sent the head already. */
+static PGresult *
+file_piece(struct req *r, const struct file_meta *m, long pos, long n)
+{
 	char seq[24], start[24], count[24];
-	const char *params[4] = {id, seq, start, count};
-	long pos = from, off, n;
+	const char *params[5] = {m->id, seq, start, count, m->sha};
+	PGconn *conn = db_conn(r->app->db);
 	PGresult *res;
 
-	while (pos <= to) {
-		off = pos % FILE_CHUNK;
-		n = FILE_CHUNK - off < to - pos + 1 ? FILE_CHUNK - off : to - pos + 1;
-		snprintf(seq, sizeof seq, "%ld", pos / FILE_CHUNK);
-		snprintf(start, sizeof start, "%ld", off + 1);
-		snprintf(count, sizeof count, "%ld", n);
-		if ((res = file_exec(r, sql, 4, params, NULL, NULL, true)) == NULL)
-			return;
-		if (PQntuples(res) != 1 || PQgetlength(res, 0, 0) != n) {
-			PQclear(res);
-			return;
-		}
+	if (conn == NULL)
+		return NULL;
+	snprintf(seq, sizeof seq, "%ld", pos / FILE_CHUNK);
+	snprintf(start, sizeof start, "%ld", pos % FILE_CHUNK + 1);
+	snprintf(count, sizeof count, "%ld", n);
+	res = PQexecParams(conn,
+	                   "SELECT substring(c.data FROM $3::int FOR $4::int)"
+	                   " FROM file_chunks c JOIN files f ON f.id = c.file_id"
+	                   " WHERE c.file_id = $1 AND c.seq = $2::int AND f.sha256 = $5",
+	                   5, NULL, params, NULL, NULL, 1);
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+	    PQgetlength(res, 0, 0) == n)
+		return res;
+	PQclear(res);
+	return NULL;
+}
+
+/* The length of the piece that starts at pos, up to to. */
+static long
+file_piece_len(long pos, long to)
+{
+	long left = FILE_CHUNK - pos % FILE_CHUNK;
+
+	return left < to - pos + 1 ? left : to - pos + 1;
+}
+
+/* Send the head, then bytes [from, to] of the file piece by piece, the
+ * first of them read already. Once the head is out nothing else can be
+ * answered: should a later piece be gone (the file was replaced) or the
+ * database fail, the body ends short of its Content-Length. */
+static void
+file_send(struct req *r, const struct file_meta *m, int status, const char *headers,
+          long from, long to, PGresult *first)
+{
+	long pos = from, n;
+	PGresult *res = first;
+
+	http_send_head(r, status, m->ctype, headers, (uint64_t)(to - from + 1));
+	while (res != NULL) {
+		n = PQgetlength(res, 0, 0);
 		FCGX_PutStr(PQgetvalue(res, 0, 0), (int)n, r->fcgi->out);
 		PQclear(res);
 		pos += n;
+		res = pos <= to ? file_piece(r, m, pos, file_piece_len(pos, to)) : NULL;
 	}
 }
 
-/* GET and HEAD: the file, or one range of it, read in a repeatable-read
- * transaction, so that its pieces are those of one version. */
+/* GET and HEAD: the file, or one range of it. Its metadata comes through
+ * the cache (If-None-Match and HEAD need nothing else); each piece is read
+ * with a check that the file is still that version. A first piece that is
+ * not means the cache was behind another host's write: the entry is
+ * forgotten and the metadata read again. */
 void
 files_get(struct req *r)
 {
 	const char *path = file_path(r, strcmp(r->method, "HEAD") == 0 ? "file.head"
 	                                                               : "file.get"),
-	           *params[2], *inm = http_param(r, "HTTP_IF_NONE_MATCH");
-	char id[24], etag[72], ctype[FILE_TYPE_MAX + 1], headers[600];
-	long size, from = 0, to;
-	PGresult *res;
-	int rc, ranged;
+	           *inm = http_param(r, "HTTP_IF_NONE_MATCH");
+	char etag[72], headers[600], name[70];
+	struct file_meta m;
+	PGresult *first = NULL;
+	long from, to;
+	int ranged, tries;
 
 	if (path == NULL)
 		return;
-	if ((rc = db_begin(r->app->db)) != DB_OK) {
-		http_db_failure(r, rc);
-		return;
+	for (tries = 0; tries < 2; tries++) {
+		switch (file_meta(r, path, &m)) {
+		case CACHE_NONE:
+			file_not_found(r);
+			return;
+		case CACHE_FAILED:
+			return;
+		case CACHE_FOUND:
+			break;
+		}
+		snprintf(etag, sizeof etag, "\"%s\"", m.sha);
+		if (inm != NULL && (strstr(inm, etag) != NULL || strcmp(inm, "*") == 0)) {
+			snprintf(headers, sizeof headers, "ETag: %s\r\n", etag);
+			http_send(r, 304, m.ctype, headers, "", 0);
+			return;
+		}
+		from = 0;
+		to = m.size - 1;
+		ranged = file_range(http_param(r, "HTTP_RANGE"), m.size, &from, &to);
+		if (ranged < 0) {
+			snprintf(headers, sizeof headers,
+			         "Content-Range: bytes */%ld\r\n", m.size);
+			http_problem(r, 416, "RANGE_NOT_SATISFIABLE", headers,
+			             "the file is %ld bytes; the range is beyond it",
+			             m.size);
+			return;
+		}
+		if (ranged)
+			snprintf(
+			    headers, sizeof headers,
+			    "ETag: %s\r\nAccept-Ranges: bytes\r\nContent-Range: bytes "
+			    "%ld-%ld/%ld\r\n",
+			    etag, from, to, m.size);
+		else
+			snprintf(headers, sizeof headers,
+			         "ETag: %s\r\nAccept-Ranges: bytes\r\n", etag);
+		if (strcmp(r->method, "HEAD") == 0 || m.size == 0 ||
+		    (first = file_piece(r, &m, from, file_piece_len(from, to))) != NULL) {
+			file_send(r, &m, ranged ? 206 : 200, headers, from, to, first);
+			return;
+		}
+		file_cache_name(path, name);
+		cache_forget(r, name);
 	}
-	params[0] = r->tenant->project_id;
-	params[1] = path;
-	if ((res = http_query_db(r, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ", 0,
-	                         NULL)) == NULL)
-		return;
-	PQclear(res);
-	res = http_query_db(r,
-	                    "SELECT id, size, sha256, content_type FROM files"
-	                    " WHERE project_id = $1 AND path = $2",
-	                    2, params);
-	if (res == NULL)
-		return;
-	if (PQntuples(res) == 0) {
-		PQclear(res);
-		db_rollback(r->app->db);
-		file_not_found(r);
-		return;
-	}
-	snprintf(id, sizeof id, "%s", PQgetvalue(res, 0, 0));
-	size = strtol(PQgetvalue(res, 0, 1), NULL, 10);
-	snprintf(etag, sizeof etag, "\"%s\"", PQgetvalue(res, 0, 2));
-	snprintf(ctype, sizeof ctype, "%s", PQgetvalue(res, 0, 3));
-	PQclear(res);
-	to = size - 1;
-	if (inm != NULL && (strstr(inm, etag) != NULL || strcmp(inm, "*") == 0)) {
-		db_rollback(r->app->db);
-		snprintf(headers, sizeof headers, "ETag: %s\r\n", etag);
-		http_send(r, 304, ctype, headers, "", 0);
-		return;
-	}
-	ranged = file_range(http_param(r, "HTTP_RANGE"), size, &from, &to);
-	if (ranged < 0) {
-		db_rollback(r->app->db);
-		snprintf(headers, sizeof headers, "Content-Range: bytes */%ld\r\n", size);
-		http_problem(r, 416, "RANGE_NOT_SATISFIABLE", headers,
-		             "the file is %ld bytes; the range is beyond it", size);
-		return;
-	}
-	if (ranged)
-		snprintf(headers, sizeof headers,
-		         "ETag: %s\r\nAccept-Ranges: bytes\r\nContent-Range: bytes "
-		         "%ld-%ld/%ld\r\n",
-		         etag, from, to, size);
-	else
-		snprintf(headers, sizeof headers, "ETag: %s\r\nAccept-Ranges: bytes\r\n",
-		         etag);
-	http_send_head(r, ranged ? 206 : 200, ctype, headers, (uint64_t)(to - from + 1));
-	if (strcmp(r->method, "HEAD") != 0)
-		file_write_range(r, id, from, to);
-	db_rollback(r->app->db);
+	http_db_failure(r, DB_DOWN);
 }
 
 void
@@ -501,6 +571,7 @@ files_delete(struct req *r)
 {
 	const char *path = file_path(r, "file.delete"),
 	           *params[2] = {r->tenant->project_id, path};
+	char name[70];
 	PGresult *res;
 
 	if (path == NULL)
@@ -509,6 +580,8 @@ files_delete(struct req *r)
 	                    params);
 	if (res == NULL)
 		return;
+	file_cache_name(path, name);
+	cache_forget(r, name);
 	http_deleted(r, res, file_not_found);
 }
 

@@ -187,7 +187,7 @@ const struct cfg_key api_cfg_keys[API__MAX] = {
 	                           2592000,        NULL,                                 \
 	                           CFG_RELOADABLE, "Seconds " what " stay cached."}
     CACHE_TTL(TTL_SHORT, "short", "60", "runs still in progress"),
-    CACHE_TTL(TTL_MEDIUM, "medium", "300", "listings"),
+    CACHE_TTL(TTL_MEDIUM, "medium", "300", "project files' metadata"),
     CACHE_TTL(TTL_LONG, "long", "1800", "finished runs and results"),
     CACHE_TTL(TTL_ANALYSIS, "analysis", "3600", "analyses"),
     CACHE_TTL(TTL_USER, "user", "900", "tenants and keys"),
