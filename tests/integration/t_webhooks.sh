@@ -164,6 +164,19 @@ eventually "redeliver: received again" 300 got "$main_url" "$r1" 2
 check "redeliver: a new webhook-id" \
   "$(received "$main_url" | jq -c --arg r "$r1" '[.[] | select(.run == $r) | .id] | unique | length')" 2
 
+# Two executors deliver at once; neither sends a delivery the other holds.
+sed "s/^port = .*/port = $(free_port)/" "$conf" >"$tmp/executor2.conf"
+assay-executor -c "$tmp/executor2.conf" 2>"$tmp/executor2.log" &
+second=$!
+for i in $(seq 1 60); do hooked "$ok_a" "$main_url/pair" "{\"n\":$i}" >/dev/null; done
+pair_done() { [ "$(received "$main_url" | jq '[.[] | select(.path == "/pair")] | length')" -ge 60 ]; }
+eventually "two executors: 60 deliveries received" 300 pair_done
+sleep 1
+check "two executors: each delivery sent once" \
+  "$(received "$main_url" | jq -c '[.[] | select(.path == "/pair")] | [length, (map(.id) | unique | length)]')" '[60,60]'
+ok "two executors: the second delivered $(curl -s "http://127.0.0.1:$(sed -n 's/^port = //p' "$tmp/executor2.conf" | tail -1)/metrics" | awk '$1 ~ /webhook_attempts_total\{outcome="delivered"/ { print $2 }') of them"
+kill -TERM "$second"; wait "$second" 2>/dev/null
+
 # A delivery whose run is gone is dropped when it comes due; prune takes
 # runs' deliveries with them.
 sql "INSERT INTO webhook_deliveries (job_id, url, type) VALUES (gen_random_uuid(), '$main_url/orphan', 'run.completed')" >/dev/null
