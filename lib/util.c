@@ -163,8 +163,12 @@ static const struct {
     {"link-local", "169.254.0.0/16, fe80::/10"},
     {"shared (carrier-grade NAT)", "100.64.0.0/10"},
     {"multicast", "224.0.0.0/4, ff00::/8"},
+    {"documentation", "192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32"},
+    /* (IPv6 forms that carry an IPv4 address, any of them: IPv4-compatible,
+     * NAT64, 6to4, Teredo) */
     {"special-purpose", "0.0.0.0/8, 192.0.0.0/24, 198.18.0.0/15, 240.0.0.0/4,"
-                        "::/128, 64:ff9b::/96, 100::/64"},
+                        "::/96, 64:ff9b::/96, 64:ff9b:1::/48, 100::/64, 2001::/32,"
+                        "2002::/16"},
 };
 
 const char *

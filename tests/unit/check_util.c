@@ -68,6 +68,11 @@ START_TEST(outbound_calls_reach_public_addresses_only)
 	                                      "::ffff:10.0.0.1",
 	                                      "::ffff:169.254.169.254",
 	                                      "64:ff9b::a9fe:a9fe",
+	                                      "::a9fe:a9fe",
+	                                      "2002:a9fe:a9fe::1",
+	                                      "2001:0:4136:e378::1",
+	                                      "192.0.2.1",
+	                                      "2001:db8::1",
 	                                      "not an address"};
 	size_t i;
 
