@@ -54,6 +54,9 @@ typedef void route_handler(struct req *);
  * checked against (fields; partial for PATCH, where every member is
  * optional) and a check of its own that may add violations (check, may
  * be NULL), answered 422 with every violation, the values then in req.v.
+ * A route with an audit action is audited as that action (on its first
+ * path parameter) once its caller is authenticated, whatever follows;
+ * its handler may say more (audit_note).
  */
 struct route {
 	unsigned methods;    /* M_* bits; HEAD is implied by GET */
@@ -76,6 +79,7 @@ struct route {
 	size_t nfields;
 	bool partial;
 	route_handler *check;
+	const char *audit; /* NULL: not audited */
 };
 
 #define ROUTE_MAX_PARAMS 4

@@ -90,14 +90,12 @@ file_path_problem(const char *path)
 	}
 }
 
-/* The path of the request's file, or NULL after answering 400; the
- * request is audited as action on it either way. */
+/* The path of the request's file, or NULL after answering 400. */
 static const char *
-file_path(struct req *r, const char *action)
+file_path(struct req *r)
 {
 	const char *why = file_path_problem(r->match.params[0]);
 
-	audit_note(r, action, r->match.params[0]);
 	if (why == NULL)
 		return r->match.params[0];
 	file_bad_parameter(r, "path", why);
@@ -275,7 +273,7 @@ file_cache_name(const char *path, char name[70])
 void
 files_put(struct req *r)
 {
-	const char *path = file_path(r, "file.put"), *ct = http_param(r, "CONTENT_TYPE"),
+	const char *path = file_path(r), *ct = http_param(r, "CONTENT_TYPE"),
 	           *cl = http_param(r, "CONTENT_LENGTH"), *params[5];
 	long max = cfg_int(r->app->cfg, API_FILE_MAX), len, text;
 	char hex[65], id[24], textlen[24], size[24], name[70], *members, headers[1400];
@@ -508,15 +506,15 @@ file_send(struct req *r, const struct file_meta *m, int status, const char *head
 void
 files_get(struct req *r)
 {
-	const char *path = file_path(r, strcmp(r->method, "HEAD") == 0 ? "file.head"
-	                                                               : "file.get"),
-	           *inm = http_param(r, "HTTP_IF_NONE_MATCH");
+	const char *path = file_path(r), *inm = http_param(r, "HTTP_IF_NONE_MATCH");
 	char etag[72], headers[600], name[70];
 	struct file_meta m;
 	PGresult *first = NULL;
 	long from, to;
 	int ranged, tries;
 
+	if (strcmp(r->method, "HEAD") == 0)
+		audit_note(r, "file.head", r->match.params[0]);
 	if (path == NULL)
 		return;
 	for (tries = 0; tries < 2; tries++) {
@@ -569,8 +567,7 @@ files_get(struct req *r)
 void
 files_delete(struct req *r)
 {
-	const char *path = file_path(r, "file.delete"),
-	           *params[2] = {r->tenant->project_id, path};
+	const char *path = file_path(r), *params[2] = {r->tenant->project_id, path};
 	char name[70];
 	PGresult *res;
 
@@ -596,10 +593,8 @@ files_list(struct req *r)
 	                         r->q[FQ_PREFIX].str, list_fetch(r, limit)};
 	PGresult *res;
 
-	if (r->q[FQ_SEARCH].present)
-		audit_note(r, "file.search", r->q[FQ_SEARCH].str);
-	else
-		audit_note(r, "file.list", r->q[FQ_PREFIX].str);
+	audit_note(r, r->q[FQ_SEARCH].present ? "file.search" : "file.list",
+	           r->q[FQ_SEARCH].present ? r->q[FQ_SEARCH].str : r->q[FQ_PREFIX].str);
 	if (r->q[FQ_SEARCH].present && r->q[FQ_CURSOR].present) {
 		file_bad_parameter(r, "cursor",
 		                   "is not taken with q: a search has one page");

@@ -15,14 +15,15 @@
 #define PAGE_QUERY    list_query, QF_PAGE
 #define FILES_QUERY   files_query, FQ__MAX
 #define AUDIT_QUERY   audit_query, AQ__MAX
-#define NO_BODY       NULL, 0, false, NULL
+#define NO_BODY_AS(a) NULL, 0, false, NULL, a /* no body; audited as a (or NULL) */
+#define NO_BODY       NO_BODY_AS(NULL)
 #define NO_INPUT      NO_QUERY, NO_BODY
 #define RUN_BODY      NO_QUERY, run_fields, RF__MAX
 #define ANALYSIS_BODY NO_QUERY, analysis_fields, AF__MAX
 
 const struct route api_routes[] = {
     /* method, path, handler, access, limit, query fields, body fields,
-     * partial, check */
+     * partial, check, audit action */
     {M_GET, "/live", health_live, A_PROBE, L_NONE, NO_INPUT},
     {M_GET, "/ready", health_ready, A_PROBE, L_NONE, NO_INPUT},
     {M_GET, "/health", health_summary, A_PUBLIC, L_REQUESTS, NO_INPUT},
@@ -35,16 +36,17 @@ const struct route api_routes[] = {
     {M_GET, "/api-docs/index.html", docs_serve, A_PUBLIC, L_REQUESTS, NO_INPUT},
 
     {M_POST, "/api/v1/analyses", analyses_create, A_TENANT, L_REQUESTS, ANALYSIS_BODY,
-     false, analyses_check},
+     false, analyses_check, NULL},
     {M_GET, "/api/v1/analyses", analyses_list, A_TENANT, L_REQUESTS, PAGE_QUERY, NO_BODY},
     {M_GET, "/api/v1/analyses/{id}", analyses_get, A_TENANT, L_REQUESTS, NO_INPUT},
     {M_PATCH, "/api/v1/analyses/{id}", analyses_update, A_TENANT, L_REQUESTS,
-     ANALYSIS_BODY, true, analyses_check},
+     ANALYSIS_BODY, true, analyses_check, NULL},
     {M_DELETE, "/api/v1/analyses/{id}", analyses_delete, A_TENANT, L_REQUESTS, NO_INPUT},
     {M_GET, "/api/v1/analyses/{id}/versions", analyses_versions, A_TENANT, L_REQUESTS,
      NO_INPUT},
 
-    {M_POST, "/api/v1/runs", runs_create, A_TENANT, L_RUNS, RUN_BODY, false, runs_check},
+    {M_POST, "/api/v1/runs", runs_create, A_TENANT, L_RUNS, RUN_BODY, false, runs_check,
+     NULL},
     {M_GET, "/api/v1/runs", runs_list, A_TENANT, L_REQUESTS, RUNS_QUERY, NO_BODY},
     {M_GET, "/api/v1/runs/{id}", runs_get, A_TENANT, L_REQUESTS, NO_INPUT},
     {M_POST, "/api/v1/runs/{id}/start", runs_start, A_TENANT, L_REQUESTS, NO_INPUT},
@@ -57,10 +59,14 @@ const struct route api_routes[] = {
     {M_POST, "/api/v1/runs/{id}/deliveries/redeliver", webhooks_redeliver, A_TENANT,
      L_REQUESTS, NO_INPUT},
 
-    {M_GET, "/api/v1/files", files_list, A_TENANT, L_REQUESTS, FILES_QUERY, NO_BODY},
-    {M_PUT, "/api/v1/files/{path}", files_put, A_TENANT, L_REQUESTS, NO_INPUT},
-    {M_GET, "/api/v1/files/{path}", files_get, A_TENANT, L_REQUESTS, NO_INPUT},
-    {M_DELETE, "/api/v1/files/{path}", files_delete, A_TENANT, L_REQUESTS, NO_INPUT},
+    {M_GET, "/api/v1/files", files_list, A_TENANT, L_REQUESTS, FILES_QUERY,
+     NO_BODY_AS("file.list")},
+    {M_PUT, "/api/v1/files/{path}", files_put, A_TENANT, L_REQUESTS, NO_QUERY,
+     NO_BODY_AS("file.put")},
+    {M_GET, "/api/v1/files/{path}", files_get, A_TENANT, L_REQUESTS, NO_QUERY,
+     NO_BODY_AS("file.get")},
+    {M_DELETE, "/api/v1/files/{path}", files_delete, A_TENANT, L_REQUESTS, NO_QUERY,
+     NO_BODY_AS("file.delete")},
 
     {M_GET, "/api/v1/audit", audit_list, A_TENANT, L_REQUESTS, AUDIT_QUERY, NO_BODY},
 };

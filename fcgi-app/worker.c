@@ -127,6 +127,9 @@ worker_serve(struct app *app, FCGX_Request *fr, bool metrics)
 		rt = r.match.route;
 		if (rt->access == A_TENANT && !auth_request(&r, &tenant))
 			break;
+		if (rt->audit != NULL)
+			audit_note(&r, rt->audit,
+			           r.match.nparams ? r.match.params[0] : NULL);
 		if (rt->limit != L_NONE && !limit_request(&r))
 			break;
 		if (rt->query != NULL && !http_query_take(&r))

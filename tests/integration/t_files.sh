@@ -210,6 +210,10 @@ check "audit: head, list, search and delete too" \
 check "audit: a bad path, refused" \
   "$(json -c "[.entries[] | select(.target == \"$dir/a~b\") | [.action, .outcome, .status]]")" \
   '[["file.put","refused",400]]'
+api GET "/api/v1/files?prefix=$dir&sort=size"
+check "audit: a listing refused for its query" \
+  "$(sql "SELECT action || ' ' || outcome || ' ' || status FROM audit_log WHERE request_id = '$(header X-Request-ID)'")" \
+  "file.list refused 400"
 # Refused keys: one no tenant has (NULL tenant), a revoked one of this tenant.
 fake=assay_0000beef_$(printf '0%.0s' $(seq 1 48))
 KEY=$fake api GET "/api/v1/files/$dir/x"
