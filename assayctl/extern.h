@@ -39,6 +39,8 @@ int cmd_key(const struct ctl *, int argc, char *argv[]);
 int cmd_prune(const struct ctl *, int argc, char *argv[]);
 /* audit.c: `assayctl audit [--tenant NAME] [--since N{s|m|h|d}]`. */
 int cmd_audit(const struct ctl *, int argc, char *argv[]);
+/* key.c too: `assayctl job-token [--config FILE] RUN_ID`. */
+int cmd_job_token(const struct ctl *, int argc, char *argv[]);
 /* db.c: `assayctl db index-usage`. */
 int cmd_db(const struct ctl *, int argc, char *argv[]);
 

@@ -4,6 +4,14 @@
  * NAME`: prefixes and dates. `assayctl key revoke PREFIX|KEY`: API
  * workers refuse the key within a second, and its stream tokens die.
  * Never prints a secret, not even one it was given.
+ *
+ * `assayctl job-token [--config FILE] RUN_ID`, the other credential: a
+ * job token for the run's running attempt, as the executor makes one,
+ * signed with the first key of assay.conf's job_token_key_file, printed
+ * alone on stdout (for operators debugging a script's calls to the API,
+ * and for tests). Refused for a run that is not running: such a token
+ * would be refused anyway. It expires with the run's timeout plus a
+ * minute, at most 30 minutes from now.
  */
 #include "config.h"
 
@@ -11,11 +19,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "apikey.h"
 #include "assayconf.h"
 #include "cfg.h"
 #include "extern.h"
+#include "jobtoken.h"
 #include "mc.h"
 
 static int
@@ -203,5 +213,92 @@ usage:
 	fprintf(stderr, "usage: assayctl key create --tenant NAME\n"
 	                "       assayctl key list --tenant NAME\n"
 	                "       assayctl key revoke PREFIX|KEY\n");
+	return 2;
+}
+
+#define JOB_TOKEN_MARGIN 60 /* seconds past the run's timeout */
+
+/* The claims of run's running attempt into c; the exit status. */
+static int
+job_claims(PGconn *conn, const char *run, struct jobtoken_claims *c)
+{
+	const char *params[1] = {run};
+	PGresult *res =
+	    PQexecParams(conn,
+	                 "SELECT j.project_id, j.attempts, j.status, a.timeout_ms / 1000"
+	                 " FROM analysis_jobs j JOIN analyses a ON a.id = j.analysis_id"
+	                 " WHERE j.id = $1::uuid",
+	                 1, NULL, params, NULL, NULL, 0);
+	int status = 1;
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		fprintf(stderr, "assayctl: %s", PQresultErrorMessage(res));
+	else if (PQntuples(res) == 0)
+		fprintf(stderr, "assayctl: no such run\n");
+	else if (strcmp(PQgetvalue(res, 0, 2), "running") != 0)
+		fprintf(stderr,
+		        "assayctl: the run is %s, not running: it has no live attempt\n",
+		        PQgetvalue(res, 0, 2));
+	else {
+		snprintf(c->run, sizeof c->run, "%s", run);
+		c->project = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		c->attempt = strtol(PQgetvalue(res, 0, 1), NULL, 10);
+		c->exp = time(NULL) + strtol(PQgetvalue(res, 0, 3), NULL, 10) +
+		         JOB_TOKEN_MARGIN;
+		status = 0;
+	}
+	PQclear(res);
+	return status;
+}
+
+int
+cmd_job_token(const struct ctl *ctl, int argc, char *argv[])
+{
+	static const struct option opts[] = {
+	    {"config", required_argument, NULL, 'c'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *path = API_CONF_FILE, *why = NULL;
+	struct jobtoken_keys keys = {{NULL}, 0};
+	struct jobtoken_claims claims;
+	struct cfg *cfg = NULL;
+	PGconn *conn = NULL;
+	bool required = false;
+	char *token = NULL;
+	int c, status = 0;
+
+	while ((c = getopt_long(argc, argv, "c:", opts, NULL)) != -1) {
+		if (c != 'c')
+			goto usage;
+		path = optarg;
+		required = true;
+	}
+	if (optind + 1 != argc)
+		goto usage;
+	if ((cfg = ctl_api_config(path, required, &status)) == NULL)
+		return status;
+	status = 1;
+	if (!jobtoken_keys_load(&keys, cfg_str(cfg, API_JOB_TOKEN_KEYS), &why)) {
+		fprintf(stderr, "assayctl: job_token_key_file %s: %s\n",
+		        cfg_str(cfg, API_JOB_TOKEN_KEYS), why);
+		goto out;
+	}
+	if ((conn = ctl_connect(ctl)) == NULL ||
+	    job_claims(conn, argv[optind], &claims) != 0)
+		goto out;
+	if ((token = jobtoken_mint(&keys, &claims)) == NULL) {
+		fprintf(stderr, "assayctl: the token could not be made\n");
+		goto out;
+	}
+	printf("%s\n", token);
+	status = 0;
+out:
+	free(token);
+	jobtoken_keys_free(&keys);
+	PQfinish(conn);
+	cfg_free(cfg);
+	return status;
+usage:
+	fprintf(stderr, "usage: assayctl job-token [--config FILE] RUN_ID\n");
 	return 2;
 }

@@ -38,6 +38,8 @@ static const struct {
     {"audit", cmd_audit,
      "audit [--tenant NAME] [--since 1h]\n"
      "                                print the audit log, oldest first"},
+    {"job-token", cmd_job_token,
+     "job-token [--config F] RUN_ID print a job token for the run's running attempt"},
 };
 
 static void

@@ -4,7 +4,8 @@
  * been answered the dispatcher appends the entry with its outcome
  * (audit_append), so an entry says what was answered. GET /api/v1/audit
  * lists the caller's tenant's entries, newest first. Never records a
- * secret: the actor is the presented key's prefix, never the key.
+ * secret: the actor is the presented key's prefix, never the key, or
+ * "job:<run id>" for a job token, never the token.
  */
 #include "config.h"
 
@@ -16,9 +17,9 @@
 #include "extern.h"
 #include "log.h"
 
-const char *const audit_actions[] = {"file.put",     "file.get",    "file.head",
-                                     "file.list",    "file.search", "file.delete",
-                                     "auth.failure", NULL};
+const char *const audit_actions[] = {
+    "file.put",    "file.get",     "file.head",      "file.list", "file.search",
+    "file.delete", "auth.failure", "auth.job_token", "run.get",   NULL};
 
 const struct vfield audit_query[AQ__MAX] = {
     [AQ_LIMIT] = {"limit", V_INT, false, 1, 100, NULL, "20"},
@@ -58,7 +59,9 @@ audit_append(struct req *r)
 	params[0] = r->tenant            ? r->tenant->id
 	            : r->audit_tenant[0] ? r->audit_tenant
 	                                 : NULL;
-	params[1] = auth_key_prefix(r, prefix) ? prefix : NULL;
+	params[1] = r->audit_actor[0]            ? r->audit_actor
+	            : auth_key_prefix(r, prefix) ? prefix
+	                                         : NULL;
 	params[2] = r->audit_action;
 	params[3] = r->audit_target[0] ? r->audit_target : NULL;
 	params[4] = audit_outcome(r->status);

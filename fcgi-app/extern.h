@@ -24,6 +24,7 @@
 
 #include "assayconf.h"
 #include "cfg.h"
+#include "jobtoken.h"
 
 struct json_object;
 
@@ -56,7 +57,9 @@ typedef void route_handler(struct req *);
  * be NULL), answered 422 with every violation, the values then in req.v.
  * A route with an audit action is audited as that action (on its first
  * path parameter) once its caller is authenticated, whatever follows;
- * its handler may say more (audit_note).
+ * its handler may say more (audit_note). A job token (auth.c) may call
+ * only the routes whose job column allows it, and every such call is
+ * audited: as the route's audit action, or else as job_audit.
  */
 struct route {
 	unsigned methods;    /* M_* bits; HEAD is implied by GET */
@@ -80,6 +83,12 @@ struct route {
 	bool partial;
 	route_handler *check;
 	const char *audit; /* NULL: not audited */
+	enum job_access {
+		J_NONE,    /* a job token gets 403 */
+		J_PROJECT, /* a job token may: its project's data, as a key would */
+		J_OWN_RUN, /* a job token may, when {id} is its own run */
+	} job;
+	const char *job_audit; /* a job token's call, on a route without audit */
 };
 
 #define ROUTE_MAX_PARAMS 4
@@ -152,6 +161,10 @@ struct req {
 	const char *audit_action;
 	char audit_target[1100];
 	char audit_tenant[24]; /* without r->tenant: the tenant refused, or "" */
+	char audit_actor[48]; /* "job:<run id>" for a job token, else "": the key's prefix
+	                       */
+	/* A caller authenticated by a job token: its claims (job.run[0] != 0). */
+	struct jobtoken_claims job;
 };
 
 /* http.c: responses. Each sends the whole response; call exactly one. */
@@ -290,11 +303,16 @@ void body_invalid(struct req *, struct json_object *errors);
 const char *list_fetch(const struct req *, char buf[24]);
 void list_send(struct req *, const char *name, PGresult *);
 
-/* auth.c: authenticate the caller; false after answering 401 or 503.
- * auth_key_prefix: the prefix (APIKEY_PREFIX_LEN + 1 bytes) of the key
- * the caller presented; false when it presented none. */
+/* auth.c: authenticate the caller, by an API key or a job token; false
+ * after answering 401, 403 (a job token on a route it may not call) or
+ * 503. auth_key_prefix: the prefix (APIKEY_PREFIX_LEN + 1 bytes) of the
+ * key the caller presented; false when it presented none.
+ * auth_job_keys_load: read job_token_key_file, in the master before
+ * workers are forked (at start and on reload); without it job tokens are
+ * refused. */
 bool auth_request(struct req *, struct tenant *);
 bool auth_key_prefix(struct req *, char *prefix);
+void auth_job_keys_load(const struct cfg *);
 
 /* limit.c: count the request against its limits; false after answering 429.
  * Sets the rate-limit headers of the response either way. */

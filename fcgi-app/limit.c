@@ -3,7 +3,9 @@
  * on every authenticated route, and runs created per hour on POST
  * /api/v1/runs. A request without a tenant (public routes other than the
  * probes, unknown paths, calls with no key, failed authentications) counts
- * against its client address: rate_limit_per_sec per second.
+ * against its client address: rate_limit_per_sec per second. A job token
+ * (auth.c) has its own limit instead, per attempt of its run:
+ * job_rate_limit_per_sec per second.
  *
  * Algorithm: sliding-window counter. Each window of W seconds has one
  * counter; a request increments the current window's counter and is
@@ -278,10 +280,11 @@ refuse(struct req *r, const char *tier, const struct window *w, const struct ver
 		    json_object_new_string(cfg_str(cfg, API_UPGRADE_URL)));
 	}
 	if (tier == NULL)
-		snprintf(
-		    detail, sizeof detail,
-		    "more than %ld requests in %ld s from this address; retry in %ld s",
-		    w->quota, w->seconds, v->retry_after);
+		snprintf(detail, sizeof detail,
+		         "more than %ld requests in %ld s %s; retry in %ld s", w->quota,
+		         w->seconds,
+		         r->job.run[0] ? "with this job token" : "from this address",
+		         v->retry_after);
 	else
 		snprintf(detail, sizeof detail,
 		         "the %s tier allows %ld %s per %ld s; retry in %ld s, or "
@@ -334,13 +337,20 @@ limit_request(struct req *r)
 
 	if (!cfg_int(cfg, API_RATE_LIMIT_ENABLED))
 		return true;
-	if (r->tenant == NULL) {
+	if (r->tenant == NULL || r->job.run[0]) {
 		limit_client_address(r, addr, sizeof addr);
-		w[0] =
-		    (struct window){"address", cfg_int(cfg, API_RATE_LIMIT_PER_SEC), 1};
-		snprintf(name, sizeof name, "ip:%s", addr);
+		w[0] = r->job.run[0]
+		           ? (struct window){"job", cfg_int(cfg, API_JOB_RATE_LIMIT), 1}
+		           : (struct window){"address",
+		                             cfg_int(cfg, API_RATE_LIMIT_PER_SEC), 1};
+		if (r->job.run[0])
+			snprintf(name, sizeof name, "j:%s:%ld", r->job.run,
+			         r->job.attempt);
+		else
+			snprintf(name, sizeof name, "ip:%s", addr);
 		count(r->app, name, &w[0], &v[0]);
-		snprintf(policies, sizeof policies, "\"address\";q=%ld;w=1", w[0].quota);
+		snprintf(policies, sizeof policies, "\"%s\";q=%ld;w=1", w[0].policy,
+		         w[0].quota);
 		limit_headers(r, NULL, &w[0], &v[0], policies);
 		if (v[0].over)
 			refuse(r, NULL, &w[0], &v[0]);

@@ -177,6 +177,7 @@ master_reload(struct master *m)
 	master_retire_all(m);
 	cfg_free(m->cfg);
 	m->cfg = next;
+	auth_job_keys_load(m->cfg);
 	log_set_level((enum log_level)cfg_int(m->cfg, API_LOG_LEVEL));
 	master_resize(m, (size_t)cfg_int(m->cfg, API_WORKERS));
 	for (k = 0; k < m->nslots; k++)
@@ -237,6 +238,7 @@ master_run(struct cfg *cfg, const char *cfg_path, bool cfg_required, int listen_
 	int sig;
 
 	shm_init();
+	auth_job_keys_load(cfg);
 	master_resize(&m, (size_t)cfg_int(cfg, API_WORKERS));
 	log_msg(LOG_INFO, "assay-api %s starting %zu workers", PACKAGE_VERSION, m.nslots);
 	while (!m.stopping || m.nkids > 0) {

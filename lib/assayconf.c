@@ -127,6 +127,18 @@ const struct cfg_key api_cfg_keys[API__MAX] = {
                       "Largest project file (PUT /api/v1/files/{path}); larger ones "
                       "get 413 without being read. The web server's body limit for "
                       "/api/v1/files/ must be above it."},
+    [API_JOB_TOKEN_KEYS] =
+        {"api", "job_token_key_file", CFG_STRING, SYSCONFDIR "/assay/job-token.key", NULL,
+         0, 0, NULL, CFG_RELOADABLE,
+         "The keys job tokens (what the executor presents for a running "
+         "script) are verified with, one per line: the same file as "
+         "executor.conf's job_token_key_file. Read at start and on reload; a "
+         "missing or unreadable file is logged once and job tokens are then "
+         "refused (401): the API still starts."},
+    [API_JOB_RATE_LIMIT] = {"api", "job_rate_limit_per_sec", CFG_INT, "20", NULL, 1,
+                            1000000, NULL, CFG_RELOADABLE,
+                            "Requests per second one job token (one attempt of a "
+                            "run) may make; more get 429."},
 #define TIER_KEYS(t, name, req, runs, days, quota)                                       \
 	[API_TIER_FIRST + (t)*TF__MAX +                                                  \
 	    TF_REQUESTS] =                                                               \

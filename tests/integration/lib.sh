@@ -116,6 +116,16 @@ finished() {
   case $(json .run.status) in completed|failed|canceled) return 0 ;; esac
   return 1
 }
+# The stack's assay.conf, which a test may change: keep_conf saves it and,
+# when the test exits, puts it back and reloads the API; $tmp is the test's
+# scratch directory, removed then.
+conf=$ASSAY_STACK_DIR/conf/assay.conf
+api_reload() { kill -HUP "$(cat "$ASSAY_STACK_DIR/run/assay-api.pid")"; }
+keep_conf() {
+  tmp=$(mktemp -d)
+  cp "$conf" "$tmp/assay.conf.orig"
+  trap 'cp "$tmp/assay.conf.orig" "$conf"; api_reload; rm -rf "$tmp"' EXIT
+}
 # A memcached command to the stack's server; prints the reply.
 mc() {
   local hp=${MEMCACHED_SERVERS%%,*}

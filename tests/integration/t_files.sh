@@ -6,11 +6,7 @@
 # The audit log: every file operation and refused key, paged, in assayctl
 # audit, never a key.
 . "$(dirname "$0")/lib.sh"
-conf=$ASSAY_STACK_DIR/conf/assay.conf
-tmp=$(mktemp -d)
-cp "$conf" "$tmp/assay.conf.orig"
-api_reload() { kill -HUP "$(cat "$ASSAY_STACK_DIR/run/assay-api.pid")"; }
-trap 'cp "$tmp/assay.conf.orig" "$conf"; api_reload; rm -rf "$tmp"' EXIT
+keep_conf
 auth=(-H "Authorization: Bearer $ASSAY_API_KEY")
 dir=t-files-$$
 # put PATH FILE [TYPE]: a PUT of the file's bytes; sets status, body, headers.

@@ -18,7 +18,7 @@ documented=$(jq -r '.paths | to_entries[] | .key as $p | .value | keys[] | "\(as
 check "every route is documented" "$(comm -23 <(echo "$table") <(echo "$documented"))" ""
 check "every documented operation is routed" "$(comm -13 <(echo "$table") <(echo "$documented"))" ""
 check "OpenAPI 3.1" "$(jq -r .openapi "$doc")" 3.1.0
-check "auth schemes documented" "$(jq -r '.components.securitySchemes | keys | join(",")' "$doc")" apiKey,bearer,streamToken
+check "auth schemes documented" "$(jq -r '.components.securitySchemes | keys | join(",")' "$doc")" apiKey,bearer,jobId,jobProject,jobToken,streamToken
 check "rate-limit headers documented" "$(jq -r '.components.headers | has("X-RateLimit-Limit") and has("RateLimit-Policy") and has("Retry-After")' "$doc")" true
 
 check "every operation has a description" \

@@ -17,7 +17,9 @@ h_dummy(struct req *r)
 	(void)r;
 }
 
-#define NO_INPUT NULL, 0, NULL, 0, false, NULL, NULL /* no query, body, audit */
+#define NO_INPUT                                                                         \
+	NULL, 0, NULL, 0, false, NULL, NULL, J_NONE, NULL /* no query, body, audit, job  \
+	                                                   */
 
 static const struct route table[] = {
     {M_GET, "/health", h_dummy, A_PUBLIC, L_REQUESTS, NO_INPUT},
