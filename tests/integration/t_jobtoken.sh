@@ -8,9 +8,10 @@
 . "$(dirname "$0")/lib.sh"
 keep_conf
 dir=t-jobtoken-$$
-# job METHOD PATH [curl options]: a call with the token and its headers.
+# job METHOD PATH [curl options]: a call with the token and its headers
+# (X-Job-ID $JOB_ID, X-Project-ID $PROJECT_ID when set, else the token's).
 job() { local m=$1 p=$2; shift 2; http "$m" "$p" -H "Authorization: Bearer $token" \
-  -H "X-Job-ID: $run" -H "X-Project-ID: $project" "$@"; }
+  -H "X-Job-ID: ${JOB_ID:-$run}" -H "X-Project-ID: ${PROJECT_ID:-$project}" "$@"; }
 b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
 
 printf 'Northern region revenue grew strongly this quarter.\n' >"$tmp/a.txt"
@@ -55,9 +56,9 @@ check "list runs: 403" "$status" 403
 job GET /api/v1/audit
 check "the audit log: 403" "$status" 403
 
-job GET "/api/v1/files/$dir/report.txt" -H "X-Job-ID: 00000000-0000-4000-8000-000000000000"
+JOB_ID=00000000-0000-4000-8000-000000000000 job GET "/api/v1/files/$dir/report.txt"
 check "another X-Job-ID: 401 JOB_TOKEN_INVALID" "$status $(json -r .code)" "401 JOB_TOKEN_INVALID"
-job GET "/api/v1/files/$dir/report.txt" -H "X-Project-ID: $((project + 1000))"
+PROJECT_ID=$((project + 1000)) job GET "/api/v1/files/$dir/report.txt"
 check "another X-Project-ID: 401" "$status $(json -r .detail)" "401 X-Project-ID is not the job token's project"
 http GET "/api/v1/files/$dir/report.txt" -H "Authorization: Bearer $token"
 check "without the headers: 401" "$status $(json -r .code)" "401 JOB_TOKEN_INVALID"
