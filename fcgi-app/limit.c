@@ -325,6 +325,22 @@ limit_client_address(const struct req *r, char *buf, size_t len)
 	}
 }
 
+/* A window of one second of its own: a client address, a job token. */
+static bool
+limit_second(struct req *r, const char *policy, long quota, const char *name)
+{
+	struct window w = {policy, quota, 1};
+	struct verdict v;
+	char policies[64];
+
+	count(r->app, name, &w, &v);
+	snprintf(policies, sizeof policies, "\"%s\";q=%ld;w=1", policy, quota);
+	limit_headers(r, NULL, &w, &v, policies);
+	if (v.over)
+		refuse(r, NULL, &w, &v);
+	return !v.over;
+}
+
 bool
 limit_request(struct req *r)
 {
@@ -337,24 +353,15 @@ limit_request(struct req *r)
 
 	if (!cfg_int(cfg, API_RATE_LIMIT_ENABLED))
 		return true;
-	if (r->tenant == NULL || r->job.run[0]) {
+	if (r->job.run[0]) {
+		snprintf(name, sizeof name, "j:%s:%ld", r->job.run, r->job.attempt);
+		return limit_second(r, "job", cfg_int(cfg, API_JOB_RATE_LIMIT), name);
+	}
+	if (r->tenant == NULL) {
 		limit_client_address(r, addr, sizeof addr);
-		w[0] = r->job.run[0]
-		           ? (struct window){"job", cfg_int(cfg, API_JOB_RATE_LIMIT), 1}
-		           : (struct window){"address",
-		                             cfg_int(cfg, API_RATE_LIMIT_PER_SEC), 1};
-		if (r->job.run[0])
-			snprintf(name, sizeof name, "j:%s:%ld", r->job.run,
-			         r->job.attempt);
-		else
-			snprintf(name, sizeof name, "ip:%s", addr);
-		count(r->app, name, &w[0], &v[0]);
-		snprintf(policies, sizeof policies, "\"%s\";q=%ld;w=1", w[0].policy,
-		         w[0].quota);
-		limit_headers(r, NULL, &w[0], &v[0], policies);
-		if (v[0].over)
-			refuse(r, NULL, &w[0], &v[0]);
-		return !v[0].over;
+		snprintf(name, sizeof name, "ip:%s", addr);
+		return limit_second(r, "address", cfg_int(cfg, API_RATE_LIMIT_PER_SEC),
+		                    name);
 	}
 	t = tier_index(r->tenant->tier);
 	w[0] = (struct window){"requests", tier_limit(cfg, t, TF_REQUESTS), 60};
