@@ -60,33 +60,6 @@ bridge_progress(struct ex *ex, struct job *j)
 	free(data);
 }
 
-/* A call from a script's runtime: answered with a reply of its id. No
- * method exists yet; each will be a row of a table here. */
-static void
-bridge_call(struct worker *w, struct json_object *call)
-{
-	struct json_object *id, *method, *reply = json_object_new_object();
-	const char *text;
-	char *why;
-
-	json_object_object_add(reply, "type", json_object_new_string("reply"));
-	json_object_object_add(
-	    reply, "id",
-	    json_object_object_get_ex(call, "id", &id) ? json_object_get(id) : NULL);
-	why = xasprintf("unknown method %s",
-	                json_object_object_get_ex(call, "method", &method) &&
-	                        json_object_is_type(method, json_type_string)
-	                    ? json_object_get_string(method)
-	                    : "(none)");
-	json_object_object_add(reply, "error", json_object_new_string(why));
-	text = json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN |
-	                                                 JSON_C_TO_STRING_NOSLASHESCAPE);
-	bridge_send(w, text, strlen(text));
-	bridge_send(w, "\n", 1);
-	free(why);
-	json_object_put(reply);
-}
-
 /* One JSON line from a worker running j; true when it was j's result. */
 static bool
 bridge_line(struct ex *ex, struct job *j, const char *line)
@@ -124,7 +97,7 @@ bridge_line(struct ex *ex, struct job *j, const char *line)
 	/* A copy: the member goes before the event is written. */
 	type = strcpy(kind, json_object_get_string(t));
 	if (strcmp(type, "call") == 0) {
-		bridge_call(j->worker, o);
+		calls_handle(ex, j, o);
 	} else if (strcmp(type, "result") == 0 &&
 	           (!json_object_object_get_ex(o, "nonce", &v) ||
 	            !json_object_is_type(v, json_type_string) ||

@@ -117,6 +117,22 @@ const struct cfg_key ex_cfg_keys[EX__MAX] = {
                          NULL, CFG_RELOADABLE,
                          "Successful calls in a row that close a half-open "
                          "breaker."},
+    [EX_API_URL] = {"executor", "api_url", CFG_STRING, "", "BACKEND_URL", 0, 0, NULL,
+                    CFG_RELOADABLE,
+                    "The Assay API as this executor reaches it (such as "
+                    "http://127.0.0.1), for scripts' ctx.files and ctx.fetch, "
+                    "which the executor performs with the job's token. Empty: "
+                    "those calls fail, saying so."},
+    [EX_JOB_TOKEN_KEY_FILE] =
+        {"executor", "job_token_key_file", CFG_STRING, SYSCONFDIR "/assay/job-token.key",
+         NULL, 0, 0, NULL, 0,
+         "The keys job tokens are signed with, one per line (32 characters or "
+         "more): the first signs, all verify. assay.conf's job_token_key_file "
+         "must name the same keys."},
+    [EX_JOB_CALLS_MAX] = {"executor", "job_api_calls_max", CFG_INT, "1000", NULL, 0,
+                          1000000, NULL, CFG_RELOADABLE,
+                          "Most calls to the API (ctx.files, ctx.fetch) one attempt "
+                          "of a run may make."},
 #define TIER_RUNNING(t, name, def)                                                       \
 	[EX_TIER_RUNNING + (t)] = {"tiers",                                              \
 	                           name "_max_running",                                  \

@@ -52,6 +52,9 @@ enum ex_key {
 	EX_OB_FAILURES,
 	EX_OB_RECOVERY_MS,
 	EX_OB_SUCCESSES,
+	EX_API_URL,
+	EX_JOB_TOKEN_KEY_FILE,
+	EX_JOB_CALLS_MAX,
 	EX_TIER_RUNNING, /* TIER_COUNT keys: [tiers] <tier>_max_running */
 	EX__MAX = EX_TIER_RUNNING + 3
 };
@@ -88,8 +91,9 @@ struct job_spec {
  *     {"type":"progress","percent":N,"message":"..."}
  *     {"type":"emit","event":"...","data":JSON}
  *     {"type":"call","id":N,"method":"...","params":JSON}
- *         a request the executor answers with a reply of the same id
- *         (bridge.c lists the methods)
+ *         a request the executor answers with a reply of the same id:
+ *         files.read {path}, files.list {prefix}, files.search {query},
+ *         fetch {path, method, body} (calls.c performs them)
  *     {"type":"result","value":JSON,"nonce":"..."}
  *         the job completed; the worker waits for the next, in a fresh
  *         engine (a result without the job's nonce kills the worker)
@@ -134,6 +138,9 @@ struct job {
 	char *progress;                             /* coalesced, not yet written */
 	uint64_t progress_due_us, progress_last_us; /* when it may be */
 	char *result;                               /* JSON text of the return value */
+	char *token;                                /* its job token (calls.c), or NULL */
+	struct call *calls;                         /* its calls to the API in flight */
+	unsigned api_calls;                         /* made so far */
 	char *error;                                /* why the attempt failed */
 	bool canceled, timed_out, too_large, lost;
 };
@@ -214,8 +221,10 @@ char *sbx_job_frame(const char *script, const char *input, long memory_mb,
 /* The executor: its configuration, connections, workers, running jobs,
  * counters. One per process (main.c); bridge.c and stats.c take it as an
  * argument. */
-#define MAX_JOBS         1024
-#define WH_FDS           1032 /* the outbound client's: max_concurrent and a few */
+#define MAX_JOBS 1024
+#define WH_FDS   1032 /* the outbound client's: max_concurrent and a few */
+#define CALL_FDS 64   /* the API client's */
+enum { CLIENT_WEBHOOKS, CLIENT_API, CLIENT__MAX };
 #define DURATION_BUCKETS 14
 enum { REASON__MAX = 8 };
 
@@ -229,6 +238,9 @@ struct ex {
 	struct db *db;
 	struct mc *mc; /* the API's cache, told of every change of a run (buffered) */
 	struct wh *wh; /* webhook deliveries (webhook.c) */
+	struct calls *calls; /* scripts' calls to the API (calls.c) */
+	/* Their outbound clients, in the loop's poll (main.c). */
+	struct ob *clients[CLIENT__MAX];
 	bool mc_was_up;
 	struct pg_conn *listening; /* the connection our LISTENs were issued on */
 	char worker[96];
@@ -270,18 +282,29 @@ void bridge_outcome(struct job *, int status);
  * wh_reload gives it the reloaded configuration's timings;
  * wh_wake says deliveries may be due (a NOTIFY); wh_tick records the
  * attempts that ended and takes due deliveries while there is room, in one
- * statement, and returns the client's timeout for poll (ms, -1: none);
- * wh_pollfds and wh_perform put the client's descriptors in the loop's
- * poll; wh_metrics writes its counters and the client's. */
+ * statement; wh_metrics writes its counters and the client's. */
 const char *wh_config_error(const struct cfg *);
 bool wh_start(struct ex *);
 void wh_reload(struct ex *);
 void wh_stop(struct ex *);
 void wh_wake(struct ex *);
-int wh_tick(struct ex *, uint64_t now);
-size_t wh_pollfds(struct ex *, struct pollfd *, size_t max);
-void wh_perform(struct ex *, const struct pollfd *, size_t n);
+void wh_tick(struct ex *, uint64_t now);
 void wh_metrics(struct ex *, FILE *);
+
+/* calls.c: scripts' calls to the API. calls_start makes its client and
+ * reads the job token keys (false: no client); calls_token gives a job
+ * that starts its token; calls_handle performs a "call" line of j's worker
+ * and answers it with a reply line when done; calls_forget, when j ends,
+ * leaves its calls in flight to be answered to nobody; calls_metrics
+ * writes its client's counters. */
+struct call;
+bool calls_start(struct ex *);
+void calls_stop(struct ex *);
+void calls_token(struct ex *, struct job *);
+struct json_object;
+void calls_handle(struct ex *, struct job *, struct json_object *call);
+void calls_forget(struct job *);
+void calls_metrics(struct ex *, FILE *);
 
 /* stats.c: /metrics. stats_count counts a finished attempt; stats_write
  * writes the counters and the queue depth (one query). */

@@ -49,6 +49,7 @@ job_free(struct job *j)
 	free(j->progress);
 	free(j->result);
 	free(j->error);
+	free(j->token);
 	free(j);
 }
 

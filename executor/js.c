@@ -6,9 +6,10 @@
  * the backstop). The script defines analyze(input, ctx) (`export default
  * function analyze` is accepted); ctx.log (message, or level and message),
  * ctx.progress and ctx.emit and the outcome are written to the bridge as
- * JSON lines. After a result the heap is destroyed and the next job read;
- * after a failure the worker exits. Runs after the sandbox is in place; may
- * only read and write the bridge.
+ * JSON lines; ctx.files.read, .list, .search and ctx.fetch are calls the
+ * executor performs, the script waiting for each reply. After a result the heap is
+ * destroyed and the next job read; after a failure the worker exits. Runs after the
+ * sandbox is in place; may only read and write the bridge.
  */
 #include "config.h"
 
@@ -141,6 +142,115 @@ ctx_emit(duk_context *ctx)
 	return 0;
 }
 
+static char *next_line(void);
+
+/*
+ * A call the executor performs for the script (ctx.files, ctx.fetch),
+ * blocking the script until its reply: the call line is written, and the
+ * next line the executor sends while a job runs is its reply. method is
+ * the call's, the params are on top of the stack (replaced by the result:
+ * a file's bytes, which travel as {"$bytes": base64}, become a
+ * Uint8Array); a failure is thrown as an Error with the executor's words.
+ */
+static duk_ret_t
+js_call(duk_context *ctx, const char *method)
+{
+	static double id;
+	duk_size_t len;
+	char *line;
+
+	duk_push_object(ctx);
+	duk_push_string(ctx, "call");
+	duk_put_prop_string(ctx, -2, "type");
+	duk_push_number(ctx, ++id);
+	duk_put_prop_string(ctx, -2, "id");
+	duk_push_string(ctx, method);
+	duk_put_prop_string(ctx, -2, "method");
+	duk_dup(ctx, -2);
+	duk_put_prop_string(ctx, -2, "params");
+	out_send(ctx);
+	if ((line = next_line()) == NULL)
+		_exit(4); /* the executor went away */
+	duk_push_string(ctx, line);
+	duk_json_decode(ctx, -1);
+	if (duk_get_prop_string(ctx, -1, "error"))
+		return duk_error(ctx, DUK_ERR_ERROR, "%s", duk_safe_to_string(ctx, -1));
+	duk_pop(ctx);
+	duk_get_prop_string(ctx, -1, "result");
+	if (!duk_is_object(ctx, -1))
+		return 1;
+	if (!duk_get_prop_string(ctx, -1, "$bytes")) {
+		duk_pop(ctx);
+		return 1;
+	}
+	duk_base64_decode(ctx, -1);
+	duk_get_buffer(ctx, -1, &len);
+	duk_push_buffer_object(ctx, -1, 0, len, DUK_BUFOBJ_UINT8ARRAY);
+	return 1;
+}
+
+/* Params {name: argument 0} (a string) for a call. */
+static void
+one_param(duk_context *ctx, const char *name)
+{
+	duk_push_object(ctx);
+	duk_dup(ctx, 0);
+	duk_safe_to_string(ctx, -1);
+	duk_put_prop_string(ctx, -2, name);
+}
+
+/* ctx.files.read(path): a string for text, a Uint8Array for bytes */
+static duk_ret_t
+files_read(duk_context *ctx)
+{
+	one_param(ctx, "path");
+	return js_call(ctx, "files.read");
+}
+
+/* ctx.files.list(prefix) */
+static duk_ret_t
+files_list(duk_context *ctx)
+{
+	if (duk_is_undefined(ctx, 0)) {
+		duk_push_string(ctx, "");
+		duk_replace(ctx, 0);
+	}
+	one_param(ctx, "prefix");
+	return js_call(ctx, "files.list");
+}
+
+/* ctx.files.search(words) */
+static duk_ret_t
+files_search(duk_context *ctx)
+{
+	one_param(ctx, "query");
+	return js_call(ctx, "files.search");
+}
+
+/* ctx.fetch(path, {method, body}): {status, body} of a call to the API */
+static duk_ret_t
+ctx_fetch(duk_context *ctx)
+{
+	duk_push_object(ctx);
+	duk_dup(ctx, 0);
+	duk_safe_to_string(ctx, -1);
+	duk_put_prop_string(ctx, -2, "path");
+	if (duk_is_object(ctx, 1)) {
+		if (duk_get_prop_string(ctx, 1, "method"))
+			duk_put_prop_string(ctx, -2, "method");
+		else
+			duk_pop(ctx);
+		if (duk_get_prop_string(ctx, 1, "body")) {
+			if (!duk_is_string(ctx, -1))
+				duk_json_encode(ctx, -1);
+			duk_put_prop_string(ctx, -2, "body");
+		} else {
+			duk_pop(ctx);
+		}
+	}
+	return js_call(ctx, "fetch");
+}
+
 static void
 js_fatal(void *udata, const char *msg)
 {
@@ -199,9 +309,15 @@ kind(duk_context *ctx, duk_idx_t i)
 }
 
 static const duk_function_list_entry ctx_functions[] = {
-    {"log", ctx_log, 2},
-    {"progress", ctx_progress, 2},
-    {"emit", ctx_emit, 2},
+    {"log", ctx_log, 2},   {"progress", ctx_progress, 2},
+    {"emit", ctx_emit, 2}, {"fetch", ctx_fetch, 2},
+    {NULL, NULL, 0},
+};
+
+static const duk_function_list_entry files_functions[] = {
+    {"read", files_read, 1},
+    {"list", files_list, 1},
+    {"search", files_search, 1},
     {NULL, NULL, 0},
 };
 
@@ -319,6 +435,9 @@ run_job(duk_context *ctx, const char *line, char *nonce, size_t nonce_size)
 	duk_get_prop_string(ctx, -2, "input");
 	duk_push_object(ctx);
 	duk_put_function_list(ctx, -1, ctx_functions);
+	duk_push_object(ctx);
+	duk_put_function_list(ctx, -1, files_functions);
+	duk_put_prop_string(ctx, -2, "files");
 	if (duk_pcall(ctx, 2) != DUK_EXEC_SUCCESS) {
 		report_throw(ctx);
 		_exit(1);

@@ -40,6 +40,7 @@
 #include "extern.h"
 #include "log.h"
 #include "mc.h"
+#include "outbound.h"
 #include "probe.h"
 #include "util.h"
 #include "xalloc.h"
@@ -237,6 +238,7 @@ ex_start(struct ex *ex, struct job *j)
 	j->ended = false;
 	j->worker = w;
 	w->job = j;
+	calls_token(ex, j);
 	w->jobs++;
 	j->worker_no = w->child;
 	j->worker_job = w->jobs;
@@ -324,6 +326,7 @@ ex_done(struct ex *ex, size_t i)
 	struct job *j = ex->jobs[i];
 	struct worker *w = j->worker;
 
+	calls_forget(j);
 	/* In order: the oldest claimed are started first (ex_dispatch). */
 	memmove(ex->jobs + i, ex->jobs + i + 1, (--ex->njobs - i) * sizeof *ex->jobs);
 	ex->wake = true;
@@ -592,9 +595,12 @@ ex_tick(struct ex *ex)
 	}
 	if (ex->next_poll_us < next)
 		next = ex->next_poll_us;
-	t = wh_tick(ex, now);
-	if (t >= 0 && now + (uint64_t)t * 1000u < next)
-		next = now + (uint64_t)t * 1000u;
+	wh_tick(ex, now);
+	for (i = 0; i < CLIENT__MAX; i++) {
+		t = ob_timeout_ms(ex->clients[i]);
+		if (t >= 0 && now + (uint64_t)t * 1000u < next)
+			next = now + (uint64_t)t * 1000u;
+	}
 	return next > now ? (int)((next - now + 999) / 1000) : 0;
 }
 
@@ -620,10 +626,10 @@ ex_sandbox_program(char *path, size_t size)
 static int
 ex_run(struct ex *ex)
 {
-	struct pollfd pfd[4 + MAX_JOBS + WH_FDS];
+	struct pollfd pfd[4 + MAX_JOBS + WH_FDS + CALL_FDS];
 	struct worker *byfd[4 + MAX_JOBS];
 	struct job *done;
-	size_t n, i, nw, nh;
+	size_t n, i, nw, k, nc[CLIENT__MAX];
 	int timeout;
 
 	while (!ex->stopping || ex->njobs > 0) {
@@ -643,12 +649,14 @@ ex_run(struct ex *ex)
 			    (short)(POLLIN | (w->outlen > w->outoff ? POLLOUT : 0)), 0};
 		}
 		nw = n;
-		nh = wh_pollfds(ex, pfd + nw, WH_FDS);
-		n += nh;
+		for (k = 0; k < CLIENT__MAX; k++)
+			n += nc[k] = ob_pollfds(ex->clients[k], pfd + n,
+			                        k == CLIENT_WEBHOOKS ? WH_FDS : CALL_FDS);
 		ex_tell_cache(ex);
 		if (poll(pfd, n, ex->wake ? 0 : timeout) < 0 && errno != EINTR)
 			return 1;
-		wh_perform(ex, pfd + nw, nh);
+		for (k = 0, i = nw; k < CLIENT__MAX; i += nc[k++])
+			ob_perform(ex->clients[k], pfd + i, nc[k]);
 		for (i = 4; i < nw; i++) {
 			if ((pfd[i].revents & POLLOUT) && byfd[i]->fd >= 0)
 				bridge_write(byfd[i]);
@@ -669,6 +677,7 @@ ex_run(struct ex *ex)
 	ex_flush(ex);
 	ex_tell_cache(ex);
 	wh_stop(ex);
+	calls_stop(ex);
 	sbx_close();
 	log_msg(LOG_INFO, "stopped after %lu jobs", ex->processed);
 	return 0;
@@ -791,7 +800,7 @@ main(int argc, char *argv[])
 		        cfg_str(ex.cfg, EX_MEMCACHED_SERVERS));
 	else if (ex.mc != NULL)
 		mc_buffer(ex.mc); /* sent once per pass of the loop (ex_flush) */
-	if (!wh_start(&ex))
+	if (!wh_start(&ex) || !calls_start(&ex))
 		return 1;
 	log_msg(LOG_INFO, "assay-executor %s as %s: up to %ld jobs, health on %s:%ld",
 	        PACKAGE_VERSION, ex.worker, ex_int(&ex, EX_MAX_CONCURRENT),

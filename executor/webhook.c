@@ -158,6 +158,7 @@ wh_start(struct ex *ex)
 		return false;
 	}
 	wh->ex = ex;
+	ex->clients[CLIENT_WEBHOOKS] = wh->ob;
 	wh->outcomes = json_object_new_array();
 	wh->wake = true;
 	ex->wh = wh;
@@ -365,7 +366,7 @@ wh_settle(struct ex *ex, long want)
 	PQclear(res);
 }
 
-int
+void
 wh_tick(struct ex *ex, uint64_t now)
 {
 	struct wh *wh = ex->wh;
@@ -384,7 +385,6 @@ wh_tick(struct ex *ex, uint64_t now)
 	}
 	if (want > 0 || json_object_array_length(wh->outcomes) > 0)
 		wh_settle(ex, want);
-	return ob_timeout_ms(wh->ob);
 }
 
 void
@@ -395,21 +395,10 @@ wh_stop(struct ex *ex)
 	if (json_object_array_length(ex->wh->outcomes) > 0)
 		wh_settle(ex, 0);
 	ob_free(ex->wh->ob); /* deliveries in flight are sent again after their lease */
+	ex->clients[CLIENT_WEBHOOKS] = NULL;
 	json_object_put(ex->wh->outcomes);
 	free(ex->wh);
 	ex->wh = NULL;
-}
-
-size_t
-wh_pollfds(struct ex *ex, struct pollfd *pfd, size_t max)
-{
-	return ob_pollfds(ex->wh->ob, pfd, max);
-}
-
-void
-wh_perform(struct ex *ex, const struct pollfd *pfd, size_t n)
-{
-	ob_perform(ex->wh->ob, pfd, n);
 }
 
 void

@@ -28,7 +28,7 @@
 #include "util.h"
 #include "xalloc.h"
 
-#define OB_BODY_MAX        (1u << 20) /* bytes of an answer kept */
+#define OB_BODY_MAX        (1u << 20) /* bytes of an answer kept, by default */
 #define OB_ENDPOINTS_MAX   256
 #define OB_RETRY_AFTER_MAX 60 /* seconds: a longer Retry-After ends the request */
 #define OB_MAXCONNECTS     64 /* idle connections the multi handle keeps */
@@ -95,7 +95,7 @@ struct ob_xfer {
 	long status;
 	const char *error;
 	char *answer;
-	size_t answerlen, answercap;
+	size_t answerlen, answercap, answermax;
 	char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -538,12 +538,12 @@ ob_log_headers(const struct ob *ob, const struct ob_xfer *x, const char *const *
 	log_kv(LOG_DEBUG, "outbound request headers", f);
 }
 
-/* CURLOPT_WRITEFUNCTION: keep the answer up to OB_BODY_MAX. */
+/* CURLOPT_WRITEFUNCTION: keep the answer up to its most. */
 static size_t
 ob_write_cb(char *data, size_t size, size_t n, void *arg)
 {
 	struct ob_xfer *x = arg;
-	size_t len = size * n, room = OB_BODY_MAX - x->answerlen;
+	size_t len = size * n, room = x->answermax - x->answerlen;
 
 	if (len > room)
 		len = room;
@@ -551,8 +551,8 @@ ob_write_cb(char *data, size_t size, size_t n, void *arg)
 		x->answercap = x->answercap ? x->answercap : 4096;
 		while (x->answercap < x->answerlen + len + 1)
 			x->answercap *= 2;
-		if (x->answercap > OB_BODY_MAX + 1)
-			x->answercap = OB_BODY_MAX + 1;
+		if (x->answercap > x->answermax + 1)
+			x->answercap = x->answermax + 1;
 		x->answer = xrealloc(x->answer, x->answercap);
 	}
 	memcpy(x->answer + x->answerlen, data, len);
@@ -696,6 +696,7 @@ ob_submit(struct ob *ob, const struct ob_request *req, ob_done_fn *done, void *a
 	x->submitted_us = util_now_us();
 	x->max_attempts =
 	    req->max_attempts > 0 ? req->max_attempts : ob->cfg.max_attempts;
+	x->answermax = req->max_body > 0 ? req->max_body : OB_BODY_MAX;
 	if (!ob_method_ok(req->method) || !ob_url(req->url, &x->endpoint, &x->logurl))
 		goto err;
 	x->method = xstrdup(req->method);
@@ -823,6 +824,7 @@ ob_finished(struct ob *ob, struct ob_xfer *x, CURLcode rc)
 static void
 ob_deliver(struct ob *ob, struct ob_xfer *x)
 {
+	char *ctype = NULL;
 	struct ob_response r = {
 	    .result = x->result,
 	    .status = x->status,
@@ -832,6 +834,10 @@ ob_deliver(struct ob *ob, struct ob_xfer *x)
 	    .attempts = x->attempt,
 	    .duration_us = util_now_us() - x->submitted_us,
 	};
+
+	if (x->result == OB_OK &&
+	    curl_easy_getinfo(x->easy, CURLINFO_CONTENT_TYPE, &ctype) == CURLE_OK)
+		r.content_type = ctype;
 
 	if (x->prev != NULL)
 		x->prev->next = x->next;

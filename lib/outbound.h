@@ -93,6 +93,7 @@ struct ob_request {
 	const char *credential;
 	int max_attempts; /* 0: the client's */
 	long timeout_ms;  /* of one attempt; 0: the client's */
+	size_t max_body;  /* bytes of the answer kept; 0: 1 MiB */
 };
 
 enum ob_result {
@@ -107,6 +108,7 @@ struct ob_response {
 	enum ob_result result;
 	long status;      /* HTTP status of the last attempt; 0 without one */
 	const char *body; /* the last answer's body (NUL-terminated; bodylen bytes) */
+	const char *content_type; /* its Content-Type, or NULL */
 	size_t bodylen;
 	const char *error;    /* OB_OK: NULL; else what went wrong, for people */
 	int attempts;         /* made; 0 when OB_OPEN */
@@ -122,7 +124,7 @@ struct ob_response {
 typedef void ob_done_fn(void *arg, const struct ob_response *);
 
 /* Starts a request; everything in req is copied. Bodies of answers are
- * kept up to 1 MiB (the rest is dropped and the answer still counts). false
+ * kept up to max_body (the rest is dropped and the answer still counts). false
  * only when it could not be started at all: a URL libcurl refuses or that
  * is not http or https, a method that is not an upper-case token, a header
  * or credential with a line break, an authentication without credential.
