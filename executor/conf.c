@@ -124,8 +124,8 @@ const struct cfg_key ex_cfg_keys[EX__MAX] = {
                     "which the executor performs with the job's token. Empty: "
                     "those calls fail, saying so."},
     [EX_JOB_TOKEN_KEY_FILE] =
-        {"executor", "job_token_key_file", CFG_STRING, SYSCONFDIR "/assay/job-token.key",
-         NULL, 0, 0, NULL, 0,
+        {"executor", "job_token_key_file", CFG_STRING, "/etc/assay/job-token.key", NULL,
+         0, 0, NULL, 0,
          "The keys job tokens are signed with, one per line (32 characters or "
          "more): the first signs, all verify. assay.conf's job_token_key_file "
          "must name the same keys."},

@@ -128,8 +128,8 @@ const struct cfg_key api_cfg_keys[API__MAX] = {
                       "get 413 without being read. The web server's body limit for "
                       "/api/v1/files/ must be above it."},
     [API_JOB_TOKEN_KEYS] =
-        {"api", "job_token_key_file", CFG_STRING, SYSCONFDIR "/assay/job-token.key", NULL,
-         0, 0, NULL, CFG_RELOADABLE,
+        {"api", "job_token_key_file", CFG_STRING, "/etc/assay/job-token.key", NULL, 0, 0,
+         NULL, CFG_RELOADABLE,
          "The keys job tokens (what the executor presents for a running "
          "script) are verified with, one per line: the same file as "
          "executor.conf's job_token_key_file. Read at start and on reload; a "
