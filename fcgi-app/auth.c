@@ -288,6 +288,7 @@ auth_request(struct req *r, struct tenant *t)
 	    !limit_request(r))
 		return false;
 	if (key == NULL || *key == '\0') {
+		audit_note(r, "auth.failure", r->path); /* no actor: no key */
 		http_problem(r, 401, "UNAUTHENTICATED", HTTPMSG_CHALLENGE "\r\n",
 		             "an API key is required: send Authorization: Bearer <key> "
 		             "or X-API-Key");

@@ -7,6 +7,8 @@ check "no key: 401" "$status" 401
 check_match "no key: challenge" "$(header WWW-Authenticate)" '^Bearer realm="assay"'
 check "no key: problem+json" "$(header Content-Type)" "application/problem+json"
 check "no key: code" "$(json .code)" UNAUTHENTICATED
+check "no key: audited as an authentication failure, no actor" \
+  "$(sql "SELECT count(*) FROM audit_log WHERE action = 'auth.failure' AND actor IS NULL AND request_id = '$(header X-Request-ID)'")" 1
 
 KEY=garbage api GET /api/v1/runs
 check "malformed key: 401" "$status" 401
