@@ -42,7 +42,7 @@ struct calls {
 struct call {
 	struct job *job;
 	struct json_object *id;
-	enum { AS_TEXT, AS_FILE, AS_JSON, AS_RESPONSE } as;
+	enum { AS_FILE, AS_JSON, AS_RESPONSE } as;
 	struct call *next; /* the job's calls in flight */
 };
 
@@ -208,7 +208,6 @@ calls_done(void *arg, const struct ob_response *r)
 		             ? json_object_new_string_len(r->body, (int)r->bodylen)
 		             : calls_bytes(r->body, r->bodylen);
 		break;
-	case AS_TEXT:
 	case AS_RESPONSE:
 		result = json_object_new_object();
 		json_object_object_add(result, "status",
@@ -233,17 +232,16 @@ calls_escape(const char *s, bool keep_slash)
 		return xstrdup("");
 	out = xstrdup(e);
 	curl_free(e);
-	if (keep_slash) /* a file's path keeps its segments */
-		for (p = q = out; *p != '\0'; p++, q++) {
-			if (strncmp(p, "%2F", 3) == 0) {
-				*q = '/';
-				p += 2;
-			} else {
-				*q = *p;
-			}
+	if (!keep_slash)
+		return out;
+	for (p = q = out; *p != '\0'; q++) /* a file's path keeps its segments */
+		if (strncmp(p, "%2F", 3) == 0) {
+			*q = '/';
+			p += 3;
+		} else {
+			*q = *p++;
 		}
-	if (keep_slash)
-		*q = '\0';
+	*q = '\0';
 	return out;
 }
 
@@ -252,8 +250,6 @@ calls_string(struct json_object *params, const char *name)
 {
 	struct json_object *v;
 
-	if (json_object_is_type(params, json_type_string) && strcmp(name, "") == 0)
-		return json_object_get_string(params);
 	if (!json_object_object_get_ex(params, name, &v) ||
 	    !json_object_is_type(v, json_type_string))
 		return NULL;
@@ -315,7 +311,7 @@ calls_handle(struct ex *ex, struct job *j, struct json_object *callmsg)
 	char *path = NULL, *url = NULL, hjob[80], hproj[48];
 	const char *headers[4] = {hjob, hproj, "Content-Type: application/json", NULL};
 	struct call *c;
-	int as = AS_TEXT;
+	int as = AS_RESPONSE;
 
 	json_object_object_get_ex(callmsg, "id", &id);
 	json_object_object_get_ex(callmsg, "params", &params);

@@ -54,12 +54,14 @@ struct wh {
 	bool wake; /* deliveries may be due */
 	uint64_t next_take_us;
 	unsigned long delivered, failed_attempts, deferred;
+	char schedule[WH_SCHEDULE_MAX * 12 + 3]; /* retry_schedule, "{5,30,...}" */
 };
 
-/* "5s 30s 2m, 1h" -> seconds; returns how many, or -1 when it does not
- * parse (or is empty, or longer than max). */
+/* "5s 30s 2m, 1h" -> "{5,30,120,3600}" in array (PostgreSQL's integer[]
+ * text; may be NULL); returns how many delays, or -1 when it does not parse
+ * (or is empty, or longer than WH_SCHEDULE_MAX). */
 static int
-wh_schedule(const char *text, int *secs, int max)
+wh_schedule(const char *text, char *array)
 {
 	const char *p = text;
 	int n = 0;
@@ -69,9 +71,12 @@ wh_schedule(const char *text, int *secs, int max)
 		long v;
 
 		p += strspn(p, " \t,");
-		if (*p == '\0')
+		if (*p == '\0') {
+			if (array != NULL)
+				strcpy(array, n > 0 ? "}" : "{}");
 			return n > 0 ? n : -1;
-		if (!isdigit((unsigned char)*p) || n == max)
+		}
+		if (!isdigit((unsigned char)*p) || n == WH_SCHEDULE_MAX)
 			return -1;
 		v = strtol(p, &end, 10);
 		switch (*end) {
@@ -88,8 +93,8 @@ wh_schedule(const char *text, int *secs, int max)
 		}
 		if (v <= 0 || v > 7 * 86400)
 			return -1;
-		if (secs != NULL)
-			secs[n] = (int)v;
+		if (array != NULL)
+			array += sprintf(array, "%c%ld", n > 0 ? ',' : '{', v);
 		n++;
 		p = end + 1;
 	}
@@ -98,7 +103,7 @@ wh_schedule(const char *text, int *secs, int max)
 const char *
 wh_config_error(const struct cfg *cfg)
 {
-	if (wh_schedule(cfg_str(cfg, EX_WH_SCHEDULE), NULL, WH_SCHEDULE_MAX) < 0)
+	if (wh_schedule(cfg_str(cfg, EX_WH_SCHEDULE), NULL) < 0)
 		return "[webhooks] retry_schedule must be 1 to 32 delays such as "
 		       "\"5s 30m 2h\", each at most 7 days";
 	return NULL;
@@ -158,6 +163,7 @@ wh_start(struct ex *ex)
 		return false;
 	}
 	wh->ex = ex;
+	wh_schedule(cfg_str(ex->cfg, EX_WH_SCHEDULE), wh->schedule);
 	ex->clients[CLIENT_WEBHOOKS] = wh->ob;
 	wh->outcomes = json_object_new_array();
 	wh->wake = true;
@@ -171,6 +177,7 @@ wh_reload(struct ex *ex)
 	struct ob_config oc = wh_ob_config(ex);
 
 	ob_tune(ex->wh->ob, &oc);
+	wh_schedule(cfg_str(ex->cfg, EX_WH_SCHEDULE), ex->wh->schedule);
 }
 
 void
@@ -186,40 +193,39 @@ wh_sign(const char *id, const char *ts, const char *body, struct json_object *se
 {
 	size_t blen = strlen(body), clen = strlen(id) + strlen(ts) + blen + 2, n, i;
 	char *content = xmalloc(clen + 1), *header = xmalloc(WH_SECRETS_MAX * 50 + 20);
-	unsigned char key[64], mac[EVP_MAX_MD_SIZE];
+	unsigned char *key, mac[EVP_MAX_MD_SIZE];
 	unsigned int maclen;
 	size_t used = 0;
+	long klen;
 
 	snprintf(content, clen + 1, "%s.%s.%s", id, ts, body);
 	strcpy(header, "");
 	n = json_object_array_length(secrets);
 	for (i = 0; i < n && i < WH_SECRETS_MAX; i++) {
-		const char *hex =
-		    json_object_get_string(json_object_array_get_idx(secrets, i));
-		size_t klen = strlen(hex) / 2, k;
-
-		if (klen == 0 || klen > sizeof key)
+		key = OPENSSL_hexstr2buf(
+		    json_object_get_string(json_object_array_get_idx(secrets, i)), &klen);
+		if (key == NULL)
 			continue;
-		for (k = 0; k < klen; k++)
-			sscanf(hex + 2 * k, "%2hhx", &key[k]);
 		if (HMAC(EVP_sha256(), key, (int)klen, (const unsigned char *)content,
 		         clen, mac, &maclen) == NULL)
+			maclen = 0;
+		OPENSSL_clear_free(key, (size_t)klen);
+		if (maclen == 0)
 			continue;
 		used += (size_t)sprintf(header + used, "%sv1,", used > 0 ? " " : "");
 		used += (size_t)EVP_EncodeBlock((unsigned char *)header + used, mac,
 		                                (int)maclen);
 	}
-	OPENSSL_cleanse(key, sizeof key);
 	free(content);
 	return header;
 }
 
-/* Keep the outcome of an attempt (defer_s > 0: none was made). */
+/* Keep the outcome of an attempt (ok: delivered; defer_s > 0: none was
+ * made). */
 static void
-wh_outcome(struct delivery *d, const struct ob_response *r, int defer_s)
+wh_outcome(struct delivery *d, const struct ob_response *r, bool ok, int defer_s)
 {
 	struct json_object *o = json_object_new_object();
-	bool ok = r->result == OB_OK && r->status >= 200 && r->status < 300;
 
 	json_object_object_add(o, "id", json_object_new_string(d->id));
 	json_object_object_add(o, "attempt", json_object_new_int(d->attempt));
@@ -253,14 +259,16 @@ wh_done(void *arg, const struct ob_response *r)
 {
 	struct delivery *d = arg;
 	struct wh *wh = d->wh;
+	bool ok = r->result == OB_OK && r->status >= 200 && r->status < 300;
 
 	if (r->result == OB_OPEN) {
 		wh->deferred++;
 		/* (given back for the breaker's recovery time, at least 1 s) */
-		wh_outcome(d, r, (int)(ex_int(wh->ex, EX_OB_RECOVERY_MS) + 999) / 1000);
+		wh_outcome(d, r, false,
+		           (int)(ex_int(wh->ex, EX_OB_RECOVERY_MS) + 999) / 1000);
 	} else {
-		wh_outcome(d, r, 0);
-		if (r->result == OB_OK && r->status >= 200 && r->status < 300)
+		wh_outcome(d, r, ok, 0);
+		if (ok)
 			wh->delivered++;
 		else
 			wh->failed_attempts++;
@@ -330,17 +338,12 @@ static void
 wh_settle(struct ex *ex, long want)
 {
 	struct wh *wh = ex->wh;
-	int secs[WH_SCHEDULE_MAX], n, i;
-	char schedule[WH_SCHEDULE_MAX * 12 + 3], *p = schedule, limit[24], lease[24];
-	const char *params[4] = {NULL, schedule, limit, lease};
+	char limit[24], lease[24];
+	const char *params[4] = {NULL, wh->schedule, limit, lease};
 	size_t ended = json_object_array_length(wh->outcomes);
 	PGresult *res;
+	int n, i;
 
-	n = wh_schedule(cfg_str(ex->cfg, EX_WH_SCHEDULE), secs, WH_SCHEDULE_MAX);
-	*p++ = '{';
-	for (i = 0; i < n; i++)
-		p += sprintf(p, "%s%d", i > 0 ? "," : "", secs[i]);
-	strcpy(p, "}");
 	params[0] = json_object_to_json_string_ext(wh->outcomes, JSON_C_TO_STRING_PLAIN);
 	snprintf(limit, sizeof limit, "%ld", want);
 	/* Held for longer than an attempt may take; then anyone may send it. */

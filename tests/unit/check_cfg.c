@@ -223,20 +223,6 @@ START_TEST(sample_parses_as_defaults)
 }
 END_TEST
 
-int
-main(void)
-{
-	Suite *s = suite_create("cfg");
-	TCase *tc = tcase_create("cfg");
-
-	tcase_add_checked_fixture(tc, NULL, teardown);
-	tcase_add_test(tc, defaults_without_file);
-	tcase_add_test(tc, missing_required_file);
-	tcase_add_test(tc, file_values);
-	tcase_add_test(tc, every_error_has_file_and_line);
-	tcase_add_test(tc, environment_overrides_file);
-	tcase_add_test(tc, secrets_are_masked);
-	tcase_add_test(tc, sample_parses_as_defaults);
-	suite_add_tcase(s, tc);
-	return unit_run(s);
-}
+UNIT_MAIN_FIXTURE("cfg", NULL, teardown, defaults_without_file, missing_required_file,
+                  file_values, every_error_has_file_and_line, environment_overrides_file,
+                  secrets_are_masked, sample_parses_as_defaults)

@@ -753,24 +753,10 @@ START_TEST(the_endpoint_table_is_bounded)
 }
 END_TEST
 
-int
-main(void)
-{
-	Suite *s = suite_create("outbound");
-	TCase *tc = tcase_create("outbound");
-
-	tcase_add_checked_fixture(tc, server_start, server_stop);
-	tcase_add_test(tc, answers_and_bodies);
-	tcase_add_test(tc, authentication_without_secrets_in_the_log);
-	tcase_add_test(tc, retries_on_5xx_only);
-	tcase_add_test(tc, retry_after_is_honoured);
-	tcase_add_test(tc, timeouts_and_network_errors);
-	tcase_add_test(tc, requests_in_flight_end_without_callback);
-	tcase_add_test(tc, the_breaker_opens_probes_and_closes);
-	tcase_add_test(tc, refused_addresses_are_not_reached);
-	tcase_add_test(tc, connections_are_kept_alive);
-	tcase_add_test(tc, metrics_per_endpoint);
-	tcase_add_test(tc, the_endpoint_table_is_bounded);
-	suite_add_tcase(s, tc);
-	return unit_run(s);
-}
+UNIT_MAIN_FIXTURE("outbound", server_start, server_stop, answers_and_bodies,
+                  authentication_without_secrets_in_the_log, retries_on_5xx_only,
+                  retry_after_is_honoured, timeouts_and_network_errors,
+                  requests_in_flight_end_without_callback,
+                  the_breaker_opens_probes_and_closes, refused_addresses_are_not_reached,
+                  connections_are_kept_alive, metrics_per_endpoint,
+                  the_endpoint_table_is_bounded)
