@@ -141,9 +141,16 @@ api POST "/api/v1/analyses/$a/schedules" '{"cron":"@every 1s","name":"every seco
 every=$(json .schedule.id)
 api POST "/api/v1/analyses/$a/schedules" '{"cron":"@every 1s","enabled":false}'
 disabled=$(json .schedule.id)
+# ten more at once, due at the same instants: the executors contend for them
+crowd=()
+for i in $(seq 1 10); do
+  api POST "/api/v1/analyses/$a/schedules" "{\"cron\":\"*/1 * * * * *\",\"name\":\"crowd $i\"}"
+  crowd+=("$(json .schedule.id)")
+done
 many() { [ "$(ticks "$every" | wc -l)" -ge 12 ]; }
 eventually "three executors: twelve ticks fired" 300 many
 api PATCH "/api/v1/analyses/$a/schedules/$every" '{"enabled":false}'
+for s in "${crowd[@]}"; do api PATCH "/api/v1/analyses/$a/schedules/$s" '{"enabled":false}'; done
 sleep 1.5
 t=$(ticks "$every" | tr '\n' ' ' | sed 's/ $//')
 set -- $t
@@ -154,6 +161,16 @@ else fail "three executors: ticks with gaps or twice: $t"; fi
 check "the runs: triggered by the schedule, its name and input" \
   "$(sql "SELECT DISTINCT triggered_by || ' ' || name || ' ' || input::text FROM analysis_jobs WHERE schedule_id = '$every'")" \
   'schedule every second {"n": 1}'
+bad_crowd=0 crowd_runs=0
+for s in "${crowd[@]}"; do
+  t=$(ticks "$s" | tr '\n' ' ' | sed 's/ $//')
+  set -- $t
+  crowd_runs=$((crowd_runs + $#))
+  [ $# -ge 5 ] && consecutive "$1" "${!#}" $t || { bad_crowd=$((bad_crowd + 1)); echo "# crowd $s: $t"; }
+done
+check "ten more schedules on the same seconds: each tick once, no gaps ($crowd_runs runs)" "$bad_crowd" 0
+t=$(ticks "$every" | tr '\n' ' ' | sed 's/ $//')
+set -- $t
 for n in 1 2 3; do
   port=$(sed -n 's/^port = //p' "$([ $n = 1 ] && echo "$conf" || echo "$tmp/executor$n.conf")" | tail -1)
   fired[$n]=$(curl -s "http://127.0.0.1:$port/metrics" | awk '$1 == "assay_executor_schedule_runs_total" { print $2 }')
