@@ -208,6 +208,11 @@ sched_tick(struct ex *ex, uint64_t now)
 	             "SELECT gap_from, gap_to, wait_ms FROM assay_schedule_beat($1::int)",
 	             1, &param) != DB_OK)
 		return s->next_us;
+	if (PQntuples(res) != 1) { /* schedule_clock has lost its row */
+		log_msg(LOG_ERROR, "schedule_clock has no row: schedules are not fired");
+		PQclear(res);
+		return s->next_us;
+	}
 	gap[0] = strtod(PQgetvalue(res, 0, 0), NULL);
 	gap[1] = strtod(PQgetvalue(res, 0, 1), NULL);
 	wait = PQgetisnull(res, 0, 2) ? poll : atol(PQgetvalue(res, 0, 2));

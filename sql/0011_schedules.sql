@@ -88,7 +88,8 @@ INSERT INTO schedule_clock DEFAULT VALUES;
 
 -- An executor's beat, once per pass: the latest gap (epoch seconds; ticks
 -- in (gap_from, gap_to] were missed), and the milliseconds until the next
--- schedule is due (NULL: none is enabled; 0 or less: one is due now).
+-- schedule is due, rounded up (NULL: none is enabled; 0 or less: one is due
+-- now).
 CREATE FUNCTION assay_schedule_beat(p_window_ms integer)
 RETURNS TABLE (gap_from double precision, gap_to double precision, wait_ms bigint)
 LANGUAGE sql AS $$
@@ -102,7 +103,7 @@ LANGUAGE sql AS $$
         RETURNING c.gap_from, c.gap_to)
     SELECT extract(epoch FROM c.gap_from)::double precision,
            extract(epoch FROM c.gap_to)::double precision,
-           (SELECT floor(extract(epoch FROM min(s.next_run_at) - clock_timestamp()) * 1000)
+           (SELECT ceil(extract(epoch FROM min(s.next_run_at) - clock_timestamp()) * 1000)
             FROM analysis_schedules s WHERE s.enabled)::bigint
     FROM c
 $$;
