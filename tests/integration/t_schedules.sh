@@ -4,7 +4,8 @@
 # an expression that never fires); another tenant's analysis or schedule
 # is 404. Three executors at once fire an @every 1s schedule for more than
 # ten ticks: exactly one run per tick, no gaps. With every executor
-# stopped for a few ticks, a schedule with catch_up gets one run for the
+# stopped for a few ticks, a schedule with catch_up (@every or a cron
+# expression) gets one run for the
 # latest missed tick, one without gets none. A disabled schedule makes no
 # runs; deleting the analysis stops its schedules. Scheduled runs count in
 # the tenant's runs per hour. assayctl schedules list shows them.
@@ -195,6 +196,8 @@ api POST "/api/v1/analyses/$a/schedules" '{"cron":"@every 1s","catch_up":false}'
 skip=$(json .schedule.id)
 api POST "/api/v1/analyses/$a/schedules" '{"cron":"@every 1s","catch_up":true}'
 catch=$(json .schedule.id)
+api POST "/api/v1/analyses/$a/schedules" '{"cron":"* * * * * *","timezone":"America/New_York","catch_up":true}'
+catch_cron=$(json .schedule.id)
 some() { [ "$(ticks "$1" | wc -l)" -ge 2 ]; }
 eventually "before the stop: ticks fired" 100 some "$catch"
 kill -STOP "${pids[@]}"
@@ -205,6 +208,7 @@ eventually "after the restart: ticks fired" 100 after "$skip"
 sleep 2
 api PATCH "/api/v1/analyses/$a/schedules/$skip" '{"enabled":false}'
 api PATCH "/api/v1/analyses/$a/schedules/$catch" '{"enabled":false}'
+api PATCH "/api/v1/analyses/$a/schedules/$catch_cron" '{"enabled":false}'
 sleep 1.5
 read -r gap_from gap_to <<<"$(sql "SELECT floor(extract(epoch FROM gap_from))::bigint, floor(extract(epoch FROM gap_to))::bigint FROM schedule_clock" | tr '|' ' ')"
 check_match "the clock recorded the gap (${gap_from}..${gap_to})" "$((gap_to - gap_from))" '^([7-9]|1[0-9])$'
@@ -222,10 +226,13 @@ set -- $later
 if [ $# -ge 1 ] && [ "$1" = $((gap_to + 1)) ] && consecutive "$1" "${!#}" $later; then
   ok "without catch_up: every tick after the gap ($#), from the first"
 else fail "without catch_up: ticks after the gap (which ended at $gap_to): $later"; fi
-later=$(printf '%s\n' $tc | awk -v g="$gap_from" '$1 > g' | tr '\n' ' ' | sed 's/ $//')
-set -- $later
-if consecutive "$gap_to" "${!#}" $later; then ok "with catch_up: the catch-up run, then every tick"
-else fail "with catch_up: ticks from the gap on: $later"; fi
+for s in "$catch" "$catch_cron"; do
+  what=$([ "$s" = "$catch" ] && echo "@every 1s" || echo "a cron expression")
+  later=$(ticks "$s" | awk -v g="$gap_from" '$1 > g' | tr '\n' ' ' | sed 's/ $//')
+  set -- $later
+  if consecutive "$gap_to" "${!#}" $later; then ok "with catch_up ($what): the catch-up run, then every tick"
+  else fail "with catch_up ($what): ticks from the gap on (which was $gap_from..$gap_to): $later"; fi
+done
 
 # --- deleting the analysis stops its schedules
 c=$(new_analysis)
