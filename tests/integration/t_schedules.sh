@@ -3,12 +3,12 @@
 # problem (an unknown member, a bad range, step or name, an unknown zone,
 # an expression that never fires); another tenant's analysis or schedule
 # is 404. Three executors at once fire an @every 1s schedule for more than
-# ten ticks: exactly one run per tick, no gaps. With every executor
-# stopped for a few ticks, a schedule with catch_up (@every or a cron
-# expression) gets one run for the
-# latest missed tick, one without gets none. A disabled schedule makes no
-# runs; deleting the analysis stops its schedules. Scheduled runs count in
-# the tenant's runs per hour. assayctl schedules list shows them.
+# ten ticks, and ten more due on the same seconds: exactly one run per
+# tick, no gaps. With every executor stopped for a few ticks, a schedule
+# with catch_up (@every or a cron expression) gets one run for the latest
+# missed tick, one without gets none. A disabled schedule makes no runs;
+# deleting the analysis stops its schedules. Scheduled runs count in the
+# tenant's runs per hour. assayctl schedules list shows them.
 . "$(dirname "$0")/lib.sh"
 
 tmp=$(mktemp -d)
