@@ -44,20 +44,9 @@ audit_print(PGconn *conn, const char *tenant, const char *since)
 	                                    "OUTCOME", "REQUEST", "CLIENT", "TARGET"};
 	static const int widths[] = {-24, -16, -16, -12, -14, -32, -15, 0};
 	const char *params[2] = {tenant, since};
-	PGresult *res;
-	int n;
 
-	if (tenant != NULL) {
-		res = PQexecParams(conn, "SELECT 1 FROM tenants WHERE name = $1", 1, NULL,
-		                   params, NULL, NULL, 0);
-		n = PQresultStatus(res) == PGRES_TUPLES_OK ? PQntuples(res) : -1;
-		if (n <= 0)
-			fprintf(stderr, "assayctl: %s\n",
-			        n == 0 ? "no such tenant" : PQresultErrorMessage(res));
-		PQclear(res);
-		if (n <= 0)
-			return 1;
-	}
+	if (tenant != NULL && !ctl_tenant_known(conn, tenant))
+		return 1;
 	return ctl_print(
 	    PQexecParams(
 	        conn,

@@ -23,6 +23,9 @@ struct cfg *ctl_api_config(const char *path, bool required, int *status);
 /* Connect or print why not; NULL on failure. */
 PGconn *ctl_connect(const struct ctl *);
 
+/* Does the tenant exist? false after printing why not. */
+bool ctl_tenant_known(PGconn *, const char *name);
+
 /* Print the rows of a query's result under a line of heads, each column
  * printf's %*s of its width (negative: left-aligned); or print its error.
  * Clears res; returns the exit status (0 or 1). */
@@ -39,6 +42,8 @@ int cmd_key(const struct ctl *, int argc, char *argv[]);
 int cmd_prune(const struct ctl *, int argc, char *argv[]);
 /* audit.c: `assayctl audit [--tenant NAME] [--since N{s|m|h|d}]`. */
 int cmd_audit(const struct ctl *, int argc, char *argv[]);
+/* schedules.c: `assayctl schedules list [--tenant NAME]`. */
+int cmd_schedules(const struct ctl *, int argc, char *argv[]);
 /* key.c too: `assayctl job-token [--config FILE] RUN_ID`. */
 int cmd_job_token(const struct ctl *, int argc, char *argv[]);
 /* db.c: `assayctl db index-usage`. */

@@ -38,6 +38,8 @@ static const struct {
     {"audit", cmd_audit,
      "audit [--tenant NAME] [--since 1h]\n"
      "                                print the audit log, oldest first"},
+    {"schedules", cmd_schedules,
+     "schedules list [--tenant NAME] list schedules, their next run and last tick"},
     {"job-token", cmd_job_token,
      "job-token [--config F] RUN_ID print a job token for the run's running attempt"},
 };
@@ -77,6 +79,20 @@ ctl_connect(const struct ctl *ctl)
 		return NULL;
 	}
 	return conn;
+}
+
+bool
+ctl_tenant_known(PGconn *conn, const char *name)
+{
+	PGresult *res = PQexecParams(conn, "SELECT 1 FROM tenants WHERE name = $1", 1,
+	                             NULL, &name, NULL, NULL, 0);
+	int n = PQresultStatus(res) == PGRES_TUPLES_OK ? PQntuples(res) : -1;
+
+	if (n <= 0)
+		fprintf(stderr, "assayctl: %s\n",
+		        n == 0 ? "no such tenant" : PQresultErrorMessage(res));
+	PQclear(res);
+	return n > 0;
 }
 
 int

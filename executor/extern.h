@@ -6,7 +6,8 @@
  * fresh engine, and is reused until worker_max_jobs or worker_idle_seconds
  * (main.c). Jobs and the script's output travel over the worker's bridge,
  * a socket carrying JSON lines both ways (bridge.c); outcomes and events
- * are written in batches (jobs.c); counters are served as /metrics
+ * are written in batches (jobs.c); due schedules make runs (schedule.c);
+ * counters are served as /metrics
  * (stats.c). Workers are forked by assay-sandbox (zygote.c), a small helper
  * the executor starts and talks to over a socket (sandbox.c): a process
  * that never holds the executor's memory, connections or secrets. Nothing
@@ -238,6 +239,7 @@ struct ex {
 	struct db *db;
 	struct mc *mc; /* the API's cache, told of every change of a run (buffered) */
 	struct wh *wh; /* webhook deliveries (webhook.c) */
+	struct sched *sched; /* schedules (schedule.c) */
 	struct calls *calls; /* scripts' calls to the API (calls.c) */
 	/* Their outbound clients, in the loop's poll (main.c). */
 	struct ob *clients[CLIENT__MAX];
@@ -290,6 +292,17 @@ void wh_stop(struct ex *);
 void wh_wake(struct ex *);
 void wh_tick(struct ex *, uint64_t now);
 void wh_metrics(struct ex *, FILE *);
+
+/* schedule.c: firing due schedules. sched_start sets it up (false: it
+ * cannot); sched_wake says a schedule changed (a NOTIFY); sched_tick beats
+ * the executors' clock and fires what is due, when it is time to, and
+ * returns when it next wants to be called (util_now_us time);
+ * sched_metrics writes its counters. */
+bool sched_start(struct ex *);
+void sched_stop(struct ex *);
+void sched_wake(struct ex *);
+uint64_t sched_tick(struct ex *, uint64_t now);
+void sched_metrics(struct ex *, FILE *);
 
 /* calls.c: scripts' calls to the API. calls_start makes its client and
  * reads the job token keys (false: no client); calls_token gives a job

@@ -1,7 +1,8 @@
 /*
  * assay-executor: claims runs and runs them in warm sandboxed workers, in
  * a single poll(2) loop over: a signalfd (SIGTERM, SIGINT, SIGHUP), the
- * PostgreSQL connection (LISTEN assay_jobs, assay_cancel), the socket to
+ * PostgreSQL connection (LISTEN assay_jobs, assay_cancel, assay_webhooks,
+ * assay_schedules), the socket to
  * assay-sandbox (which forks the workers and says when they end), the
  * workers' bridges (bridge.c), and the /health, /metrics HTTP socket
  * (stats.c). Setup, the loop, the jobs' and the workers' lifecycles live
@@ -61,12 +62,14 @@ ex_listen(struct ex *ex)
 	if (conn == NULL || conn == ex->listening)
 		return;
 	res =
-	    PQexec(conn, "LISTEN assay_jobs; LISTEN assay_cancel; LISTEN assay_webhooks");
+	    PQexec(conn, "LISTEN assay_jobs; LISTEN assay_cancel; LISTEN assay_webhooks;"
+	                 " LISTEN assay_schedules");
 	if (PQresultStatus(res) == PGRES_COMMAND_OK)
 		ex->listening = conn;
 	PQclear(res);
 	ex->wake = true; /* work may have arrived while we were not listening */
 	wh_wake(ex);
+	sched_wake(ex);
 }
 
 static struct job *
@@ -208,6 +211,8 @@ ex_notifications(struct ex *ex)
 			ex->wake = true;
 		else if (strcmp(n->relname, "assay_webhooks") == 0)
 			wh_wake(ex);
+		else if (strcmp(n->relname, "assay_schedules") == 0)
+			sched_wake(ex);
 		else if (strcmp(n->relname, "assay_cancel") == 0 &&
 		         (j = ex_find(ex, n->extra)))
 			ex_cancel(ex, j);
@@ -529,7 +534,7 @@ ex_probe(const char *path, FILE *f, const char **ctype, void *arg)
 static int
 ex_tick(struct ex *ex)
 {
-	uint64_t now = util_now_us(), next = now + 1000000u, lease_us;
+	uint64_t now = util_now_us(), next = now + 1000000u, lease_us, t_sched;
 	size_t i;
 	int t;
 
@@ -596,6 +601,8 @@ ex_tick(struct ex *ex)
 	if (ex->next_poll_us < next)
 		next = ex->next_poll_us;
 	wh_tick(ex, now);
+	if ((t_sched = sched_tick(ex, now)) < next)
+		next = t_sched;
 	for (i = 0; i < CLIENT__MAX; i++) {
 		t = ob_timeout_ms(ex->clients[i]);
 		if (t >= 0 && now + (uint64_t)t * 1000u < next)
@@ -677,6 +684,7 @@ ex_run(struct ex *ex)
 	ex_flush(ex);
 	ex_tell_cache(ex);
 	wh_stop(ex);
+	sched_stop(ex);
 	calls_stop(ex);
 	sbx_close();
 	log_msg(LOG_INFO, "stopped after %lu jobs", ex->processed);
@@ -800,7 +808,7 @@ main(int argc, char *argv[])
 		        cfg_str(ex.cfg, EX_MEMCACHED_SERVERS));
 	else if (ex.mc != NULL)
 		mc_buffer(ex.mc); /* sent once per pass of the loop (ex_flush) */
-	if (!wh_start(&ex) || !calls_start(&ex))
+	if (!wh_start(&ex) || !calls_start(&ex) || !sched_start(&ex))
 		return 1;
 	log_msg(LOG_INFO, "assay-executor %s as %s: up to %ld jobs, health on %s:%ld",
 	        PACKAGE_VERSION, ex.worker, ex_int(&ex, EX_MAX_CONCURRENT),

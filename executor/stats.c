@@ -88,6 +88,7 @@ stats_write(struct ex *ex, FILE *f)
 	        "assay_executor_outcome_batches_total %lu\n",
 	        ex->recovered, ex->njobs, ex->nworkers, ex->workers_started, ex->flushes);
 	wh_metrics(ex, f);
+	sched_metrics(ex, f);
 	calls_metrics(ex, f);
 	if (db_query(ex->db, &res,
 	             "SELECT s, (SELECT count(*) FROM analysis_jobs WHERE status = s)"

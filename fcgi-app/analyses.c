@@ -25,6 +25,24 @@ analysis_not_found(struct req *r)
 	             r->match.params[0]);
 }
 
+int
+analyses_visible(struct req *r, const char *id)
+{
+	const char *params[2] = {id, r->tenant->project_id};
+	PGresult *res =
+	    http_query_db(r,
+	                  "SELECT 1 FROM analyses WHERE id = $1 AND project_id = $2 "
+	                  "AND is_active",
+	                  2, params);
+	int found;
+
+	if (res == NULL)
+		return -1;
+	found = PQntuples(res) == 1;
+	PQclear(res);
+	return found;
+}
+
 /* The route's own check of a body: the script's bound is in bytes. V_TEXT
  * counts characters, and a character is at least one byte, so the table's
  * bound is never looser than this one. */

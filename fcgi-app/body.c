@@ -118,6 +118,7 @@ body_take(struct req *r)
 		return false;
 	/* Bounds the configuration sets, as it is now (it may be reloaded). */
 	run_fields[RF_INPUT].max = cfg_int(r->app->cfg, API_INPUT_STRING_MAX);
+	schedule_fields[SF_INPUT].max = run_fields[RF_INPUT].max;
 	analysis_fields[AF_SCRIPT].max = cfg_int(r->app->cfg, API_SCRIPT_MAX);
 	r->errors = json_object_new_array();
 	valid_check(r->body, rt->fields, rt->nfields, rt->partial, r->v, r->errors);

@@ -7,9 +7,9 @@
  * (http.c) and the body (body.c) against tables (valid.c, fields.c) as
  * the route's row says, then calls its handler
  * (health.c, metrics.c, docs.c, analyses.c, runs.c with idempotency.c,
- * paging.c and webhooks.c, files.c), which answers through http.c, reading through
- * cache.c. Only
- * HTTP concerns live in this folder; storage and config are in lib/.
+ * paging.c and webhooks.c, files.c, schedules.c), which answers through http.c, reading
+ * through cache.c. Only HTTP concerns live in this folder; storage and config are in
+ * lib/.
  */
 #ifndef ASSAY_API_EXTERN_H
 #define ASSAY_API_EXTERN_H
@@ -277,7 +277,9 @@ enum {
 	AF_ATTEMPTS,
 	AF__MAX
 };
-extern struct vfield run_fields[RF__MAX], analysis_fields[AF__MAX];
+enum { SF_CRON, SF_TIMEZONE, SF_NAME, SF_INPUT, SF_ENABLED, SF_CATCH_UP, SF__MAX };
+extern struct vfield run_fields[RF__MAX], analysis_fields[AF__MAX],
+    schedule_fields[SF__MAX];
 /* The query of a listing: the runs' takes them all, the analyses' the
  * first QF_PAGE (limit and cursor). */
 enum { QF_LIMIT, QF_CURSOR, QF_PAGE, QF_STATUS = QF_PAGE, QF_TAG, QF_ANALYSIS, QF__MAX };
@@ -449,7 +451,13 @@ route_handler audit_list;
 enum { FQ_LIMIT, FQ_CURSOR, FQ_PREFIX, FQ_SEARCH, FQ__MAX };
 extern const struct vfield files_query[FQ__MAX];
 route_handler files_put, files_get, files_delete, files_list;
-/* analyses.c */
+/* schedules.c: an analysis' schedules. schedules_check, for POST and
+ * PATCH: the cron expression parses and fires, the zone is known. */
+route_handler schedules_create, schedules_check, schedules_list, schedules_get,
+    schedules_update, schedules_delete;
+/* analyses.c. analyses_visible: 1 when the caller's project has the
+ * active analysis id, 0 when not, -1 after answering 503. */
+int analyses_visible(struct req *, const char *id);
 route_handler analyses_create, analyses_check, analyses_list, analyses_get,
     analyses_update, analyses_delete, analyses_versions;
 

@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include "cron.h"
 #include "extern.h"
 
 static const char *const runtimes[] = {"js", "node", NULL};
@@ -30,6 +31,15 @@ struct vfield analysis_fields[AF__MAX] = {
     [AF_TIMEOUT] = {"timeout_ms", V_INT, false, 100, 3600000, NULL, "30000"},
     [AF_MEMORY] = {"memory_limit_mb", V_INT, false, 16, 4096, NULL, "64"},
     [AF_ATTEMPTS] = {"max_attempts", V_INT, false, 1, 10, NULL, "3"},
+};
+
+struct vfield schedule_fields[SF__MAX] = {
+    [SF_CRON] = {"cron", V_TEXT, true, 1, CRON_EXPR_MAX, NULL, NULL},
+    [SF_TIMEZONE] = {"timezone", V_TEXT, false, 1, CRON_ZONE_MAX, NULL, "UTC"},
+    [SF_NAME] = {"name", V_TEXT, false, 1, 128, NULL, "scheduled run"},
+    [SF_INPUT] = {"input", V_INPUT, false, 0, 65536, NULL, NULL},
+    [SF_ENABLED] = {"enabled", V_BOOL, false, 0, 0, NULL, "true"},
+    [SF_CATCH_UP] = {"catch_up", V_BOOL, false, 0, 0, NULL, "false"},
 };
 
 const struct vfield list_query[QF__MAX] = {

@@ -87,18 +87,17 @@ counts_memcached(struct mc *mc, const char *name, uint64_t window, long seconds,
 {
 	uint64_t h = hash64(name), c, p;
 	size_t m = h % MEMO_SLOTS;
-	char key[200], *val;
+	char key[MC_KEY_MAX], *val;
 	size_t len;
 	enum mc_rc rc;
 
-	snprintf(key, sizeof key, "assay:rl:%s:%llu", name, (unsigned long long)window);
-	if (mc_incr(mc, key, (unsigned)(2 * seconds + 1), &c) != MC_OK)
+	mc_limit_key(key, name, window);
+	if (mc_incr(mc, key, MC_LIMIT_TTL(seconds), &c) != MC_OK)
 		return;
 	if (memo[m].hash == h && memo[m].window == window - 1) {
 		p = memo[m].count;
 	} else {
-		snprintf(key, sizeof key, "assay:rl:%s:%llu", name,
-		         (unsigned long long)(window - 1));
+		mc_limit_key(key, name, window - 1);
 		if ((rc = mc_get(mc, key, &val, &len)) == MC_DOWN)
 			return;
 		p = rc == MC_OK ? strtoull(val, NULL, 10) : 0;
@@ -156,7 +155,7 @@ uncount(struct app *app, const char *name, uint64_t window)
 {
 	uint64_t h = hash64(name), old, next, c;
 	struct shm_counter *s = &shm->limit[h % SHM_LIMIT_SLOTS];
-	char key[200];
+	char key[MC_KEY_MAX];
 
 	do {
 		old = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
@@ -167,7 +166,7 @@ uncount(struct app *app, const char *name, uint64_t window)
 		next = (old & ~((uint64_t)C_MAX << 20)) | (c - 1) << 20;
 	} while (!__atomic_compare_exchange_n(&s->state, &old, next, false,
 	                                      __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE));
-	snprintf(key, sizeof key, "assay:rl:%s:%llu", name, (unsigned long long)window);
+	mc_limit_key(key, name, window);
 	mc_decr(app->mc, key);
 }
 

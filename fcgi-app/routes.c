@@ -21,6 +21,7 @@
 #define NO_INPUT      NO_QUERY, NO_BODY
 #define RUN_BODY      NO_QUERY, run_fields, RF__MAX
 #define ANALYSIS_BODY NO_QUERY, analysis_fields, AF__MAX
+#define SCHEDULE_BODY NO_QUERY, schedule_fields, SF__MAX
 
 const struct route api_routes[] = {
     /* method, path, handler, access, limit, query fields, body fields,
@@ -46,6 +47,16 @@ const struct route api_routes[] = {
     {M_DELETE, "/api/v1/analyses/{id}", analyses_delete, A_TENANT, L_REQUESTS, NO_INPUT},
     {M_GET, "/api/v1/analyses/{id}/versions", analyses_versions, A_TENANT, L_REQUESTS,
      NO_INPUT},
+    {M_POST, "/api/v1/analyses/{id}/schedules", schedules_create, A_TENANT, L_REQUESTS,
+     SCHEDULE_BODY, false, schedules_check, NULL, NO_JOB},
+    {M_GET, "/api/v1/analyses/{id}/schedules", schedules_list, A_TENANT, L_REQUESTS,
+     PAGE_QUERY, NO_BODY},
+    {M_GET, "/api/v1/analyses/{id}/schedules/{sid}", schedules_get, A_TENANT, L_REQUESTS,
+     NO_INPUT},
+    {M_PATCH, "/api/v1/analyses/{id}/schedules/{sid}", schedules_update, A_TENANT,
+     L_REQUESTS, SCHEDULE_BODY, true, schedules_check, NULL, NO_JOB},
+    {M_DELETE, "/api/v1/analyses/{id}/schedules/{sid}", schedules_delete, A_TENANT,
+     L_REQUESTS, NO_INPUT},
 
     {M_POST, "/api/v1/runs", runs_create, A_TENANT, L_RUNS, RUN_BODY, false, runs_check,
      NULL, NO_JOB},

@@ -34,25 +34,6 @@ runs_send(struct req *r, int status, const char *headers, const char *run_json,
 	free(members);
 }
 
-/* Does the caller's project have this active analysis? -1 after answering 503. */
-static int
-analysis_visible(struct req *r, const char *id)
-{
-	const char *params[2] = {id, r->tenant->project_id};
-	PGresult *res =
-	    http_query_db(r,
-	                  "SELECT 1 FROM analyses WHERE id = $1 AND project_id = $2 "
-	                  "AND is_active",
-	                  2, params);
-	int found;
-
-	if (res == NULL)
-		return -1;
-	found = PQntuples(res) == 1;
-	PQclear(res);
-	return found;
-}
-
 /* The route's own check of a body: the callback_url may be reached, the
  * idempotency key's two spellings agree; with other violations, an
  * unknown analysis is named too (alone, the INSERT finds it), so that the
@@ -67,7 +48,7 @@ runs_check(struct req *r)
 		return; /* answered 503 */
 	idempotency_key(r, r->v[RF_TOKEN].present ? r->v[RF_TOKEN].str : NULL, r->errors);
 	if (r->v[RF_ANALYSIS].present && json_object_array_length(r->errors) > 0) {
-		if ((visible = analysis_visible(r, r->v[RF_ANALYSIS].str)) < 0)
+		if ((visible = analyses_visible(r, r->v[RF_ANALYSIS].str)) < 0)
 			return; /* answered 503 */
 		if (!visible)
 			valid_error(r->errors, "/analysis_id", "no such analysis");

@@ -298,3 +298,9 @@ mc_apikey_key(char key[MC_KEY_MAX], const char *digest)
 {
 	snprintf(key, MC_KEY_MAX, "assay:key:%s", digest);
 }
+
+void
+mc_limit_key(char key[MC_KEY_MAX], const char *name, uint64_t window)
+{
+	snprintf(key, MC_KEY_MAX, "assay:rl:%s:%llu", name, (unsigned long long)window);
+}

@@ -76,6 +76,12 @@ void mc_run_name(char name[MC_RUN_NAME_MAX], enum mc_run_entry, const char *run)
 bool mc_forget_run(struct mc *, const char *project, const char *run);
 /* The entry of an API key's lookup, by the key's SHA-256 (hex). */
 void mc_apikey_key(char key[MC_KEY_MAX], const char *digest);
+/* The counter of a rate limit ("t:<tenant>:runs") in a window (the time
+ * in seconds divided by the window's length), as assay-api counts it and
+ * assay-executor adds the runs schedules make; a counter lives for
+ * MC_LIMIT_TTL of its window's length. */
+#define MC_LIMIT_TTL(seconds) ((unsigned)(2 * (seconds) + 1))
+void mc_limit_key(char key[MC_KEY_MAX], const char *name, uint64_t window);
 
 /* Call fn for each configured server with whether it answers a request now. */
 void mc_servers(struct mc *,

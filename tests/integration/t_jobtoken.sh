@@ -55,6 +55,10 @@ job GET /api/v1/runs
 check "list runs: 403" "$status" 403
 job GET /api/v1/audit
 check "the audit log: 403" "$status" 403
+job GET "/api/v1/analyses/$a/schedules"
+check "schedules: 403" "$status $(json -r .code)" "403 JOB_TOKEN_FORBIDDEN"
+job POST "/api/v1/analyses/$a/schedules" --data-binary '{"cron":"@daily"}' -H 'Content-Type: application/json'
+check "a new schedule: 403" "$status $(json -r .code)" "403 JOB_TOKEN_FORBIDDEN"
 
 JOB_ID=00000000-0000-4000-8000-000000000000 job GET "/api/v1/files/$dir/report.txt"
 check "another X-Job-ID: 401 JOB_TOKEN_INVALID" "$status $(json -r .code)" "401 JOB_TOKEN_INVALID"

@@ -61,10 +61,13 @@ allowed() { header Allow | tr -d ' ' | tr ',' '\n' | sort | paste -sd, | sed 's/
 aid=$(new_analysis)
 api POST /api/v1/runs "{\"name\":\"openapi\",\"analysis_id\":\"$aid\"}"
 rid=$(json .run.id)
+api POST "/api/v1/analyses/$aid/schedules" '{"cron":"@yearly","enabled":false}'
+sid=$(json .schedule.id)
 for p in $(jq -r '.paths | keys[]' "$doc"); do
   path=${p//\{id\}/$aid}
   case $p in /api/v1/runs/*) path=${p//\{id\}/$rid} ;; esac
   path=${path//\{path\}/openapi/a.txt}
+  path=${path//\{sid\}/$sid}
   allow=$(jq -r --arg p "$p" '.paths[$p] | keys | map(ascii_upcase) | sort | join(", ")' "$doc")
   wrong=PUT
   case ", $allow," in *", PUT,"*) wrong=PATCH ;; esac
