@@ -116,6 +116,22 @@ for k in 1 2 3 4 5 6; do
 done
 check "six results of 1 MiB at once: each whole, in 5 pieces of one attempt" "$bad" 0
 
+# Canceled while its result is written: canceled, nothing of it left.
+r=$(submit "$strings" '{"n":60000000}')
+writing() { [ "$(sql "SELECT count(*) > 0 FROM analysis_result_storage WHERE job_id = '$r'")" = t ]; }
+eventually "a 60 MB result is being written" 600 writing
+api POST "/api/v1/runs/$r/cancel"
+check "canceled while written: 202" "$status" 202
+eventually "the canceled run ended" 300 ended "$r"
+check "canceled while written: canceled, no piece left" "$(status_sql "$r") $(pieces "$r")" "canceled 0 0"
+
+# Runtime node writes its result line as js does: stored apart the same way.
+node_strings=$(analysis 'export default (i) => "0123456789abcdef".repeat(i.n / 16 + 1).slice(0, i.n);' ', "runtime": "node", "memory_limit_mb": 256')
+r=$(submit "$node_strings" '{"n":3000000}')
+eventually "node: run of 3000000 characters finished" 600 ended "$r"
+check "node: 3 MB stored apart in 12 pieces" "$(status_sql "$r") $(pieces "$r")" "completed 12 1"
+check "node: read back byte for byte" "$(result_text "$r" | sha256sum)" "$(expected 3000000 | sha256sum)"
+
 # What jsonb could not hold fails the run, saying where, as for a small result.
 r=$(run 100000 nul)
 check "a NUL character in a large result: failed, saying where" \
@@ -159,7 +175,6 @@ check "the webhook payload: result null with its size and URL" "$(payload)" \
 # lease expires, and only the second attempt's pieces remain.
 crash=$(analysis 'function analyze(i) { var s = "0123456789abcdef"; while (s.length < i.n) s = s + s; return s.substring(0, i.n); }' ', "memory_limit_mb": 512, "timeout_ms": 60000, "max_attempts": 3')
 r=$(submit "$crash" '{"n":60000000}')
-writing() { [ "$(sql "SELECT count(*) > 0 FROM analysis_result_storage WHERE job_id = '$r'")" = t ]; }
 eventually "its pieces are being written" 600 writing
 kill -KILL "$ex_pid"
 gone() { ! running "$ex_pid"; }
