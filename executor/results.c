@@ -5,9 +5,10 @@
  * analysis_result_storage in pieces of RESULT_CHUNK, counted against the
  * tenant's tier's result_max_bytes as they arrive and hashed (SHA-256) on
  * the way. Each piece is inserted only while this executor holds the run's
- * lease for this attempt, so an executor that lost it writes nothing more;
- * what an attempt that does not complete wrote is deleted by the
- * database when the attempt stops running. The line's last bytes are held
+ * lease for this attempt, which the run's row is then said to have pieces
+ * of (result_attempt), so an executor that lost it writes nothing more;
+ * what an attempt that does not complete wrote is deleted by the database
+ * when the attempt stops running. The line's last bytes are held
  * back: they must be the job's nonce, which only the runtime knows. What
  * is held at any time: one piece and those last bytes. Each insert blocks
  * the executor's loop for its round trip.
@@ -115,14 +116,17 @@ results_write(struct ex *ex, struct job *j)
 		                        "(the database is unreachable)"));
 		return;
 	}
-	/* FOR SHARE: a change of the run that ends the lease waits for this
-	 * insert, or this insert sees the change and writes nothing. */
+	/* The run's row names the attempt whose pieces there are, locked: a
+	 * change of the run that ends the lease waits for this insert (and its
+	 * trigger deletes the pieces), or this sees the change and writes
+	 * nothing. */
 	res = PQexecParams(
 	    conn,
-	    "INSERT INTO analysis_result_storage (job_id, attempt, seq, data)"
-	    " SELECT j.id, j.attempts, $2::int, $3 FROM analysis_jobs j"
-	    " WHERE j.id = $1 AND j.worker_id = $4 AND j.status = 'running'"
-	    " AND j.attempts = $5::int FOR SHARE",
+	    "WITH j AS (UPDATE analysis_jobs SET result_attempt = attempts"
+	    "  WHERE id = $1 AND worker_id = $4 AND status = 'running'"
+	    "  AND attempts = $5::int RETURNING id, attempts)"
+	    " INSERT INTO analysis_result_storage (job_id, attempt, seq, data)"
+	    " SELECT j.id, j.attempts, $2::int, $3 FROM j",
 	    5, NULL, params, lens, formats, 0);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		log_msg(LOG_ERROR, "run %s: a piece of its result was not stored: %s",

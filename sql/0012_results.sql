@@ -2,17 +2,22 @@
 -- result_inline_max is not kept in the run's row: the executor writes its
 -- text to analysis_result_storage in pieces of at most 256 KiB as it reads
 -- it from the worker, each piece only while it holds the run's lease (for
--- the attempt it runs), and the run records its size and SHA-256 when it
--- completes. assay-api reads it back piece by piece. Pieces belong to an
--- attempt: when an attempt stops running, however it ends (completed,
--- failed, retried, canceled, recovered after its executor died, requeued
--- at shutdown), a trigger deletes every piece but those of the result the
--- run keeps, so no retry or crash leaves orphan or mixed pieces. Pruned
--- runs take theirs with them (the foreign key cascades).
+-- the attempt it runs, which the run's row then names), and the run
+-- records its size and SHA-256 when it completes. assay-api reads it back
+-- piece by piece. Pieces belong to an attempt: when an attempt that wrote
+-- some stops running, however it ends (completed, failed, retried,
+-- canceled, recovered after its executor died, requeued at shutdown), a
+-- trigger deletes every piece but those of the result the run keeps, so
+-- no retry or crash leaves orphan or mixed pieces. Pruned runs take theirs
+-- with them (the foreign key cascades).
 
+-- result_attempt: the attempt whose pieces analysis_result_storage holds
+-- (being written, or the result kept), or NULL: none. The executor sets it
+-- with each piece it writes, in the same statement.
 ALTER TABLE analysis_jobs
     ADD COLUMN result_size bigint CHECK (result_size >= 0),
-    ADD COLUMN result_sha256 text CHECK (result_sha256 ~ '^[0-9a-f]{64}$');
+    ADD COLUMN result_sha256 text CHECK (result_sha256 ~ '^[0-9a-f]{64}$'),
+    ADD COLUMN result_attempt integer;
 
 CREATE TABLE analysis_result_storage (
     job_id   uuid NOT NULL REFERENCES analysis_jobs (id) ON DELETE CASCADE,
@@ -22,18 +27,26 @@ CREATE TABLE analysis_result_storage (
     PRIMARY KEY (job_id, attempt, seq)
 );
 
--- An attempt has stopped running: only the pieces of the result the run
--- keeps (its last attempt's, once completed) remain.
+-- An attempt that wrote pieces has stopped running: only the pieces of the
+-- result the run keeps (its last attempt's, once completed) remain. Runs
+-- that wrote none (nearly all) never call it.
 CREATE FUNCTION assay_result_storage_trim() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    DELETE FROM analysis_result_storage s
-    WHERE s.job_id = NEW.id AND (NEW.result_size IS NULL OR s.attempt <> NEW.attempts);
-    RETURN NULL;
+    IF NEW.status = 'completed' AND NEW.result_size IS NOT NULL THEN
+        DELETE FROM analysis_result_storage s
+        WHERE s.job_id = NEW.id AND s.attempt <> NEW.attempts;
+        NEW.result_attempt := NEW.attempts;
+    ELSE
+        DELETE FROM analysis_result_storage s WHERE s.job_id = NEW.id;
+        NEW.result_attempt := NULL;
+    END IF;
+    RETURN NEW;
 END
 $$;
-CREATE TRIGGER analysis_jobs_result_storage AFTER UPDATE OF status ON analysis_jobs
-    FOR EACH ROW WHEN (OLD.status = 'running' AND NEW.status <> 'running')
+CREATE TRIGGER analysis_jobs_result_storage BEFORE UPDATE OF status ON analysis_jobs
+    FOR EACH ROW
+    WHEN (OLD.status = 'running' AND NEW.status <> 'running' AND OLD.result_attempt IS NOT NULL)
     EXECUTE FUNCTION assay_result_storage_trim();
 
 -- A run as clients see it: a stored result is not inlined; its size and
