@@ -125,6 +125,29 @@ check "canceled while written: 202" "$status" 202
 eventually "the canceled run ended" 300 ended "$r"
 check "canceled while written: canceled, no piece left" "$(status_sql "$r") $(pieces "$r")" "canceled 0 0"
 
+# Cancels racing results being written, at random moments: a run ends
+# canceled with no piece left, or completed with its whole result; never
+# pieces of another attempt or of a run that did not complete.
+declare -a raced
+for k in $(seq 1 10); do
+  r=$(submit "$strings" '{"n":12000000}')
+  raced+=("$r")
+  sleep "0.$((RANDOM % 10))"
+  api POST "/api/v1/runs/$r/cancel"
+done
+bad=0 n_canceled=0
+for r in "${raced[@]}"; do
+  eventually "raced run ended" 600 ended "$r" >/dev/null
+  case "$(status_sql "$r") $(pieces "$r")" in
+    "canceled 0 0") n_canceled=$((n_canceled + 1)) ;;
+    "completed 46 1") ;;
+    *) bad=$((bad + 1)); echo "  $r: $(status_sql "$r"), pieces $(pieces "$r")" ;;
+  esac
+done
+check "10 cancels racing 12 MB results: canceled with nothing left, or completed whole ($n_canceled canceled)" "$bad" 0
+check "no piece belongs to a run that is not completed, or to another attempt" \
+  "$(sql "SELECT count(*) FROM analysis_result_storage s JOIN analysis_jobs j ON j.id = s.job_id WHERE j.status <> 'running' AND (j.status <> 'completed' OR j.result_size IS NULL OR s.attempt <> j.attempts)")" 0
+
 # Runtime node writes its result line as js does: stored apart the same way.
 node_strings=$(analysis 'export default (i) => "0123456789abcdef".repeat(i.n / 16 + 1).slice(0, i.n);' ', "runtime": "node", "memory_limit_mb": 256')
 r=$(submit "$node_strings" '{"n":3000000}')
