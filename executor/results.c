@@ -74,6 +74,14 @@ results_fail(struct job *j, char *why)
 	ex_kill(j, SIGKILL);
 }
 
+/* The value holds what jsonb could not: at where, why. */
+static void
+results_unstorable(struct job *j, const char *where, const char *why)
+{
+	results_fail(j, xasprintf("script error: the result cannot be stored: %s %s",
+	                          where[0] != '\0' ? where : "the value", why));
+}
+
 /* The tier's result_max_bytes for j's tenant; -1 when the database fails. */
 static long
 results_limit(struct ex *ex, const struct job *j)
@@ -160,9 +168,7 @@ results_value(struct ex *ex, struct job *j, const char *p, size_t n)
 		return;
 	}
 	if (!jsontext_stream_feed(&s->check, p, n, where, sizeof where, &why)) {
-		results_fail(j,
-		             xasprintf("script error: the result cannot be stored: %s %s",
-		                       where[0] != '\0' ? where : "the value", why));
+		results_unstorable(j, where, why);
 		return;
 	}
 	EVP_DigestUpdate(s->sha, p, n);
@@ -245,9 +251,7 @@ results_finish(struct ex *ex, struct job *j)
 	}
 	results_value(ex, j, s->hold, s->held - len);
 	if (!s->failed && !jsontext_stream_end(&s->check, where, sizeof where, &why))
-		results_fail(j,
-		             xasprintf("script error: the result cannot be stored: %s %s",
-		                       where[0] != '\0' ? where : "the value", why));
+		results_unstorable(j, where, why);
 	results_write(ex, j);
 	if (s->failed)
 		return false;
