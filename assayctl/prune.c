@@ -1,8 +1,9 @@
 /*
  * `assayctl prune [--config FILE] [--batch N]`: delete runs older than
  * their tenant's tier keeps history ([tiers] <tier>_history_days in
- * assay.conf), with their events and idempotency keys (foreign keys
- * cascade) and their webhook deliveries (in the same statement). Deletes in batches of N,
+ * assay.conf), with their events, results stored apart
+ * (analysis_result_storage) and idempotency keys (foreign keys cascade)
+ * and their webhook deliveries (in the same statement). Deletes in batches of N,
  * each its own transaction, so a large backlog never holds long locks. Runs still queued
  * or running are left to finish; the API stops showing expired runs on its own.
  */

@@ -5,8 +5,9 @@
  * checked (what PostgreSQL could not store is refused, never rewritten),
  * within the run's output and event budgets, progress coalesced; calls
  * answered; and why an attempt failed, from how the worker ended. Events
- * go to jobs.c's batch; never blocks the executor's loop, never trusts
- * what the worker says.
+ * go to jobs.c's batch, a result longer than result_inline_max to
+ * results.c as it is read (the only wait: its pieces' inserts); never
+ * holds more of a line than its budget, never trusts what the worker says.
  */
 #include "config.h"
 
@@ -111,16 +112,11 @@ bridge_line(struct ex *ex, struct job *j, const char *line)
 		ex_kill(j, SIGKILL);
 	} else if (strcmp(type, "result") == 0 &&
 	           json_object_object_get_ex(o, "value", &v)) {
+		/* At most result_inline_max (bridge_whole_line). */
 		done = j->error == NULL;
 		free(j->result);
 		j->result =
 		    xstrdup(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
-		if ((long)strlen(j->result) > ex_int(ex, EX_RESULT_MAX)) {
-			j->error = xasprintf(
-			    "result too large: %zu bytes; the inline limit is %ld",
-			    strlen(j->result), ex_int(ex, EX_RESULT_MAX));
-			done = true; /* a failure, but the worker is sound */
-		}
 	} else if (strcmp(type, "error") == 0) {
 		const char *msg = json_object_object_get_ex(o, "message", &v) &&
 		                          json_object_is_type(v, json_type_string)
@@ -158,6 +154,78 @@ bridge_line(struct ex *ex, struct job *j, const char *line)
 	return done;
 }
 
+/* The bytes of a result line around its value: the head, and the tail
+ * ,"nonce":"<16 hex digits>"} (results.c checks it). */
+#define RESULT_HEAD_LEN (sizeof RESULT_LINE_HEAD - 1)
+#define RESULT_TAIL_LEN 28
+
+static bool
+bridge_result_line(const char *line, size_t len)
+{
+	return len >= RESULT_HEAD_LEN &&
+	       memcmp(line, RESULT_LINE_HEAD, RESULT_HEAD_LEN) == 0;
+}
+
+/* Is the value of the result line (len bytes so far) longer than
+ * result_inline_max, so that it goes to results.c? */
+static bool
+bridge_result_large(struct ex *ex, const char *line, size_t len)
+{
+	return bridge_result_line(line, len) &&
+	       len > RESULT_HEAD_LEN + RESULT_TAIL_LEN +
+	                 (size_t)ex_int(ex, EX_RESULT_INLINE_MAX);
+}
+
+/* The worker wrote past its result: a breach, whatever it says. */
+static void
+bridge_past_result(struct worker *w)
+{
+	if (w->doomed)
+		return;
+	log_msg(LOG_WARN, "worker %u wrote past a result; stopped", w->child);
+	w->doomed = true;
+	sbx_kill(w->child, SIGKILL);
+}
+
+/* More of a large result's line (n bytes), up to its end if they hold it:
+ * then the job, if its result is stored, else NULL. */
+static struct job *
+bridge_stream(struct ex *ex, struct worker *w, const char *buf, size_t n)
+{
+	struct job *j = w->job;
+	const char *nl = memchr(buf, '\n', n);
+
+	results_feed(ex, j, buf, nl != NULL ? (size_t)(nl - buf) : n);
+	if (nl == NULL || !results_finish(ex, j))
+		return NULL; /* more to come, or failed: its worker is killed */
+	w->job = NULL;
+	if (nl + 1 < buf + n)
+		bridge_past_result(w);
+	return j;
+}
+
+/* A whole line from the worker running j; true when it was j's result. A
+ * large result goes to results.c, the rest is output, within its budget. */
+static bool
+bridge_whole_line(struct ex *ex, struct job *j, char *line, size_t len)
+{
+	if (bridge_result_large(ex, line, len)) {
+		if (!results_start(ex, j))
+			return false;
+		results_feed(ex, j, line + RESULT_HEAD_LEN, len - RESULT_HEAD_LEN);
+		return results_finish(ex, j);
+	}
+	if (!bridge_result_line(line, len)) {
+		j->output += len + 1;
+		if ((long)j->output > ex_int(ex, EX_OUTPUT_MAX)) {
+			j->too_large = true;
+			ex_kill(j, SIGKILL);
+			return false;
+		}
+	}
+	return bridge_line(ex, j, line);
+}
+
 struct job *
 bridge_read(struct ex *ex, struct worker *w)
 {
@@ -181,12 +249,8 @@ bridge_read(struct ex *ex, struct worker *w)
 		}
 		return NULL;
 	}
-	j->output += (size_t)n;
-	if ((long)j->output > ex_int(ex, EX_OUTPUT_MAX)) {
-		j->too_large = true;
-		ex_kill(j, SIGKILL);
-		return NULL;
-	}
+	if (j->store != NULL) /* the rest of a large result's line */
+		return bridge_stream(ex, w, buf, (size_t)n);
 	w->in = xrealloc(w->in, w->inlen + (size_t)n + 1);
 	memcpy(w->in + w->inlen, buf, (size_t)n);
 	w->inlen += (size_t)n;
@@ -197,19 +261,27 @@ bridge_read(struct ex *ex, struct worker *w)
 		*nl = '\0';
 		if (done != NULL) /* anything after a result is a breach */
 			break;
-		if (w->doomed) /* killed: what it says now changes nothing */
+		if (w->doomed || j->too_large) /* killed: what it says changes nothing */
 			continue;
-		if (bridge_line(ex, j, start)) {
+		if (bridge_whole_line(ex, j, start, (size_t)(nl - start))) {
 			done = j;
 			w->job = NULL;
 		}
 	}
 	w->inlen -= (size_t)(start - w->in);
 	memmove(w->in, start, w->inlen + 1);
-	if (done != NULL && w->inlen > 0 && !w->doomed) {
-		log_msg(LOG_WARN, "worker %u wrote past a result; stopped", w->child);
-		w->doomed = true;
-		sbx_kill(w->child, SIGKILL);
+	if (done != NULL && w->inlen > 0)
+		bridge_past_result(w);
+	else if (done == NULL && !w->doomed && bridge_result_large(ex, w->in, w->inlen)) {
+		/* A large result has begun: from now on it is read as it comes. */
+		if (results_start(ex, j))
+			results_feed(ex, j, w->in + RESULT_HEAD_LEN,
+			             w->inlen - RESULT_HEAD_LEN);
+		w->inlen = 0;
+	} else if (done == NULL && !bridge_result_line(w->in, w->inlen) &&
+	           (long)(j->output + w->inlen) > ex_int(ex, EX_OUTPUT_MAX)) {
+		j->too_large = true;
+		ex_kill(j, SIGKILL);
 	}
 	return done;
 }
@@ -261,6 +333,7 @@ bridge_outcome(struct job *j, int status)
 	else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGXCPU)
 		why = xstrdup("timeout: CPU time limit reached");
 	else if (j->spec.runtime == RT_NODE && WIFSIGNALED(status) && j->result == NULL &&
+	         j->stored == 0 &&
 	         (WTERMSIG(status) == SIGABRT || WTERMSIG(status) == SIGTRAP))
 		why = xstrdup("memory limit: node stopped when its heap or data "
 		              "limit was reached");
@@ -268,7 +341,7 @@ bridge_outcome(struct job *j, int status)
 		why = xstrdup("killed by signal 31: the script broke the sandbox");
 	else if (WIFSIGNALED(status) && j->error == NULL)
 		why = xasprintf("killed by signal %d", WTERMSIG(status));
-	else if (j->error == NULL && j->result == NULL)
+	else if (j->error == NULL && j->result == NULL && j->stored == 0)
 		why = xasprintf("exited with status %d without a result",
 		                WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 	if (why != NULL) {

@@ -42,10 +42,15 @@ const struct cfg_key ex_cfg_keys[EX__MAX] = {
          "After SIGTERM to a canceled job, wait this long before SIGKILL."},
     [EX_OUTPUT_MAX] = {"executor", "output_max_bytes", CFG_INT, "4194304", NULL, 1024,
                        1073741824, NULL, CFG_RELOADABLE,
-                       "Most a job may write over its bridge (logs, events, result)."},
-    [EX_RESULT_MAX] = {"executor", "result_max_bytes", CFG_INT, "1048576", NULL, 16,
-                       67108864, NULL, CFG_RELOADABLE,
-                       "Largest result stored inline with the run."},
+                       "Most a job may write over its bridge besides its result "
+                       "(logs, events, calls)."},
+    [EX_RESULT_INLINE_MAX] =
+        {"executor", "result_inline_max", CFG_INT, "65536", NULL, 16, 16777216, NULL,
+         CFG_RELOADABLE,
+         "Largest result (its JSON text) kept in the run's row. A larger one is "
+         "written to PostgreSQL in pieces as it arrives, never held whole, up to "
+         "its tier's result_max_bytes, and read back by "
+         "GET /api/v1/runs/{id}/result."},
     [EX_LOG_LEVEL] = {"executor", "log_level", CFG_ENUM, "info", "LOG_LEVEL", 0, 0,
                       log_level_names, CFG_RELOADABLE, "Least severe level logged."},
     [EX_MEMCACHED_SERVERS] =
@@ -150,4 +155,20 @@ const struct cfg_key ex_cfg_keys[EX__MAX] = {
     TIER_RUNNING(0, "free", "2"),
     TIER_RUNNING(1, "pro", "10"),
     TIER_RUNNING(2, "enterprise", "50"),
+#define TIER_RESULT(t, name, def)                                                        \
+	[EX_TIER_RESULT + (t)] = {"tiers",                                               \
+	                          name "_result_max_bytes",                              \
+	                          CFG_INT,                                               \
+	                          def,                                                   \
+	                          NULL,                                                  \
+	                          16,                                                    \
+	                          1073741824,                                            \
+	                          NULL,                                                  \
+	                          CFG_RELOADABLE,                                        \
+	                          "Largest result (its JSON text) of a run of a " name   \
+	                          " tenant; past it the run fails as \"result too "      \
+	                          "large\" and its worker is replaced."}
+    TIER_RESULT(0, "free", "1048576"),
+    TIER_RESULT(1, "pro", "16777216"),
+    TIER_RESULT(2, "enterprise", "67108864"),
 };

@@ -37,7 +37,7 @@ enum ex_key {
 	EX_SHUTDOWN_GRACE,
 	EX_CANCEL_GRACE_MS,
 	EX_OUTPUT_MAX,
-	EX_RESULT_MAX,
+	EX_RESULT_INLINE_MAX,
 	EX_LOG_LEVEL,
 	EX_MEMCACHED_SERVERS,
 	EX_NODE_PATH,
@@ -57,7 +57,8 @@ enum ex_key {
 	EX_JOB_TOKEN_KEY_FILE,
 	EX_JOB_CALLS_MAX,
 	EX_TIER_RUNNING, /* TIER_COUNT keys: [tiers] <tier>_max_running */
-	EX__MAX = EX_TIER_RUNNING + 3
+	EX_TIER_RESULT = EX_TIER_RUNNING + 3, /* [tiers] <tier>_result_max_bytes */
+	EX__MAX = EX_TIER_RESULT + 3
 };
 #define TIER_COUNT 3 /* free, pro, enterprise: assay_claim's caps, in order */
 extern const struct cfg_key ex_cfg_keys[EX__MAX];
@@ -139,10 +140,13 @@ struct job {
 	char *progress;                             /* coalesced, not yet written */
 	uint64_t progress_due_us, progress_last_us; /* when it may be */
 	char *result;                               /* JSON text of the return value */
-	char *token;                                /* its job token (calls.c), or NULL */
-	struct call *calls;                         /* its calls to the API in flight */
-	unsigned api_calls;                         /* made so far */
-	char *error;                                /* why the attempt failed */
+	struct rstore *store; /* a large result being read (results.c) */
+	long long stored;     /* bytes of the large result stored, or 0 */
+	char sha256[65];      /* of the stored result, in hex */
+	char *token;          /* its job token (calls.c), or NULL */
+	struct call *calls;   /* its calls to the API in flight */
+	unsigned api_calls;   /* made so far */
+	char *error;          /* why the attempt failed */
 	bool canceled, timed_out, too_large, lost;
 };
 
@@ -277,6 +281,26 @@ void bridge_send(struct worker *, const char *text, size_t len);
 void bridge_write(struct worker *);
 void bridge_progress(struct ex *, struct job *);
 void bridge_outcome(struct job *, int status);
+
+/* results.c: large results, written to PostgreSQL piece by piece as they
+ * are read (sql/0012_results.sql). bridge.c calls results_start when the
+ * line of j's result turns out longer than result_inline_max, then
+ * results_feed with its bytes (after {"type":"result","value":) as they
+ * come, then results_finish at its end: true when the result is stored
+ * (j->stored and j->sha256 say what), false when the attempt failed (j's
+ * error says why and its worker is killed; so it is when results_start
+ * returns false or anything failed on the way). results_free frees what a
+ * job that ended while its result was read left. */
+#define RESULT_LINE_HEAD "{\"type\":\"result\",\"value\":"
+struct rstore;
+bool results_start(struct ex *, struct job *);
+void results_feed(struct ex *, struct job *, const char *p, size_t n);
+bool results_finish(struct ex *, struct job *);
+void results_free(struct rstore *);
+/* What is wrong with the limits of results of a configuration (static
+ * text), or NULL: result_inline_max may not exceed a tier's
+ * result_max_bytes. */
+const char *results_config_error(const struct cfg *);
 
 /* webhook.c: deliveries of run webhooks from the outbox. wh_config_error
  * says what is wrong with the [webhooks] keys of a configuration (static

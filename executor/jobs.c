@@ -48,6 +48,7 @@ job_free(struct job *j)
 	free(j->input);
 	free(j->progress);
 	free(j->result);
+	results_free(j->store);
 	free(j->error);
 	free(j->token);
 	free(j);
@@ -234,11 +235,18 @@ jobs_backoff_ms(const struct job *j)
 static enum job_record
 jobs_finish_one(struct db *db, struct mc *mc, const char *worker, struct job *j)
 {
-	char backoff[24];
-	const char *params[5] = {j->id, worker, NULL, NULL, backoff};
+	char backoff[24], stored[24];
+	const char *params[7] = {j->id,
+	                         worker,
+	                         NULL,
+	                         NULL,
+	                         backoff,
+	                         j->stored > 0 ? stored : NULL,
+	                         j->stored > 0 ? j->sha256 : NULL};
 	enum job_record rec;
 
 	snprintf(backoff, sizeof backoff, "%ld", jobs_backoff_ms(j));
+	snprintf(stored, sizeof stored, "%lld", j->stored);
 	do {
 		params[2] = j->canceled ? "canceled" : j->error;
 		params[3] = j->result;
@@ -263,6 +271,8 @@ jobs_finish_one(struct db *db, struct mc *mc, const char *worker, struct job *j)
 		    "j.worker_id "
 		    "END,"
 		    "  result = CASE WHEN o.next = 'completed' THEN $4::jsonb END,"
+		    "  result_size = CASE WHEN o.next = 'completed' THEN $6::bigint END,"
+		    "  result_sha256 = CASE WHEN o.next = 'completed' THEN $7 END,"
 		    "  error_message = CASE WHEN o.next = 'canceled' THEN 'canceled' "
 		    "ELSE $3 "
 		    "END,"
@@ -273,7 +283,7 @@ jobs_finish_one(struct db *db, struct mc *mc, const char *worker, struct job *j)
 		    "  finished_at = CASE WHEN o.next = 'pending' THEN NULL ELSE now() "
 		    "END"
 		    " FROM o WHERE j.id = o.id",
-		    5, params);
+		    7, params);
 		/* What PostgreSQL refuses to store fails the attempt instead: once
 		 * more, without the result or the error it could not take. */
 		if (rec != JOB_REFUSED || (j->result == NULL && j->error == NULL) ||
@@ -295,8 +305,9 @@ jobs_finish_one(struct db *db, struct mc *mc, const char *worker, struct job *j)
 }
 
 /* The outcomes of jobs[0..n) as assay_settle takes them: a JSON array of
- * {id, error, result: [value], backoff}; NULL when a result is no JSON
- * json-c reads (then PostgreSQL decides, one job at a time). */
+ * {id, error, result: [value], backoff}, or for a result stored apart
+ * {..., stored: its size, sha256}; NULL when a result is no JSON json-c
+ * reads (then PostgreSQL decides, one job at a time). */
 static struct json_object *
 jobs_outcomes(struct job **jobs, size_t n)
 {
@@ -314,6 +325,12 @@ jobs_outcomes(struct job **jobs, size_t n)
 		                      : NULL);
 		json_object_object_add(o, "backoff",
 		                       json_object_new_int64(jobs_backoff_ms(jobs[i])));
+		if (jobs[i]->stored > 0) {
+			json_object_object_add(o, "stored",
+			                       json_object_new_int64(jobs[i]->stored));
+			json_object_object_add(o, "sha256",
+			                       json_object_new_string(jobs[i]->sha256));
+		}
 		if (jobs[i]->result != NULL) {
 			struct json_object *wrap = json_object_new_array();
 			enum json_tokener_error err;

@@ -466,6 +466,14 @@ ex_sandbox(struct ex *ex)
 		}
 }
 
+/* What is wrong with a configuration beyond its keys' own checks, or NULL. */
+static const char *
+ex_config_error(const struct cfg *cfg)
+{
+	return wh_config_error(cfg) != NULL ? wh_config_error(cfg)
+	                                    : results_config_error(cfg);
+}
+
 static void
 ex_reload(struct ex *ex)
 {
@@ -474,9 +482,9 @@ ex_reload(struct ex *ex)
 
 	if (next == NULL)
 		return;
-	if (wh_config_error(next) != NULL) {
+	if (ex_config_error(next) != NULL) {
 		log_msg(LOG_ERROR, "%s; reload failed, keeping the current configuration",
-		        wh_config_error(next));
+		        ex_config_error(next));
 		cfg_free(next);
 		return;
 	}
@@ -772,8 +780,8 @@ main(int argc, char *argv[])
 	    cfg_startup(ex_cfg_keys, EX__MAX, ex.cfg_path, ex.cfg_required, false, &rc);
 	if (ex.cfg == NULL)
 		return rc;
-	if (wh_config_error(ex.cfg) != NULL) {
-		fprintf(stderr, "assay-executor: %s\n", wh_config_error(ex.cfg));
+	if (ex_config_error(ex.cfg) != NULL) {
+		fprintf(stderr, "assay-executor: %s\n", ex_config_error(ex.cfg));
 		cfg_free(ex.cfg);
 		return 1;
 	}

@@ -194,6 +194,9 @@ void http_success(struct req *, int status, const char *headers, const char *mem
 /* 200 like http_success, with an ETag of members, or 304 when If-None-Match
  * names it; final (it never changes again): Cache-Control private, max-age. */
 void http_success_tagged(struct req *, const char *members, bool final);
+/* The ETag of text (what the response says) into header ("ETag: ...\r\n");
+ * true when If-None-Match names it, after answering 304. final as above. */
+bool http_not_modified(struct req *, const char *text, bool final, char header[80]);
 /* The answer to a DELETE of one row: 204 when res deleted it, else
  * not_found's. Clears res. */
 void http_deleted(struct req *, PGresult *res, route_handler *not_found);
@@ -430,6 +433,12 @@ bool runs_path_params(struct req *, char days[16], const char *params[3]);
 	"::int))"
 route_handler runs_create, runs_check, runs_list, runs_get, runs_start, runs_cancel,
     runs_result, runs_events_token, runs_not_found;
+/* results.c: GET .../result of a run whose result is stored apart
+ * (sql/0012_results.sql). stored: what runs_result reads of such a run,
+ * {"stored": the result object without its result, with result_size,
+ * result_sha256 and attempt (whose pieces hold it)}. Answers 200 with the
+ * result read piece by piece into the response, or 304. */
+void results_send(struct req *, const char *stored);
 /* webhooks.c. webhooks_check_callback, for runs_check: a violation for a
  * callback_url whose host is, or resolves to, an address deliveries may
  * not reach (webhook_allow_networks), or does not resolve; 503 when it

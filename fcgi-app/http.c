@@ -140,20 +140,29 @@ http_deleted(struct req *r, PGresult *res, route_handler *not_found)
 	PQclear(res);
 }
 
+bool
+http_not_modified(struct req *r, const char *text, bool final, char header[80])
+{
+	const char *inm = http_param(r, "HTTP_IF_NONE_MATCH");
+	char digest[65], etag[64];
+
+	apikey_sha256_hex(text, strlen(text), digest);
+	snprintf(etag, sizeof etag, "\"%.32s\"", digest);
+	snprintf(header, 80, "ETag: %s\r\n", etag);
+	if (final) /* it will never change: the client may keep it */
+		r->cache_control = "private, max-age=86400";
+	if (inm == NULL || (strstr(inm, etag) == NULL && strcmp(inm, "*") != 0))
+		return false;
+	http_send(r, 304, "application/json", header, "", 0);
+	return true;
+}
+
 void
 http_success_tagged(struct req *r, const char *members, bool final)
 {
-	const char *inm = http_param(r, "HTTP_IF_NONE_MATCH");
-	char digest[65], etag[64], header[80];
+	char header[80];
 
-	apikey_sha256_hex(members, strlen(members), digest);
-	snprintf(etag, sizeof etag, "\"%.32s\"", digest);
-	snprintf(header, sizeof header, "ETag: %s\r\n", etag);
-	if (final) /* it will never change: the client may keep it */
-		r->cache_control = "private, max-age=86400";
-	if (inm != NULL && (strstr(inm, etag) != NULL || strcmp(inm, "*") == 0))
-		http_send(r, 304, "application/json", header, "", 0);
-	else
+	if (!http_not_modified(r, members, final, header))
 		http_success(r, 200, header, members);
 }
 

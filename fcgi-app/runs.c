@@ -257,13 +257,20 @@ runs_result(struct req *r)
 
 	if (!runs_path_params(r, days, params))
 		return;
-	/* The result object once finished (then cached), else the status as a string. */
+	/* The result object once finished (then cached), else the status as a
+	 * string. A result stored apart is described instead (its size, hash
+	 * and attempt), and read by results_send: never cached itself. */
 	mc_run_name(name, MC_RESULT, params[0]);
 	switch (cache_query(
 	    r, name, TTL_SHORT,
 	    "SELECT CASE WHEN status IN ('completed', 'failed', 'canceled') THEN"
-	    " jsonb_build_object('run_id', id, 'status', status, 'result', result,"
-	    " 'error_message', error_message, 'finished_at', assay_ts(finished_at))"
+	    " CASE WHEN result_size IS NULL THEN"
+	    "  jsonb_build_object('run_id', id, 'status', status, 'result', result,"
+	    "  'error_message', error_message, 'finished_at', assay_ts(finished_at))"
+	    " ELSE jsonb_build_object('stored', jsonb_build_object('run_id', id,"
+	    "  'status', status, 'error_message', error_message, 'finished_at',"
+	    "  assay_ts(finished_at), 'result_size', result_size, 'result_sha256',"
+	    "  result_sha256, 'attempt', attempts)) END"
 	    " ELSE to_jsonb(status) END, status IN ('completed', 'failed', 'canceled')"
 	    " FROM analysis_jobs WHERE id = $1 AND project_id = $2" WITHIN_HISTORY(
 	        "created_at", "$3"),
@@ -273,6 +280,8 @@ runs_result(struct req *r)
 			http_problem(r, 409, "RUN_NOT_FINISHED", NULL,
 			             "the run is %.*s; it has no result yet",
 			             (int)strlen(text) - 2, text + 1);
+		} else if (strncmp(text, "{\"stored\":", 10) == 0) {
+			results_send(r, text);
 		} else { /* only a finished run has one: it never changes */
 			members = xasprintf("\"result\":%s", text);
 			http_success_tagged(r, members, true);

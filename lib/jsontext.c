@@ -393,3 +393,171 @@ jsontext_storable_unique(const char *text, size_t len, char *ptr, size_t ptrlen,
 	free(nm.decoded);
 	return ok;
 }
+
+void
+jsontext_stream_init(struct jsontext_stream *st)
+{
+	memset(st, 0, sizeof *st);
+}
+
+/* The stream's pointer, as pointer() writes it for a whole text. */
+static void
+stream_pointer(const struct jsontext_stream *st, char *ptr, size_t ptrlen)
+{
+	struct level lv[JSONTEXT_DEPTH_MAX];
+	int d;
+
+	for (d = 0; d < st->depth; d++)
+		lv[d] = (struct level){st->lv[d].object,
+		                       st->lv[d].index,
+		                       st->lv[d].name,
+		                       st->lv[d].namelen,
+		                       0,
+		                       0};
+	pointer(lv, st->depth, ptr, ptrlen);
+}
+
+/* Why the stream stops at its current place: the pointer, and the
+ * phrase, as scan() words it for a member name. */
+static bool
+stream_refuse(const struct jsontext_stream *st, const char *what, char *ptr,
+              size_t ptrlen, const char **why)
+{
+	stream_pointer(st, ptr, ptrlen);
+	*why = st->in_key ? "has a member name that cannot be stored: it contains a NUL "
+	                    "character, a lone surrogate or bytes that are not UTF-8"
+	                  : what;
+	return false;
+}
+
+/* One byte inside a string; NULL, or why the string cannot be stored. */
+static const char *
+stream_string_byte(struct jsontext_stream *st, unsigned char c)
+{
+	int d = st->depth - 1;
+
+	if (st->in_key && st->escape == 0 && st->low == 0 && c != '"' && c != '\\' &&
+	    st->lv[d].namelen < JSONTEXT_NAME_MAX)
+		st->lv[d].name[st->lv[d].namelen++] = (char)c;
+	if (st->need > 0) { /* inside a UTF-8 sequence */
+		st->utf8[st->have++] = c;
+		if (st->have < st->need)
+			return NULL;
+		st->need = 0;
+		if (jsontext_utf8_len(st->utf8, st->have) == st->have)
+			return NULL;
+		return st->utf8[0] == 0xed && (st->utf8[1] & 0xe0) == 0xa0
+		           ? "contains a lone UTF-16 surrogate"
+		           : "is not valid UTF-8";
+	}
+	if (st->low == 1 || st->low == 2) { /* a high surrogate wants "\u" next */
+		if (c != (st->low == 1 ? '\\' : 'u'))
+			return "contains a lone UTF-16 surrogate";
+		st->low++;
+		st->hex = 0;
+		st->u = 0;
+		return NULL;
+	}
+	if (st->escape == 2 || st->low == 3) { /* a digit of \uXXXX */
+		st->u =
+		    st->u << 4 | (unsigned)(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
+		if (++st->hex < 4)
+			return NULL;
+		if (st->low == 3) {
+			st->low = 0;
+			return st->u >= 0xdc00 && st->u <= 0xdfff
+			           ? NULL
+			           : "contains a lone UTF-16 surrogate";
+		}
+		st->escape = 0;
+		if (st->u == 0)
+			return "contains a NUL character (\\u0000)";
+		if (st->u >= 0xdc00 && st->u <= 0xdfff)
+			return "contains a lone UTF-16 surrogate";
+		if (st->u >= 0xd800 && st->u <= 0xdbff)
+			st->low = 1;
+		return NULL;
+	}
+	if (st->escape == 1) {
+		st->escape = c == 'u' ? 2 : 0;
+		st->hex = 0;
+		st->u = 0;
+		return NULL;
+	}
+	if (c == '\\') {
+		st->escape = 1;
+	} else if (c == '"') {
+		st->in_string = st->in_key = false;
+	} else if (c >= 0x80) {
+		st->need = c >= 0xc2 && c <= 0xdf   ? 2
+		           : c >= 0xe0 && c <= 0xef ? 3
+		           : c >= 0xf0 && c <= 0xf4 ? 4
+		                                    : 0;
+		if (st->need == 0)
+			return "is not valid UTF-8";
+		st->utf8[0] = c;
+		st->have = 1;
+	}
+	return NULL;
+}
+
+bool
+jsontext_stream_feed(struct jsontext_stream *st, const char *text, size_t len, char *ptr,
+                     size_t ptrlen, const char **why)
+{
+	const unsigned char *p = (const unsigned char *)text, *end = p + len;
+
+	for (; p < end; p++) {
+		if (st->in_string) {
+			if ((*why = stream_string_byte(st, *p)) != NULL)
+				return stream_refuse(st, *why, ptr, ptrlen, why);
+			continue;
+		}
+		switch (*p) {
+		case '{':
+		case '[':
+			if (st->depth == JSONTEXT_DEPTH_MAX)
+				return stream_refuse(st, "is nested too deeply", ptr,
+				                     ptrlen, why);
+			st->lv[st->depth].object = *p == '{';
+			st->lv[st->depth].index = 0;
+			st->lv[st->depth].namelen = 0;
+			st->depth++;
+			st->want_key = *p == '{';
+			break;
+		case '}':
+		case ']':
+			if (st->depth > 0)
+				st->depth--;
+			st->want_key = false;
+			break;
+		case ',':
+			if (st->depth > 0 && st->lv[st->depth - 1].object)
+				st->want_key = true;
+			else if (st->depth > 0)
+				st->lv[st->depth - 1].index++;
+			break;
+		case '"':
+			st->in_string = true;
+			st->in_key = st->want_key && st->depth > 0;
+			if (st->in_key)
+				st->lv[st->depth - 1].namelen = 0;
+			st->want_key = false;
+			break;
+		default:
+			break;
+		}
+	}
+	return true;
+}
+
+bool
+jsontext_stream_end(const struct jsontext_stream *st, char *ptr, size_t ptrlen,
+                    const char **why)
+{
+	if (st->need == 0 && st->escape == 0 && st->low == 0)
+		return true;
+	return stream_refuse(
+	    st, st->need > 0 ? "is not valid UTF-8" : "contains a lone UTF-16 surrogate",
+	    ptr, ptrlen, why);
+}

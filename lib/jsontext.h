@@ -32,4 +32,37 @@ bool jsontext_storable(const char *text, size_t len, char *ptr, size_t ptrlen,
 bool jsontext_storable_unique(const char *text, size_t len, char *ptr, size_t ptrlen,
                               const char **why);
 
+/*
+ * The check of jsontext_storable on text that arrives in pieces (a large
+ * result, read as it comes): the state between pieces is all it keeps,
+ * member names cut to JSONTEXT_NAME_MAX bytes in the pointers it gives.
+ * jsontext_stream_feed takes the next len bytes; jsontext_stream_end says
+ * whether the text ended whole (no UTF-8 sequence cut). On false, as
+ * jsontext_storable: the pointer in ptr, *why the phrase; once false, the
+ * stream says nothing more of use.
+ */
+#define JSONTEXT_DEPTH_MAX 64
+#define JSONTEXT_NAME_MAX  64
+struct jsontext_stream {
+	int depth;
+	struct {
+		bool object;
+		size_t index;
+		unsigned char namelen;
+		char name[JSONTEXT_NAME_MAX];
+	} lv[JSONTEXT_DEPTH_MAX];
+	bool want_key, in_string, in_key;
+	unsigned char escape; /* 1 after a backslash; 2 in a \u escape */
+	unsigned char low;    /* a high surrogate's low half: 1 wants '\\', 2 'u',
+	                         3 in its digits */
+	unsigned char hex;    /* digits of the \u escape read so far */
+	unsigned u;
+	unsigned char utf8[4], have, need; /* a UTF-8 sequence being read */
+};
+void jsontext_stream_init(struct jsontext_stream *);
+bool jsontext_stream_feed(struct jsontext_stream *, const char *text, size_t len,
+                          char *ptr, size_t ptrlen, const char **why);
+bool jsontext_stream_end(const struct jsontext_stream *, char *ptr, size_t ptrlen,
+                         const char **why);
+
 #endif

@@ -212,7 +212,59 @@ START_TEST(many_members_take_n_log_n)
 }
 END_TEST
 
-UNIT_MAIN("jsontext", storable_text_passes, cut_texts_are_read_within_their_bounds,
-          nul_characters_are_found_and_named, lone_surrogates_are_found, utf8_lengths,
+/* The pointer jsontext_stream finds in text fed in pieces of step bytes
+ * (0: all at once), or "ok". */
+static const char *
+streamed(const char *text, size_t step)
+{
+	static char ptr[256];
+	struct jsontext_stream st;
+	size_t len = strlen(text), at, n;
+	const char *why = NULL;
+
+	jsontext_stream_init(&st);
+	for (at = 0; at < len; at += n) {
+		n = step == 0 || len - at < step ? len - at : step;
+		if (!jsontext_stream_feed(&st, text + at, n, ptr, sizeof ptr, &why))
+			return ptr;
+	}
+	return jsontext_stream_end(&st, ptr, sizeof ptr, &why) ? "ok" : ptr;
+}
+
+/* Text that arrives in pieces is judged as when whole, wherever it is cut. */
+START_TEST(streamed_text_is_judged_as_whole_text)
+{
+	static const char *const texts[] = {
+	    "{\"a\":\"x\",\"b\":[1,{\"c\":null}]}",
+	    "\"\\ud83d\\ude00 and \xc3\xa9\"",
+	    "{\"k\":\"\\\\u0000\"}",
+	    "[\"\\\"\\u0001\"]",
+	    "{\"a\":{\"b\":[\"x\",\"v\\u0000\"]}}",
+	    "{\"a/b~c\":\"\\u0000\"}",
+	    "[1,[2,\"\\u0000\"]]",
+	    "{\"v\":\"a\\ud800b\"}",
+	    "\"\\udc00\"",
+	    "{\"v\":\"\\ud800\\u0041\"}",
+	    "{\"v\":[\"a\xed\xa0\x80\"]}",
+	    "{\"w\":[0,\"\xf0\x9f\x98\x80\",\"\xc3\"]}",
+	    "{\"k\":{\"\xc3\xa9t\xc3\xa9\":[\"\xff\"]}}",
+	};
+	size_t i, step;
+	char whole[256];
+
+	for (i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+		snprintf(whole, sizeof whole, "%s", where(texts[i]));
+		for (step = 0; step < 8; step++)
+			ck_assert_msg(strcmp(streamed(texts[i], step), whole) == 0,
+			              "text %zu in pieces of %zu: %s, whole: %s", i, step,
+			              streamed(texts[i], step), whole);
+	}
+	ck_assert_str_eq(streamed("\"\xc3", 1), "");
+}
+END_TEST
+
+UNIT_MAIN("jsontext", streamed_text_is_judged_as_whole_text, storable_text_passes,
+          cut_texts_are_read_within_their_bounds, nul_characters_are_found_and_named,
+          lone_surrogates_are_found, utf8_lengths,
           members_named_twice_are_found_and_named, distinct_names_pass,
           many_members_take_n_log_n)
