@@ -22,8 +22,6 @@
 #include "util.h"
 #include "xalloc.h"
 
-/* A check older than this is dropped unchecked: no API waits for it. */
-#define CHECK_MAX_AGE_MS 10000
 /* The most of a compiler's message an answer carries, in bytes. */
 #define MESSAGE_MAX 1024
 
@@ -31,8 +29,8 @@ void
 checks_take(struct ex *ex)
 {
 	long want = ex_int(ex, EX_MAX_CONCURRENT);
-	char limit[24], age[24];
-	const char *params[2] = {limit, age};
+	char limit[24];
+	const char *params[1] = {limit};
 	struct job *j;
 	PGresult *res;
 	int i;
@@ -43,11 +41,10 @@ checks_take(struct ex *ex)
 	if (want <= 0)
 		return;
 	snprintf(limit, sizeof limit, "%ld", want);
-	snprintf(age, sizeof age, "%d", CHECK_MAX_AGE_MS);
 	if (db_query(ex->db, &res,
 	             "SELECT id, tenant_id, runtime, script, fresh"
-	             " FROM assay_check_take($1::int, $2::int)",
-	             2, params) != DB_OK)
+	             " FROM assay_check_take($1::int)",
+	             1, params) != DB_OK)
 		return;
 	for (i = 0; i < PQntuples(res); i++) {
 		if (strcmp(PQgetvalue(res, i, 4), "t") != 0)

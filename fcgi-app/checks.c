@@ -94,15 +94,17 @@ checks_reply(struct req *r, const char *text)
 void
 checks_post(struct req *r)
 {
-	const char *params[3] = {r->tenant->id, r->v[AF_RUNTIME].str,
-	                         r->v[AF_SCRIPT].str};
 	long timeout_ms = cfg_int(r->app->cfg, API_CHECK_TIMEOUT);
-	PGresult *res = http_query_db(
-	    r,
-	    "SELECT id, assay_check_channel(id) FROM assay_check_request($1, $2, $3) id",
-	    3, params);
-	char id[40], channel[64], *answer;
+	char id[40], channel[64], wait[24], *answer;
+	const char *params[4] = {r->tenant->id, r->v[AF_RUNTIME].str, r->v[AF_SCRIPT].str,
+	                         wait};
+	PGresult *res;
 
+	snprintf(wait, sizeof wait, "%ld", timeout_ms);
+	res = http_query_db(r,
+	                    "SELECT id, assay_check_channel(id)"
+	                    " FROM assay_check_request($1, $2, $3, $4::int) id",
+	                    4, params);
 	if (res == NULL)
 		return;
 	snprintf(id, sizeof id, "%s", PQgetvalue(res, 0, 0));

@@ -10,7 +10,8 @@ CREATE TABLE script_checks (
     tenant_id   bigint NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
     runtime     text NOT NULL CHECK (runtime IN ('js', 'node')),
     script      text NOT NULL,
-    created_at  timestamptz NOT NULL DEFAULT now()
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    expires_at  timestamptz NOT NULL -- when the API stops waiting for it
 );
 CREATE INDEX script_checks_created ON script_checks (created_at);
 
@@ -20,15 +21,19 @@ LANGUAGE sql IMMUTABLE AS $$
     SELECT 'assay_check_' || replace(p_id::text, '-', '')
 $$;
 
--- Ask for a check: the calling session listens to its channel from the
--- commit on, and the executors are woken. Returns the check's id.
-CREATE FUNCTION assay_check_request(p_tenant bigint, p_runtime text, p_script text)
+-- Ask for a check, waited for p_wait_ms: the calling session listens to its
+-- channel from the commit on, and the executors are woken. Returns the
+-- check's id.
+CREATE FUNCTION assay_check_request(p_tenant bigint, p_runtime text, p_script text,
+                                    p_wait_ms integer)
 RETURNS uuid LANGUAGE plpgsql AS $$
 DECLARE
     v_id uuid;
 BEGIN
-    INSERT INTO script_checks (tenant_id, runtime, script)
-        VALUES (p_tenant, p_runtime, p_script) RETURNING id INTO v_id;
+    INSERT INTO script_checks (tenant_id, runtime, script, expires_at)
+        VALUES (p_tenant, p_runtime, p_script,
+                now() + p_wait_ms * interval '1 millisecond')
+        RETURNING id INTO v_id;
     EXECUTE format('LISTEN %I', assay_check_channel(v_id));
     PERFORM pg_notify('assay_checks', '');
     RETURN v_id;
@@ -46,16 +51,15 @@ END
 $$;
 
 -- An executor takes up to p_limit checks, oldest first, out of the queue.
--- fresh is false for one older than p_max_age_ms: nobody waits for its
--- answer any more (its API session died), so it is dropped unchecked.
-CREATE FUNCTION assay_check_take(p_limit integer, p_max_age_ms integer)
+-- fresh is false for one nobody waits for any more (its API session died
+-- while waiting): it is dropped unchecked.
+CREATE FUNCTION assay_check_take(p_limit integer)
 RETURNS TABLE (id uuid, tenant_id bigint, runtime text, script text, fresh boolean)
 LANGUAGE sql AS $$
     DELETE FROM script_checks c WHERE c.id IN (
         SELECT s.id FROM script_checks s ORDER BY s.created_at
         FOR UPDATE SKIP LOCKED LIMIT p_limit)
-    RETURNING c.id, c.tenant_id, c.runtime, c.script,
-        c.created_at > now() - p_max_age_ms * interval '1 millisecond'
+    RETURNING c.id, c.tenant_id, c.runtime, c.script, c.expires_at > now()
 $$;
 
 -- An executor's answers, one statement per pass: [{"id", "answer"}, ...],
