@@ -138,7 +138,7 @@ checks_done(struct ex *ex, struct job *j)
 void
 checks_flush(struct ex *ex)
 {
-	struct json_object *all, *one, *answer;
+	struct json_object *all, *one, *answer, *ok;
 	const char *param;
 	PGresult *res;
 	size_t i;
@@ -150,6 +150,9 @@ checks_flush(struct ex *ex)
 		struct job *j = ex->checked[i];
 
 		answer = checks_answer(j);
+		ex->checks[!json_object_object_get_ex(answer, "ok", &ok) ? 2
+		           : json_object_get_boolean(ok)                 ? 0
+		                                                         : 1]++;
 		one = json_object_new_object();
 		json_object_object_add(one, "id", json_object_new_string(j->id));
 		json_object_object_add(
@@ -174,4 +177,17 @@ checks_flush(struct ex *ex)
 		log_msg(LOG_WARN, "%zu check(s) could not be answered", ex->nchecked);
 	json_object_put(all);
 	ex->nchecked = 0;
+}
+
+void
+checks_metrics(struct ex *ex, FILE *f)
+{
+	static const char *const answers[3] = {"ok", "does_not_compile", "unavailable"};
+	size_t i;
+
+	fprintf(f, "# HELP assay_executor_checks_total Checks of scripts answered, by "
+	           "answer.\n# TYPE assay_executor_checks_total counter\n");
+	for (i = 0; i < 3; i++)
+		fprintf(f, "assay_executor_checks_total{answer=\"%s\"} %lu\n", answers[i],
+		        ex->checks[i]);
 }

@@ -261,7 +261,8 @@ struct ex {
 	size_t ndone;
 	struct job *checked[MAX_JOBS]; /* checks ended, not yet answered */
 	size_t nchecked;
-	bool check_wake; /* checks may wait (a NOTIFY) */
+	bool check_wake;         /* checks may wait (a NOTIFY) */
+	unsigned long checks[3]; /* answered: ok, does not compile, unavailable */
 	int sig_fd, http_fd;
 	bool stopping, wake;
 	uint64_t stop_at_us, next_poll_us, next_beat_us;
@@ -322,11 +323,13 @@ void calls_metrics(struct ex *, FILE *);
  * worker of its tenant and runtime that compiles the script and answers
  * within CHECK_TIMEOUT_MS. checks_take claims waiting checks into
  * ex->jobs (when ex->check_wake); checks_done keeps an ended check's
- * answer; checks_flush sends the answers kept, in one statement. */
+ * answer; checks_flush sends the answers kept, in one statement;
+ * checks_metrics writes how many were answered, by answer. */
 #define CHECK_TIMEOUT_MS 3000
 void checks_take(struct ex *);
 void checks_done(struct ex *, struct job *);
 void checks_flush(struct ex *);
+void checks_metrics(struct ex *, FILE *);
 
 /* stats.c: /metrics. stats_count counts a finished attempt; stats_write
  * writes the counters and the queue depth (one query). */

@@ -129,6 +129,9 @@ api GET /api/v1/analyses/check
 check "GET: 405, only POST" "$status $(header Allow)" "405 POST"
 
 # Two tenants at once: each check gets its own answer, and nothing stays.
+counted() { curl -s "$EXECUTOR_URL/metrics" |
+  awk -v a="$1" '$1 == "assay_executor_checks_total{answer=\"" a "\"}" { print $2 }'; }
+before=$(counted does_not_compile)
 KEY2=$(new_tenant "t-check-$$" pro)
 for i in $(seq 1 12); do
   for who in 1 2; do
@@ -147,6 +150,7 @@ for i in $(seq 1 12); do
   done
 done
 check "24 checks of two tenants at once: each its own answer" "$wrong" 0
+check "the executor counts them (/metrics)" "$(($(counted does_not_compile) - before))" 24
 check "no check is left in the queue" "$(sql "SELECT count(*) FROM script_checks")" 0
 # One whose API gave up (its session died): an executor drops it unchecked.
 sql "INSERT INTO script_checks (tenant_id, runtime, script, expires_at)
