@@ -3,10 +3,11 @@
 # /script with the compiler's message, line and (node) column; scripts
 # whose top level would loop, throw or exit are answered at once, and
 # nothing runs; the body is checked as an analysis' script and runtime;
-# checks of two tenants at once each get their own answer and leave
-# nothing behind (one nobody waits for leaves the queue too); without an
-# executor the API answers 503 within check_timeout_ms. Prints the latency
-# (p50) beside a GET of an analysis.
+# another tenant's checks have a worker of their own; checks of two
+# tenants at once each get their own answer and leave nothing behind (one
+# nobody waits for leaves the queue too); without an executor the API
+# answers 503 within check_timeout_ms. Prints the latency (p50) beside a
+# GET of an analysis.
 . "$(dirname "$0")/lib.sh"
 keep_conf
 # chk RUNTIME SCRIPT: a check; sets status, body, headers.
@@ -128,11 +129,20 @@ check "a script over script_max_bytes: 422 naming /script" \
 api GET /api/v1/analyses/check
 check "GET: 405, only POST" "$status $(header Allow)" "405 POST"
 
+# Another tenant's check is compiled in a worker of its own, never in one
+# of this tenant's warm workers; its next check reuses it.
+KEY2=$(new_tenant "t-check-$$" pro)
+started() { curl -s "$EXECUTOR_URL/metrics" | awk '$1 == "assay_executor_workers_started_total" { print $2 }'; }
+n=$(started)
+KEY=$KEY2 chk js 'function analyze() { return 2; }'
+check "another tenant's first check: 200, in a new worker" "$status $(($(started) - n))" "200 1"
+KEY=$KEY2 chk js 'function analyze() { return 3; }'
+check "its second: in that same worker" "$status $(($(started) - n))" "200 1"
+
 # Two tenants at once: each check gets its own answer, and nothing stays.
 counted() { curl -s "$EXECUTOR_URL/metrics" |
   awk -v a="$1" '$1 == "assay_executor_checks_total{answer=\"" a "\"}" { print $2 }'; }
 before=$(counted does_not_compile)
-KEY2=$(new_tenant "t-check-$$" pro)
 for i in $(seq 1 12); do
   for who in 1 2; do
     line=$((i + who * 20))
