@@ -298,7 +298,10 @@ bool body_take(struct req *);
 void body_invalid(struct req *, struct json_object *errors);
 
 /* checks.c: POST /api/v1/analyses/check, answered once an executor has
- * compiled the script in the sandbox, or 503 after check_timeout_ms. */
+ * compiled the script in the sandbox, or 503 after check_timeout_ms.
+ * checks_init, in the master before its first fork: what lets at most
+ * half the host's workers wait for checks at once. */
+void checks_init(void);
 route_handler checks_post;
 
 /* paging.c: keyset pages of a route with list_query. list_fetch: the

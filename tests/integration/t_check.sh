@@ -199,6 +199,21 @@ check "with Retry-After" "$(header Retry-After)" 5
 check_match "the detail says so" "$(json .detail)" "no executor checked the script within 1500 ms"
 check "after check_timeout_ms (${ms} ms)" "$([ "$ms" -ge 1500 ] && [ "$ms" -lt 4000 ] && echo yes)" yes
 check "the check was withdrawn" "$(sql "SELECT count(*) FROM script_checks")" 0
+# At most half the API's workers (4 here) wait for checks: of 4 at once,
+# 2 are answered 503 soon (within half a second), saying so, the others
+# after the timeout.
+jq -nc '{script: "function analyze() { return 1; }"}' >"$tmp/one"
+for i in 1 2 3 4; do
+  curl -s -o "$tmp/w$i" -w '%{http_code} %{time_total}\n' -H "Authorization: Bearer $ASSAY_API_KEY" \
+    -H 'Content-Type: application/json' --data-binary "@$tmp/one" \
+    "$ASSAY_URL/api/v1/analyses/check" >"$tmp/t$i" &
+done
+wait
+check "4 checks at once: 2 wait, 2 are answered soon" \
+  "$(cat "$tmp"/t? | awk '$1 == 503 { print ($2 < 1.2) ? "soon" : "waited" }' | sort | uniq -c | tr -s ' ' | paste -sd,)" \
+  " 2 soon, 2 waited"
+check "those say that checks are waited for already" \
+  "$(cat "$tmp"/w? | jq -r .detail | grep -c 'checks are being waited for on this host already')" 2
 stack_up
 chk js 'function analyze() { return 1; }'
 check "an executor again: 200" "$status" 200
