@@ -42,7 +42,8 @@ static int slots_fd = -1; /* the slots' locks: one byte each */
 void
 checks_init(void)
 {
-	if (slots_fd < 0 && (slots_fd = memfd_create("assay-api-checks", 0)) < 0)
+	if (slots_fd < 0 &&
+	    (slots_fd = memfd_create("assay-api-checks", MFD_CLOEXEC)) < 0)
 		log_msg(LOG_ERROR,
 		        "memfd_create: %s; checks of scripts may hold every worker",
 		        strerror(errno));
