@@ -97,7 +97,12 @@ bridge_line(struct ex *ex, struct job *j, const char *line)
 	}
 	/* A copy: the member goes before the event is written. */
 	type = strcpy(kind, json_object_get_string(t));
-	if (strcmp(type, "call") == 0) {
+	if (j->check && strcmp(type, "result") != 0 && strcmp(type, "error") != 0) {
+		/* Nothing of a checked script runs: only the runtime answers. */
+		free(j->error);
+		j->error = xasprintf("sandbox breach: a %s line during a check", type);
+		ex_kill(j, SIGKILL);
+	} else if (strcmp(type, "call") == 0) {
 		calls_handle(ex, j, o);
 	} else if (strcmp(type, "result") == 0 &&
 	           (!json_object_object_get_ex(o, "nonce", &v) ||

@@ -86,6 +86,12 @@ struct job_spec {
  *         the runtime's alone (never the script's): it goes in the result
  *         line, so that a script that writes to the bridge itself cannot
  *         end its job early and stay on to see the tenant's next one
+ *     {"type":"check", ...the same members}
+ *         a job that only compiles the script, in a fresh engine, never
+ *         running any of it; its result's value is {"ok":true} or
+ *         {"ok":false,"message":"...","line":L,"column":C} (line and
+ *         column when the engine gives them), and only a "result" or an
+ *         "error" line may answer it
  *     {"type":"reply","id":N,"result":JSON} or {..."error":"message"}
  *         the answer to a call
  *   worker -> executor, while it runs a job
@@ -148,6 +154,8 @@ struct job {
 	unsigned api_calls;   /* made so far */
 	char *error;          /* why the attempt failed */
 	bool canceled, timed_out, too_large, lost;
+	bool check; /* a check of the script (checks.c), not a run: id is the
+	               check's; it is compiled, never run */
 };
 
 /*
@@ -208,7 +216,8 @@ struct sbx_msg {
  * sbx_next reads what the sandbox said: 1 when *child has exited with wait
  * *status, 0 when nothing more is to be read now, -1 when assay-sandbox
  * itself is gone, and its children with it (sbx_open starts a new one).
- * sbx_job_frame is the bridge line that gives a worker a job (malloc'd). */
+ * sbx_job_frame is the bridge line that gives a worker a job, or a check
+ * (malloc'd). */
 int sbx_open(const char *program, const char *node, const char *user);
 int sbx_fd(void);
 /* NULL when runs of rt can start in the running assay-sandbox, else why
@@ -220,7 +229,7 @@ int sbx_run(unsigned child, const struct job_spec *);
 void sbx_kill(unsigned child, int sig);
 int sbx_next(unsigned *child, int *status);
 void sbx_close(void);
-char *sbx_job_frame(const char *script, const char *input, long memory_mb,
+char *sbx_job_frame(bool check, const char *script, const char *input, long memory_mb,
                     const char *nonce, size_t *len);
 
 /* The executor: its configuration, connections, workers, running jobs,
@@ -256,6 +265,10 @@ struct ex {
 	size_t nworkers;
 	struct job *done[MAX_JOBS]; /* ended, their outcome not yet written */
 	size_t ndone;
+	struct job *checked[MAX_JOBS]; /* checks ended, not yet answered */
+	size_t nchecked;
+	bool check_wake;         /* checks may wait (a NOTIFY) */
+	unsigned long checks[3]; /* answered: ok, does not compile, unavailable */
 	int sig_fd, http_fd;
 	bool stopping, wake;
 	uint64_t stop_at_us, next_poll_us, next_beat_us;
@@ -342,6 +355,18 @@ struct json_object;
 void calls_handle(struct ex *, struct job *, struct json_object *call);
 void calls_forget(struct job *);
 void calls_metrics(struct ex *, FILE *);
+
+/* checks.c: checks of scripts (sql/0014_check.sql), each a job of a
+ * worker of its tenant and runtime that compiles the script and answers
+ * within CHECK_TIMEOUT_MS. checks_take claims waiting checks into
+ * ex->jobs (when ex->check_wake); checks_done keeps an ended check's
+ * answer; checks_flush sends the answers kept, in one statement;
+ * checks_metrics writes how many were answered, by answer. */
+#define CHECK_TIMEOUT_MS 3000
+void checks_take(struct ex *);
+void checks_done(struct ex *, struct job *);
+void checks_flush(struct ex *);
+void checks_metrics(struct ex *, FILE *);
 
 /* stats.c: /metrics. stats_count counts a finished attempt; stats_write
  * writes the counters and the queue depth (one query). */

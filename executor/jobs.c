@@ -65,10 +65,12 @@ jobs_heartbeat(struct db *db, const char *worker, int lease_s, struct job *const
 	int r;
 
 	/* Only the runs this executor knows it holds: one it claimed in a
-	 * statement whose answer was lost is left to expire and be recovered. */
+	 * statement whose answer was lost is left to expire and be recovered.
+	 * Checks have no lease. */
 	*p++ = '{';
 	for (i = 0; i < n; i++)
-		p += sprintf(p, "%s%s", i > 0 ? "," : "", jobs[i]->id);
+		if (!jobs[i]->check)
+			p += sprintf(p, "%s%s", p[-1] != '{' ? "," : "", jobs[i]->id);
 	strcpy(p, "}");
 	snprintf(lease, sizeof lease, "%d", lease_s);
 	r = db_query(
@@ -86,6 +88,8 @@ jobs_heartbeat(struct db *db, const char *worker, int lease_s, struct job *const
 		     r < PQntuples(res) && strcmp(PQgetvalue(res, r, 0), jobs[i]->id);
 		     r++)
 			;
+		if (jobs[i]->check)
+			continue;
 		if (r == PQntuples(res))
 			jobs[i]->lost = true;
 		else if (strcmp(PQgetvalue(res, r, 1), "t") == 0)

@@ -7,7 +7,8 @@
  * function analyze` is accepted); ctx.log (message, or level and message),
  * ctx.progress and ctx.emit and the outcome are written to the bridge as
  * JSON lines; ctx.files.read, .list, .search and ctx.fetch are calls the
- * executor performs, the script waiting for each reply. After a result the heap is
+ * executor performs, the script waiting for each reply. A check only
+ * compiles the script and says whether it compiles. After a result the heap is
  * destroyed and the next job read; after a failure the worker exits. Runs after the
  * sandbox is in place; may only read and write the bridge.
  */
@@ -398,15 +399,17 @@ next_line(void)
 	return buf;
 }
 
-/* Run the job of the line in ctx, a new heap: returns the result's JSON
- * text (malloc'd) and the job's nonce, or reports the failure and exits. */
+/* Decode the job line in ctx, a new heap, leaving the job on the stack:
+ * copy its nonce, and return its script as Duktape compiles it (malloc'd,
+ * *len bytes): `export default function analyze` loses its keywords,
+ * blanked so that lines and columns stay where they were. */
 static char *
-run_job(duk_context *ctx, const char *line, char *nonce, size_t nonce_size)
+job_script(duk_context *ctx, const char *line, char *nonce, size_t nonce_size,
+           duk_size_t *len)
 {
 	static const char export_kw[] = "export default ";
-	const char *json, *what, *text;
-	char *script, *exp, why[256];
-	duk_size_t len;
+	const char *text;
+	char *script, *exp;
 
 	duk_push_string(ctx, line);
 	duk_json_decode(ctx, -1);
@@ -414,14 +417,60 @@ run_job(duk_context *ctx, const char *line, char *nonce, size_t nonce_size)
 	snprintf(nonce, nonce_size, "%s", duk_safe_to_string(ctx, -1));
 	duk_pop(ctx);
 	duk_get_prop_string(ctx, -1, "script");
-	text = duk_get_lstring(ctx, -1, &len);
-	if (text == NULL || (script = malloc(len + 1)) == NULL)
+	text = duk_get_lstring(ctx, -1, len);
+	if (text == NULL || (script = malloc(*len + 1)) == NULL)
 		js_fatal(NULL, "the job could not be read");
-	memcpy(script, text, len + 1);
+	memcpy(script, text, *len + 1);
 	duk_pop(ctx);
-	exp = strstr(script, export_kw); /* `export default function analyze` */
+	exp = strstr(script, export_kw);
 	if (exp != NULL)
 		memset(exp, ' ', sizeof export_kw - 1);
+	return script;
+}
+
+/* Check the job of the line in ctx, a new heap: compile its script as a
+ * program, never calling what that makes. Returns the result's JSON text
+ * (malloc'd), {"ok":true} or {"ok":false,"message","line"}: Duktape says
+ * the line of a syntax error, not its column. */
+static char *
+check_job(duk_context *ctx, const char *line, char *nonce, size_t nonce_size)
+{
+	duk_size_t len;
+	char *script = job_script(ctx, line, nonce, nonce_size, &len), *json;
+	bool ok = duk_pcompile_lstring(ctx, 0, script, len) == 0;
+
+	free(script);
+	duk_push_object(ctx); /* the value, beside the function or the error */
+	duk_push_boolean(ctx, ok);
+	duk_put_prop_string(ctx, -2, "ok");
+	if (!ok) {
+		duk_dup(ctx, -2);
+		if (strstr(duk_safe_to_string(ctx, -1), "alloc failed") != NULL) {
+			duk_pop(ctx);
+			duk_push_string(ctx, "memory limit");
+		} else if (duk_get_prop_string(ctx, -3, "lineNumber") &&
+		           duk_is_number(ctx, -1)) {
+			duk_put_prop_string(ctx, -3, "line");
+		} else {
+			duk_pop(ctx);
+		}
+		duk_put_prop_string(ctx, -2, "message");
+	}
+	if ((json = strdup(duk_json_encode(ctx, -1))) == NULL)
+		js_fatal(NULL, "memory limit");
+	return json;
+}
+
+/* Run the job of the line in ctx, a new heap: returns the result's JSON
+ * text (malloc'd) and the job's nonce, or reports the failure and exits. */
+static char *
+run_job(duk_context *ctx, const char *line, char *nonce, size_t nonce_size)
+{
+	const char *json, *what;
+	char *script, why[256];
+	duk_size_t len;
+
+	script = job_script(ctx, line, nonce, nonce_size, &len);
 	if (duk_peval_lstring(ctx, script, len) != 0) {
 		report_throw(ctx);
 		_exit(1);
@@ -476,9 +525,12 @@ js_serve(const struct job_spec *spec, int fd)
 			js_fatal(NULL, "memory limit");
 		if ((line = next_line()) == NULL)
 			_exit(0);
-		if (strncmp(line, "{\"type\":\"job\",", 14) != 0)
+		if (strncmp(line, "{\"type\":\"check\",", 16) == 0)
+			json = check_job(ctx, line, nonce, sizeof nonce);
+		else if (strncmp(line, "{\"type\":\"job\",", 14) == 0)
+			json = run_job(ctx, line, nonce, sizeof nonce);
+		else
 			js_fatal(NULL, "the executor sent no job");
-		json = run_job(ctx, line, nonce, sizeof nonce);
 		/* Finalizers run here, in this job's time, before its result. */
 		duk_destroy_heap(ctx);
 		out_write("{\"type\":\"result\",\"value\":", 25);

@@ -63,11 +63,12 @@ ex_listen(struct ex *ex)
 		return;
 	res =
 	    PQexec(conn, "LISTEN assay_jobs; LISTEN assay_cancel; LISTEN assay_webhooks;"
-	                 " LISTEN assay_schedules");
+	                 " LISTEN assay_schedules; LISTEN assay_checks");
 	if (PQresultStatus(res) == PGRES_COMMAND_OK)
 		ex->listening = conn;
 	PQclear(res);
-	ex->wake = true; /* work may have arrived while we were not listening */
+	/* work may have arrived while we were not listening */
+	ex->wake = ex->check_wake = true;
 	wh_wake(ex);
 	sched_wake(ex);
 }
@@ -149,9 +150,12 @@ ex_worker_for(struct ex *ex, const struct job *j)
 		live++;
 		if (w->job != NULL)
 			continue;
+		/* A check compiles within any limits its tenant's worker has. */
 		if (w->tenant == j->tenant && w->spec.runtime == j->spec.runtime &&
-		    w->spec.memory_mb == j->spec.memory_mb &&
-		    w->spec.timeout_ms == j->spec.timeout_ms && w->fd >= 0)
+		    ((w->spec.memory_mb == j->spec.memory_mb &&
+		      w->spec.timeout_ms == j->spec.timeout_ms) ||
+		     j->check) &&
+		    w->fd >= 0)
 			return w;
 		if (oldest == NULL || w->idle_since_us < oldest->idle_since_us)
 			oldest = w;
@@ -213,6 +217,8 @@ ex_notifications(struct ex *ex)
 			wh_wake(ex);
 		else if (strcmp(n->relname, "assay_schedules") == 0)
 			sched_wake(ex);
+		else if (strcmp(n->relname, "assay_checks") == 0)
+			ex->check_wake = true;
 		else if (strcmp(n->relname, "assay_cancel") == 0 &&
 		         (j = ex_find(ex, n->extra)))
 			ex_cancel(ex, j);
@@ -235,29 +241,35 @@ ex_start(struct ex *ex, struct job *j)
 		j->attempts = j->max_attempts; /* retrying here cannot help */
 		return;
 	}
-	j->deadline_us = j->started_us + (uint64_t)j->spec.timeout_ms * 1000u;
 	if ((w = ex_worker_for(ex, j)) == NULL) {
 		j->error = xstrdup("executor fault: cannot start the sandbox");
 		return;
 	}
+	if (j->check) { /* the worker's engine budget, a check's time */
+		j->spec = w->spec;
+		j->spec.timeout_ms = CHECK_TIMEOUT_MS;
+	} else {
+		calls_token(ex, j);
+	}
+	j->deadline_us = j->started_us + (uint64_t)j->spec.timeout_ms * 1000u;
 	j->ended = false;
 	j->worker = w;
 	w->job = j;
-	calls_token(ex, j);
 	w->jobs++;
 	j->worker_no = w->child;
 	j->worker_job = w->jobs;
 	if (getrandom(nonce, sizeof nonce, 0) != sizeof nonce)
 		nonce[0] = util_now_us() ^ (uint64_t)random(); /* not expected */
 	snprintf(j->nonce, sizeof j->nonce, "%016llx", (unsigned long long)nonce[0]);
-	frame = sbx_job_frame(j->script, j->input, j->spec.memory_mb, j->nonce, &len);
+	frame = sbx_job_frame(j->check, j->script, j->input, j->spec.memory_mb, j->nonce,
+	                      &len);
 	bridge_send(w, frame, len);
 	free(frame);
 	free(j->script);
 	free(j->input);
 	j->script = j->input = NULL;
-	log_msg(LOG_DEBUG, "run %s: attempt %d in worker %u (its job %u)", j->id,
-	        j->attempts, w->child, w->jobs);
+	log_msg(LOG_DEBUG, "%s %s: attempt %d in worker %u (its job %u)",
+	        j->check ? "check" : "run", j->id, j->attempts, w->child, w->jobs);
 }
 
 /* One round trip: write the ends waiting in ex->done (rec: what became
@@ -299,7 +311,9 @@ ex_claim(struct ex *ex)
 /* Jobs claimed but not started wait for a worker (the executor holds up
  * to twice max_concurrent_jobs, so that a worker is given its next job
  * the moment it is done, not a database round trip later). Start them,
- * oldest first, while fewer than max_concurrent_jobs run. */
+ * oldest first, while fewer than max_concurrent_jobs run; checks, which
+ * last milliseconds and someone waits for, start at once and are not
+ * counted. */
 static void
 ex_dispatch(struct ex *ex)
 {
@@ -307,11 +321,12 @@ ex_dispatch(struct ex *ex)
 	size_t i;
 
 	for (i = 0; i < ex->njobs; i++)
-		running += ex->jobs[i]->worker != NULL;
-	for (i = 0; i < ex->njobs && running < ex_int(ex, EX_MAX_CONCURRENT); i++) {
+		running += ex->jobs[i]->worker != NULL && !ex->jobs[i]->check;
+	for (i = 0; i < ex->njobs; i++) {
 		struct job *j = ex->jobs[i];
 
-		if (j->worker != NULL || j->ended || j->started_us != 0)
+		if (j->worker != NULL || j->ended || j->started_us != 0 ||
+		    (running >= ex_int(ex, EX_MAX_CONCURRENT) && !j->check))
 			continue;
 		if (ex->stopping) { /* never started: requeued, no attempt charged */
 			j->kill_at_us = UINT64_MAX;
@@ -319,7 +334,7 @@ ex_dispatch(struct ex *ex)
 			continue;
 		}
 		ex_start(ex, j);
-		running += j->worker != NULL;
+		running += j->worker != NULL && !j->check;
 	}
 }
 
@@ -343,6 +358,10 @@ ex_done(struct ex *ex, size_t i)
 		    w->jobs >= ex_max_jobs(ex, w))
 			ex_retire(w);
 		w->idle_since_us = util_now_us();
+	}
+	if (j->check) {
+		checks_done(ex, j);
+		return;
 	}
 	if (ex->stopping && j->canceled == false && j->kill_at_us == UINT64_MAX) {
 		/* killed by shutdown: requeued, no attempt charged */
@@ -376,6 +395,7 @@ ex_flush(struct ex *ex)
 	size_t i;
 
 	jobs_flush_events(ex->db);
+	checks_flush(ex);
 	if (ex->ndone == 0)
 		return;
 	ex_settle(ex, rec); /* and claim again, in the same round trip */
@@ -563,6 +583,8 @@ ex_tick(struct ex *ex)
 	ex_listen(ex);
 	if (ex->wake)
 		ex_claim(ex);
+	if (ex->check_wake)
+		checks_take(ex);
 	ex_dispatch(ex);
 	for (i = 0; i < ex->njobs; i++) {
 		struct job *j = ex->jobs[i];
@@ -668,7 +690,11 @@ ex_run(struct ex *ex)
 			n += nc[k] = ob_pollfds(ex->clients[k], pfd + n,
 			                        k == CLIENT_WEBHOOKS ? WH_FDS : CALL_FDS);
 		ex_tell_cache(ex);
-		if (poll(pfd, n, ex->wake ? 0 : timeout) < 0 && errno != EINTR)
+		/* Notifications that arrived during a query wait in libpq, not
+		 * on the socket: taken before sleeping on it. */
+		ex_notifications(ex);
+		if (poll(pfd, n, ex->wake || ex->check_wake ? 0 : timeout) < 0 &&
+		    errno != EINTR)
 			return 1;
 		for (k = 0, i = nw; k < CLIENT__MAX; i += nc[k++])
 			ob_perform(ex->clients[k], pfd + i, nc[k]);

@@ -174,16 +174,16 @@ sbx_run(unsigned child, const struct job_spec *spec)
 }
 
 char *
-sbx_job_frame(const char *script, const char *input, long memory_mb, const char *nonce,
-              size_t *len)
+sbx_job_frame(bool check, const char *script, const char *input, long memory_mb,
+              const char *nonce, size_t *len)
 {
 	struct json_object *s = json_object_new_string(script);
-	char *line =
-	    xasprintf("{\"type\":\"job\",\"memory_mb\":%ld,\"nonce\":\"%s\",\"input\":%s,"
-	              "\"script\":%s}\n",
-	              memory_mb, nonce, input != NULL ? input : "null",
-	              json_object_to_json_string_ext(
-	                  s, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	char *line = xasprintf(
+	    "{\"type\":\"%s\",\"memory_mb\":%ld,\"nonce\":\"%s\",\"input\":%s,"
+	    "\"script\":%s}\n",
+	    check ? "check" : "job", memory_mb, nonce, input != NULL ? input : "null",
+	    json_object_to_json_string_ext(s, JSON_C_TO_STRING_PLAIN |
+	                                          JSON_C_TO_STRING_NOSLASHESCAPE));
 
 	json_object_put(s);
 	*len = strlen(line);

@@ -90,6 +90,7 @@ stats_write(struct ex *ex, FILE *f)
 	wh_metrics(ex, f);
 	sched_metrics(ex, f);
 	calls_metrics(ex, f);
+	checks_metrics(ex, f);
 	if (db_query(ex->db, &res,
 	             "SELECT s, (SELECT count(*) FROM analysis_jobs WHERE status = s)"
 	             " FROM unnest(ARRAY['created', 'pending', 'running']) AS s",

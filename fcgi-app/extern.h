@@ -270,10 +270,12 @@ enum {
 	RF_START,
 	RF__MAX
 };
+/* An analysis' body; a check's takes the first AF_CHECK (script, runtime). */
 enum {
-	AF_TITLE,
 	AF_SCRIPT,
 	AF_RUNTIME,
+	AF_CHECK,
+	AF_TITLE = AF_CHECK,
 	AF_DESCRIPTION,
 	AF_TIMEOUT,
 	AF_MEMORY,
@@ -299,6 +301,13 @@ struct json_object *body_json(struct req *);
 bool body_take(struct req *);
 /* 422 with every violation; releases errors. */
 void body_invalid(struct req *, struct json_object *errors);
+
+/* checks.c: POST /api/v1/analyses/check, answered once an executor has
+ * compiled the script in the sandbox, or 503 after check_timeout_ms.
+ * checks_init, in the master before its first fork: what lets at most
+ * half the host's workers wait for checks at once. */
+void checks_init(void);
+route_handler checks_post;
 
 /* paging.c: keyset pages of a route with list_query. list_fetch: the
  * LIMIT of the listing's query (the page's ?limit= and one more row) in

@@ -24,9 +24,9 @@ struct vfield run_fields[RF__MAX] = {
 };
 
 struct vfield analysis_fields[AF__MAX] = {
-    [AF_TITLE] = {"title", V_TEXT, true, 1, 200, NULL, NULL},
     [AF_SCRIPT] = {"script", V_TEXT, true, 1, 131072, NULL, NULL},
     [AF_RUNTIME] = {"runtime", V_ENUM, false, 0, 0, runtimes, "js"},
+    [AF_TITLE] = {"title", V_TEXT, true, 1, 200, NULL, NULL},
     [AF_DESCRIPTION] = {"description", V_TEXT, false, 0, 2000, NULL, ""},
     [AF_TIMEOUT] = {"timeout_ms", V_INT, false, 100, 3600000, NULL, "30000"},
     [AF_MEMORY] = {"memory_limit_mb", V_INT, false, 16, 4096, NULL, "64"},

@@ -238,6 +238,7 @@ master_run(struct cfg *cfg, const char *cfg_path, bool cfg_required, int listen_
 	int sig;
 
 	shm_init();
+	checks_init();
 	auth_job_keys_load(cfg);
 	master_resize(&m, (size_t)cfg_int(cfg, API_WORKERS));
 	log_msg(LOG_INFO, "assay-api %s starting %zu workers", PACKAGE_VERSION, m.nslots);

@@ -82,12 +82,17 @@ route_match(const struct route *table, size_t n, const char *method, const char 
             struct route_match *m)
 {
 	unsigned want = route_method(method), accepts;
+	const char *pattern = NULL;
 	size_t i;
 
 	memset(m, 0, sizeof *m);
 	for (i = 0; i < n; i++) {
-		if (!route_path_matches(table[i].pattern, path, m))
+		/* The first pattern that matches is the path's: a literal row
+		 * placed before one with a parameter in its place wins. */
+		if ((pattern != NULL && strcmp(table[i].pattern, pattern) != 0) ||
+		    !route_path_matches(table[i].pattern, path, m))
 			continue;
+		pattern = table[i].pattern;
 		accepts = table[i].methods;
 		if (accepts & M_GET)
 			accepts |= M_HEAD;

@@ -41,6 +41,8 @@ const struct route api_routes[] = {
     {M_POST, "/api/v1/analyses", analyses_create, A_TENANT, L_REQUESTS, ANALYSIS_BODY,
      false, analyses_check, NULL, NO_JOB},
     {M_GET, "/api/v1/analyses", analyses_list, A_TENANT, L_REQUESTS, PAGE_QUERY, NO_BODY},
+    {M_POST, "/api/v1/analyses/check", checks_post, A_TENANT, L_REQUESTS, NO_QUERY,
+     analysis_fields, AF_CHECK, false, analyses_check, NULL, NO_JOB},
     {M_GET, "/api/v1/analyses/{id}", analyses_get, A_TENANT, L_REQUESTS, NO_INPUT},
     {M_PATCH, "/api/v1/analyses/{id}", analyses_update, A_TENANT, L_REQUESTS,
      ANALYSIS_BODY, true, analyses_check, NULL, NO_JOB},

@@ -139,6 +139,11 @@ const struct cfg_key api_cfg_keys[API__MAX] = {
                             1000000, NULL, CFG_RELOADABLE,
                             "Requests per second one job token (one attempt of a "
                             "run) may make; more get 429."},
+    [API_CHECK_TIMEOUT] = {"api", "check_timeout_ms", CFG_INT, "5000", NULL, 100, 60000,
+                           NULL, CFG_RELOADABLE,
+                           "How long POST /api/v1/analyses/check waits for an "
+                           "executor to compile the script before answering 503 "
+                           "CHECK_UNAVAILABLE (its API worker waits that long)."},
 #define TIER_KEYS(t, name, req, runs, days, quota)                                       \
 	[API_TIER_FIRST + (t)*TF__MAX +                                                  \
 	    TF_REQUESTS] =                                                               \

@@ -1,7 +1,7 @@
 /*
  * Unit tests for fcgi-app/route.c: literal and parameter segments, 404
  * versus 405 with the methods to allow, HEAD implied by GET, a final
- * {path} taking the rest of the path.
+ * {path} taking the rest of the path, a literal row owning its path.
  */
 #include "config.h"
 
@@ -98,6 +98,37 @@ START_TEST(method_not_allowed)
 }
 END_TEST
 
+/* A path is matched by the first pattern that takes it: a literal row
+ * before a row with a parameter in its place owns its path, methods and
+ * all. */
+START_TEST(literal_before_parameter)
+{
+	static const struct route rows[] = {
+	    {M_POST, "/api/v1/analyses/check", h_dummy, A_PUBLIC, L_REQUESTS, NO_INPUT},
+	    {M_GET | M_PATCH, "/api/v1/analyses/{id}", h_dummy, A_PUBLIC, L_REQUESTS,
+	     NO_INPUT},
+	};
+	struct route_match m;
+	char allow[64];
+
+	ck_assert_int_eq(route_match(rows, 2, "POST", "/api/v1/analyses/check", &m),
+	                 ROUTE_OK);
+	ck_assert_ptr_eq(m.route, &rows[0]);
+	ck_assert_int_eq(route_match(rows, 2, "GET", "/api/v1/analyses/check", &m),
+	                 ROUTE_BAD_METHOD);
+	route_allow(m.allow, allow, sizeof allow);
+	ck_assert_str_eq(allow, "POST");
+	ck_assert_int_eq(route_match(rows, 2, "GET", "/api/v1/analyses/a1", &m),
+	                 ROUTE_OK);
+	ck_assert_ptr_eq(m.route, &rows[1]);
+	ck_assert_str_eq(m.params[0], "a1");
+	ck_assert_int_eq(route_match(rows, 2, "POST", "/api/v1/analyses/a1", &m),
+	                 ROUTE_BAD_METHOD);
+	route_allow(m.allow, allow, sizeof allow);
+	ck_assert_str_eq(allow, "GET, HEAD, PATCH");
+}
+END_TEST
+
 START_TEST(overlong_parameter)
 {
 	struct route_match m;
@@ -125,4 +156,4 @@ START_TEST(rest_of_path)
 END_TEST
 
 UNIT_MAIN("route", literal_and_method, parameters, not_found, method_not_allowed,
-          overlong_parameter, rest_of_path)
+          literal_before_parameter, overlong_parameter, rest_of_path)

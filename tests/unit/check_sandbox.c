@@ -44,14 +44,14 @@ worker(unsigned serial, long memory_mb, long max_jobs)
 	return fd;
 }
 
-/* Give the worker on fd a job; return what it wrote up to and including
- * its result line, or to its end. */
+/* Give the worker on fd a job, or a check; return what it wrote up to
+ * and including its result line, or to its end. */
 static char *
-job(int fd, const char *script, const char *input)
+job_of(int fd, bool check, const char *script, const char *input)
 {
 	static char out[4096];
 	size_t len = 0, flen;
-	char *frame = sbx_job_frame(script, input, 64, "n0nce", &flen);
+	char *frame = sbx_job_frame(check, script, input, 64, "n0nce", &flen);
 	ssize_t n;
 
 	out[0] = '\0';
@@ -64,6 +64,12 @@ job(int fd, const char *script, const char *input)
 	}
 	out[len] = '\0';
 	return out;
+}
+
+static char *
+job(int fd, const char *script, const char *input)
+{
+	return job_of(fd, false, script, input);
 }
 
 /* The end of worker serial: its wait status. */
@@ -179,14 +185,42 @@ START_TEST(memory_budget_is_per_job)
 }
 END_TEST
 
+/* A check compiles the script and runs none of it: a top level that
+ * would loop forever or throw is answered at once, a syntax error with
+ * Duktape's message and line, and the worker then runs jobs as before. */
+START_TEST(a_check_compiles_without_running)
+{
+	int fd = worker(102, 64, 5), status;
+	char *out;
+
+	out = job_of(fd, true, "for (;;) ;\nfunction analyze() { return 1; }", "null");
+	ck_assert_msg(strstr(out, "{\"type\":\"result\",\"value\":{\"ok\":true},"
+	                          "\"nonce\":\"n0nce\"}\n") == out,
+	              "%s", out);
+	out = job_of(fd, true, "throw new Error('ran');", "null");
+	ck_assert_msg(strstr(out, "\"value\":{\"ok\":true}") != NULL, "%s", out);
+	out = job_of(fd, true, "var x = 1;\nx = ;\nvar y;", "null");
+	ck_assert_msg(strstr(out,
+	                     "\"value\":{\"ok\":false,\"line\":2,\"message\":"
+	                     "\"SyntaxError: empty expression not allowed (line 2)\"}") !=
+	                  NULL,
+	              "%s", out);
+	out = job(fd, "function analyze(i) { return i.n; }", "{\"n\":3}");
+	ck_assert_msg(strstr(out, "\"value\":3,") != NULL, "%s", out);
+	close(fd);
+	status = ended(102);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+END_TEST
+
 START_TEST(children_are_killed_by_number)
 {
 	struct pollfd pfd;
 	unsigned child;
 	int fd, status, r;
 	size_t len;
-	char *frame =
-	    sbx_job_frame("function analyze() { for (;;) ; }", "null", 64, "n0nce", &len);
+	char *frame = sbx_job_frame(false, "function analyze() { for (;;) ; }", "null",
+	                            64, "n0nce", &len);
 
 	fd = worker(7, 64, 1);
 	ck_assert_int_eq(write(fd, frame, len), (ssize_t)len);
@@ -421,6 +455,7 @@ main(void)
 	tcase_add_test(tc, memory_limit_holds);
 	tcase_add_test(tc, each_job_starts_from_a_fresh_world);
 	tcase_add_test(tc, memory_budget_is_per_job);
+	tcase_add_test(tc, a_check_compiles_without_running);
 	tcase_add_test(tc, children_are_killed_by_number);
 	tcase_add_test(tc, seccomp_kills_forbidden_syscalls);
 	tcase_add_test(tc, seccomp_allows_the_bridge);

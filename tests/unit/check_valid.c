@@ -153,7 +153,13 @@ START_TEST(required_and_partial)
 
 	ck_assert_uint_eq(valid_check(body, analysis_fields, AF__MAX, false, v, errors),
 	                  2);
-	ck_assert_str_eq(pointers(errors), "/title,/script");
+	ck_assert_str_eq(pointers(errors), "/script,/title");
+	json_object_put(errors);
+	errors = json_object_new_array(); /* a check's body: the first AF_CHECK */
+	ck_assert_uint_eq(valid_check(body, analysis_fields, AF_CHECK, false, v, errors),
+	                  1);
+	ck_assert_str_eq(pointers(errors), "/script");
+	ck_assert_str_eq(v[AF_RUNTIME].str, "js");
 	json_object_put(errors);
 	errors = json_object_new_array(); /* a PATCH must change something */
 	ck_assert_uint_eq(valid_check(body, analysis_fields, AF__MAX, true, v, errors),
