@@ -123,6 +123,12 @@ sql "UPDATE analysis_jobs SET status = 'failed', finished_at = now(), error_mess
 wait "$w"
 check "ended with a notice too large to carry the event" "$(cat "$tmp/big") $(( $(now_ms) - t0 < 2000 ))" "200 failed 9000 1"
 
+# A client that hangs up leaves no waiter behind.
+run=$(parked)
+curl -s -m 1 -o /dev/null -H "$auth" "$ASSAY_URL/api/v1/runs/$run?wait=30"
+just_one() { [ "$(smetric run_waits_active)" = 1 ]; } # the 60 s waiter
+eventually "a client that hangs up leaves no waiter behind" 30 just_one
+
 # Bad values: 400 problem+json naming each, as assay-api's query tables do.
 run=$(parked)
 bad() { # QUERY STATUS CODE ERRORS(parameter:detail;...)
