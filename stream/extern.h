@@ -200,8 +200,9 @@ void wait_checked(struct query *, PGresult *res);
 /* A waiter and its run read by Q_RUN (res NULL: none came): answered if
  * the run has ended or its time is up. */
 void wait_result(struct conn *, PGresult *res);
-/* Have the runs of waiters whose time is up read; returns the
- * milliseconds until the next one's is (at most max_ms). */
+/* Have the runs of waiters whose time is up read, or answer them 503
+ * while PostgreSQL is away; returns the milliseconds until the next
+ * one's time is up (at most max_ms). */
 int wait_due(int max_ms);
 /* Answer a waiter, or a connection being admitted as one, with a problem. */
 void wait_refuse(struct conn *, int status, const char *code, const char *headers,

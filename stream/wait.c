@@ -231,7 +231,12 @@ wait_due(int max_ms)
 		c = st.all[i];
 		if (c->state != C_WAIT || c->due_asked)
 			continue;
-		if (now >= c->due_us) {
+		if (now >= c->due_us && !pg_connected()) {
+			wait_refuse(c, 503, "DATABASE_UNAVAILABLE", "Retry-After: 1\r\n",
+			            "the database is unavailable; try again shortly");
+			if (i < st.nall && st.all[i] != c)
+				i--; /* it was closed and another took its place */
+		} else if (now >= c->due_us) {
 			c->due_asked = true;
 			topic_read_run(c->topic);
 		} else if (c->due_us < next) {

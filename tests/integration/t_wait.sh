@@ -123,11 +123,34 @@ sql "UPDATE analysis_jobs SET status = 'failed', finished_at = now(), error_mess
 wait "$w"
 check "ended with a notice too large to carry the event" "$(cat "$tmp/big") $(( $(now_ms) - t0 < 2000 ))" "200 failed 9000 1"
 
-# A client that hangs up leaves no waiter behind.
+# A client that hangs up leaves no waiter behind: at once behind nginx,
+# which closes assay-stream's connection with the client's; lighttpd does
+# not notice before it has an answer to write, so there it is held to N.
 run=$(parked)
-curl -s -m 1 -o /dev/null -H "$auth" "$ASSAY_URL/api/v1/runs/$run?wait=30"
+curl -s -m 1 -o /dev/null -H "$auth" "$ASSAY_URL/api/v1/runs/$run?wait=4"
 just_one() { [ "$(smetric run_waits_active)" = 1 ]; } # the 60 s waiter
-eventually "a client that hangs up leaves no waiter behind" 30 just_one
+if [ "$ASSAY_SERVER" = nginx ]; then
+  eventually "a client that hangs up leaves no waiter behind" 10 just_one
+else
+  eventually "a client that hangs up leaves no waiter behind after N" 40 just_one
+fi
+
+# PostgreSQL away: a waiter whose time comes is answered 503; one still
+# waiting is answered when its run ends after PostgreSQL is back (the
+# LISTEN is made again and its run read).
+a=$(parked) b=$(parked)
+( api GET "/api/v1/runs/$a?wait=30"; echo "$status $(json .run.status)" >"$tmp/pga" ) &
+wa=$!
+( api GET "/api/v1/runs/$b?wait=2"; echo "$status $(json .code) $(header Retry-After)" >"$tmp/pgb" ) &
+wb=$!
+eventually "two waiters held" 100 held 3
+pg_ctl -m fast -w stop >/dev/null
+wait "$wb"
+check "PostgreSQL away at N: 503, Retry-After" "$(cat "$tmp/pgb")" "503 DATABASE_UNAVAILABLE 1"
+stack_up >/dev/null
+api POST "/api/v1/runs/$a/cancel"
+wait "$wa"
+check "PostgreSQL back: the other waiter sees its run end" "$(cat "$tmp/pga")" "200 canceled"
 
 # Bad values: 400 problem+json naming each, as assay-api's query tables do.
 run=$(parked)
