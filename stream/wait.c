@@ -112,7 +112,7 @@ wait_seconds(struct conn *c, const char *query)
 	return -1;
 }
 
-/* c is no longer a waiter (it is about to be answered). */
+/* c is no longer a waiter: it is answered next (conn_end). */
 static void
 wait_leave(struct conn *c)
 {
@@ -120,7 +120,7 @@ wait_leave(struct conn *c)
 		return;
 	topic_leave(c);
 	st.waiting--;
-	c->state = C_AUTH;
+	c->state = C_DONE;
 }
 
 void
@@ -229,13 +229,16 @@ wait_due(int max_ms)
 
 	for (i = 0; i < st.nall; i++) {
 		c = st.all[i];
-		if (c->state != C_WAIT || c->due_asked)
+		if (c->state != C_WAIT)
 			continue;
-		if (now >= c->due_us && !pg_connected()) {
+		if (now >= c->due_us &&
+		    !pg_connected()) { /* even if its read is queued */
 			wait_refuse(c, 503, "DATABASE_UNAVAILABLE", "Retry-After: 1\r\n",
 			            "the database is unavailable; try again shortly");
 			if (i < st.nall && st.all[i] != c)
 				i--; /* it was closed and another took its place */
+		} else if (c->due_asked) {
+			continue;
 		} else if (now >= c->due_us) {
 			c->due_asked = true;
 			topic_read_run(c->topic);
