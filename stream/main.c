@@ -111,7 +111,7 @@ probe(const char *path, FILE *f, const char **ctype, void *arg)
 	    "# HELP sse_messages_total Events sent to clients.\n"
 	    "# TYPE sse_messages_total counter\n"
 	    "sse_messages_total %lu\n"
-	    "# HELP sse_connections_refused_total Streams refused at max_streams.\n"
+	    "# HELP sse_connections_refused_total Streams and waits refused at max_streams.\n"
 	    "# TYPE sse_connections_refused_total counter\n"
 	    "sse_connections_refused_total %lu\n"
 	    "# HELP run_waits_active Waits (GET /api/v1/runs/{id}?wait=N) held now.\n"

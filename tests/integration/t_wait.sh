@@ -8,7 +8,7 @@
 . "$(dirname "$0")/lib.sh"
 [ -d "$ASSAY_NODE_MODULES/eventsource" ] ||
   { fail "eventsource missing (tools/stack check installs it)"; finish; }
-tmp=$(mktemp -d)
+keep_conf # sets $tmp
 KEY=$ASSAY_API_KEY
 auth="Authorization: Bearer $KEY"
 smetric() { curl -s "$STREAM_URL/metrics" | awk -v m="$1" '$1 == m { print $2 }'; }
@@ -33,16 +33,39 @@ parked() { # a run that is never started: it stays "created" until canceled
   json .run.id
 }
 
-# assay-stream stopping answers its waiters 503 with Retry-After; started
-# again, it starts with a fresh heap, whose growth is measured below.
-run=$(parked)
-( api GET "/api/v1/runs/$run?wait=30"; echo "$status $(json .code) $(header Retry-After)" >"$tmp/stop" ) &
-w=$!
-eventually "a waiter is held" 100 held 1
-kill "$(cat "$ASSAY_STACK_DIR/run/assay-stream.pid")"
-wait "$w"
-check "assay-stream stopping: its waiters get 503, Retry-After" "$(cat "$tmp/stop")" "503 SHUTTING_DOWN 1"
+# Streams and waits share max_streams: with 3, one stream and two waiters
+# leave no room for another of either. Stopping, assay-stream answers its
+# waiters 503 with Retry-After; started again (with the stack's
+# max_streams), it starts with a fresh heap, whose growth is measured below.
 stream_gone() { ! running "$(cat "$ASSAY_STACK_DIR/run/assay-stream.pid")"; }
+restart_stream() {
+  kill "$(cat "$ASSAY_STACK_DIR/run/assay-stream.pid")"
+  eventually "assay-stream stopped" 100 stream_gone
+  stack_up >/dev/null
+}
+sed -i 's/^max_streams = .*/max_streams = 3/' "$conf"
+restart_stream
+run=$(parked)
+curl -sN -H "$auth" "$ASSAY_URL/api/v1/runs/$run/events" >/dev/null &
+sse=$!
+stopped=()
+for i in 1 2; do
+  ( api GET "/api/v1/runs/$run?wait=30"; echo "$status $(json .code) $(header Retry-After)" >"$tmp/stop$i" ) &
+  stopped+=($!)
+done
+full() { [ "$(smetric sse_active_connections) $(smetric run_waits_active)" = "1 2" ]; }
+eventually "one stream and two waiters held" 100 full
+api GET "/api/v1/runs/$run?wait=5"
+check "max_streams reached: a wait gets 503, Retry-After" "$status $(json .code) $(header Retry-After)" "503 TOO_MANY_STREAMS 5"
+api GET "/api/v1/runs/$run/events"
+check "max_streams reached: a stream too" "$status $(json .code)" "503 TOO_MANY_STREAMS"
+cp "$tmp/assay.conf.orig" "$conf"
+kill "$(cat "$ASSAY_STACK_DIR/run/assay-stream.pid")"
+wait "${stopped[@]}"
+check "assay-stream stopping: its waiters get 503, Retry-After" "$(cat "$tmp/stop1"; cat "$tmp/stop2")" \
+  "503 SHUTTING_DOWN 1
+503 SHUTTING_DOWN 1"
+wait "$sse"
 eventually "assay-stream stopped" 100 stream_gone
 stack_up >/dev/null
 
@@ -270,5 +293,4 @@ check "wait=60: 200 after 60 s, not cut by the web server" \
 none_left() { [ "$(smetric run_waits_active)" = 0 ]; }
 eventually "no waiter left" 100 none_left
 check_match "/health counts waits" "$(curl -s "$STREAM_URL/health")" '"waits":0'
-rm -rf "$tmp"
 finish
