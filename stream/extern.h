@@ -113,12 +113,15 @@ struct topic {
 	size_t nsubs;
 	struct conn *waiters; /* linked like subs */
 	size_t nwaiters;
-	long fetched;    /* highest event id fetched */
-	bool queued;     /* a fetch is queued or running */
-	bool delivering; /* events are being handed out */
-	bool again;      /* news arrived while it was */
-	bool reading;    /* a read of the run for its waiters is queued or running */
-	bool reread;     /* news arrived while it was */
+	long fetched;        /* highest event id fetched */
+	bool queued;         /* a fetch is queued or running */
+	bool delivering;     /* events are being handed out */
+	bool again;          /* news arrived while it was */
+	bool to_read;        /* its waiters want the run read (in the next Q_RUN) */
+	bool reading;        /* a Q_RUN reading it is running */
+	bool reread;         /* news arrived while it was */
+	struct topic *rnext; /* the next topic to read, or in the same Q_RUN */
+	int row;             /* its row in the Q_RUN's answer, or -1 */
 };
 
 /* A query waiting for, or holding, the PostgreSQL connection. */
@@ -128,8 +131,9 @@ struct query {
 	struct query *next;
 	enum qkind kind;
 	struct conn *conn;   /* Q_KEY, Q_TOKEN, Q_WAIT */
-	struct topic *topic; /* Q_FETCH, Q_RUN */
+	struct topic *topic; /* Q_FETCH; Q_RUN: the first of the topics it reads */
 	char p[3][100];      /* its parameters */
+	char *arg;           /* Q_RUN: its parameter, the runs' ids (freed with it) */
 	char digest[65];     /* Q_KEY, Q_WAIT: the SHA-256 of the key presented */
 };
 
@@ -197,9 +201,10 @@ long wait_seconds(struct conn *, const char *query);
 /* The answer to a Q_WAIT: the key, and the run if it may be seen (res
  * NULL: none came). */
 void wait_checked(struct query *, PGresult *res);
-/* A waiter and its run read by Q_RUN (res NULL: none came): answered if
- * the run has ended or its time is up. */
-void wait_result(struct conn *, PGresult *res);
+/* A waiter and its run read by Q_RUN, row row of res (res NULL: none
+ * came; row -1: the run is gone): answered if the run has ended or its
+ * time is up. */
+void wait_result(struct conn *, PGresult *res, int row);
 /* Have the runs of waiters whose time is up read, or answer them 503
  * while PostgreSQL is away; returns the milliseconds until the next
  * one's time is up (at most max_ms). */
@@ -227,11 +232,13 @@ void topic_fetched(struct query *, PGresult *res);
 /* A NOTIFY's payload. */
 void topic_notified(const char *payload);
 /* Waiters: join and leave the run's topic, and have it read the run for
- * them (now, or again after the running read). */
+ * them (in the next Q_RUN, or again after the running one): one Q_RUN
+ * reads the runs of every topic that asked since the last was sent. */
 void topic_wait(struct conn *c);
 void topic_read_run(struct topic *);
-/* The parameters of a Q_RUN, just before it is sent. */
-void topic_prepare_read(struct query *);
+/* The parameter of a Q_RUN, just before it is sent; false when no topic
+ * wants its run read any more. */
+bool topic_prepare_read(struct query *);
 /* The answer to a Q_RUN (res NULL: none came): handed to each waiter. */
 void topic_read(struct query *, PGresult *res);
 

@@ -54,8 +54,9 @@ static const struct {
                 " LEFT JOIN analysis_jobs j ON j.id = $2::uuid AND j.project_id = p.id"
                 " WHERE k.prefix = $1",
                 wait_checked, 2},
-    [Q_RUN] = {"SELECT assay_run_json(j), j.status FROM analysis_jobs j"
-               " WHERE j.id = $1::uuid",
+    /* The runs of every topic whose waiters asked ($1 an array of ids). */
+    [Q_RUN] = {"SELECT j.id, assay_run_json(j), j.status FROM analysis_jobs j"
+               " WHERE j.id = ANY($1::uuid[])",
                topic_read, 1},
 };
 
@@ -72,6 +73,7 @@ static void
 pg_done(struct query *q, PGresult *res)
 {
 	kinds[q->kind].done(q, res);
+	free(q->arg);
 	free(q);
 }
 
@@ -180,13 +182,11 @@ pg_lost(void)
 static void
 pg_send(struct query *q)
 {
-	const char *params[2] = {q->p[0], q->p[1]};
+	const char *params[2] = {q->arg ? q->arg : q->p[0], q->p[1]};
 	char name[8];
 
 	if (q->kind == Q_FETCH)
 		topic_prepare(q);
-	else if (q->kind == Q_RUN)
-		topic_prepare_read(q);
 	snprintf(name, sizeof name, "s%d", (int)q->kind);
 	if (!PQsendQueryPrepared(pg.conn, name, kinds[q->kind].nparams, params, NULL,
 	                         NULL, 0)) {
@@ -211,7 +211,7 @@ pg_pump(void)
 		if (pg.head == NULL)
 			pg.tail = NULL;
 		if ((q->conn != NULL && q->conn->closed) ||
-		    (q->kind == Q_RUN && q->topic->nwaiters == 0)) {
+		    (q->kind == Q_RUN && !topic_prepare_read(q))) {
 			pg_done(q, NULL); /* nobody to answer */
 			continue;
 		}

@@ -26,6 +26,8 @@
 #define FETCH_ROWS    500 /* the LIMIT of the fetch statement (pg.c) */
 
 static struct topic *topics[TOPIC_BUCKETS];
+static struct topic *to_read; /* topics the next Q_RUN reads (linked by rnext) */
+static bool read_queued;      /* that Q_RUN is queued */
 
 static const char *const terminal[] = {"completed", "failed", "canceled", NULL};
 
@@ -66,7 +68,8 @@ topic_release(struct topic *t)
 {
 	struct topic **pp;
 
-	if (t->nsubs > 0 || t->nwaiters > 0 || t->queued || t->delivering || t->reading)
+	if (t->nsubs > 0 || t->nwaiters > 0 || t->queued || t->delivering || t->to_read ||
+	    t->reading)
 		return;
 	for (pp = &topics[topic_bucket(t->run)]; *pp != t; pp = &(*pp)->hnext)
 		;
@@ -74,29 +77,21 @@ topic_release(struct topic *t)
 	free(t);
 }
 
-/* Queue a query of kind for t, unless one is queued or running (*busy):
- * then *again asks for one more after it. */
-static void
-topic_query(struct topic *t, enum qkind kind, bool *busy, bool *again)
-{
-	struct query *q;
-
-	if (*busy) {
-		*again = true;
-		return;
-	}
-	*busy = true;
-	*again = false;
-	q = xcalloc(1, sizeof *q);
-	q->kind = kind;
-	q->topic = t;
-	pg_push(q);
-}
-
 void
 topic_fetch(struct topic *t)
 {
-	topic_query(t, Q_FETCH, &t->queued, &t->again);
+	struct query *q;
+
+	if (t->queued) {
+		t->again = true;
+		return;
+	}
+	t->queued = true;
+	t->again = false;
+	q = xcalloc(1, sizeof *q);
+	q->kind = Q_FETCH;
+	q->topic = t;
+	pg_push(q);
 }
 
 void
@@ -211,31 +206,78 @@ topic_leave(struct conn *c)
 void
 topic_read_run(struct topic *t)
 {
-	topic_query(t, Q_RUN, &t->reading, &t->reread);
+	struct query *q;
+
+	if (t->reading) {
+		t->reread = true;
+		return;
+	}
+	if (t->to_read)
+		return;
+	t->to_read = true;
+	t->rnext = to_read;
+	to_read = t;
+	if (read_queued)
+		return; /* it reads t too */
+	read_queued = true;
+	q = xcalloc(1, sizeof *q);
+	q->kind = Q_RUN;
+	pg_push(q);
 }
 
-void
+bool
 topic_prepare_read(struct query *q)
 {
-	snprintf(q->p[0], sizeof q->p[0], "%s", q->topic->run);
-	q->topic->reread = false;
+	struct topic *t, *next, *batch = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&q->arg, &len);
+
+	read_queued = false;
+	for (t = to_read; t != NULL; t = next) {
+		next = t->rnext;
+		t->to_read = false;
+		if (t->nwaiters == 0) { /* they left meanwhile */
+			topic_release(t);
+			continue;
+		}
+		t->reading = true;
+		t->reread = false;
+		t->rnext = batch;
+		batch = t;
+		fprintf(f, "%c%s", len == 0 ? '{' : ',', t->run);
+		fflush(f);
+	}
+	to_read = NULL;
+	fputc('}', f);
+	fclose(f);
+	q->topic = batch;
+	return batch != NULL;
 }
 
 void
 topic_read(struct query *q, PGresult *res)
 {
-	struct topic *t = q->topic;
-	struct conn *c, *next;
+	struct topic *t, *next;
+	struct conn *c, *cnext;
+	int i;
 
-	/* Still marked reading while answering, so that it cannot be freed. */
-	for (c = t->waiters; c != NULL; c = next) {
-		next = c->next;
-		wait_result(c, res);
+	for (t = q->topic; t != NULL; t = t->rnext)
+		t->row = -1;
+	for (i = 0; res != NULL && i < PQntuples(res); i++)
+		if ((t = topic_find(PQgetvalue(res, i, 0))) != NULL && t->reading)
+			t->row = i;
+	/* Each stays marked reading while answered, so that it cannot be freed. */
+	for (t = q->topic; t != NULL; t = next) {
+		next = t->rnext;
+		for (c = t->waiters; c != NULL; c = cnext) {
+			cnext = c->next;
+			wait_result(c, res, t->row);
+		}
+		t->reading = false;
+		if (res != NULL && t->reread && t->nwaiters > 0)
+			topic_read_run(t);
+		topic_release(t);
 	}
-	t->reading = false;
-	if (res != NULL && t->reread && t->nwaiters > 0)
-		topic_read_run(t);
-	topic_release(t);
 }
 
 /*

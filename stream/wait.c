@@ -6,7 +6,8 @@
  * topic, nothing more. One query (Q_WAIT) checks its key and reads the
  * run within the tenant's tier's history; a run still going is waited
  * for: a notice that it may have ended, or a waiter's time running out,
- * has the topic read it (Q_RUN) once for all its waiters. The answer is
+ * has the topic read it once for all its waiters (Q_RUN, which reads the
+ * runs of all the topics that asked at once). The answer is
  * assay-api's: the same body, ETag, Cache-Control and If-None-Match, and
  * its query string is checked as assay-api checks its tables (the same
  * 400). Nothing here reads the request's records or writes to a socket
@@ -201,7 +202,7 @@ wait_checked(struct query *q, PGresult *res)
 }
 
 void
-wait_result(struct conn *c, PGresult *res)
+wait_result(struct conn *c, PGresult *res, int row)
 {
 	bool due = util_now_us() >= c->due_us, final;
 
@@ -211,13 +212,13 @@ wait_result(struct conn *c, PGresult *res)
 			            "the database is unavailable; try again shortly");
 		return;
 	}
-	if (PQntuples(res) != 1) { /* deleted (assayctl prune) while waited for */
+	if (row < 0) { /* deleted (assayctl prune) while waited for */
 		wait_refuse(c, 404, "RUN_NOT_FOUND", NULL, "no such run");
 		return;
 	}
-	final = topic_terminal(PQgetvalue(res, 0, 1));
+	final = topic_terminal(PQgetvalue(res, row, 2));
 	if (final || due)
-		wait_answer(c, PQgetvalue(res, 0, 0), final);
+		wait_answer(c, PQgetvalue(res, row, 1), final);
 }
 
 int
