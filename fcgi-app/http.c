@@ -15,7 +15,6 @@
 
 #include <json-c/json.h>
 
-#include "apikey.h"
 #include "extern.h"
 #include "db.h"
 #include "httpmsg.h"
@@ -144,10 +143,9 @@ bool
 http_not_modified(struct req *r, const char *text, bool final, char header[80])
 {
 	const char *inm = http_param(r, "HTTP_IF_NONE_MATCH");
-	char digest[65], etag[64];
+	char etag[35];
 
-	apikey_sha256_hex(text, strlen(text), digest);
-	snprintf(etag, sizeof etag, "\"%.32s\"", digest);
+	httpmsg_etag(text, etag);
 	snprintf(header, 80, "ETag: %s\r\n", etag);
 	if (final) /* it will never change: the client may keep it */
 		r->cache_control = "private, max-age=86400";
@@ -180,26 +178,16 @@ bool
 http_query_take(struct req *r)
 {
 	const struct route *rt = r->match.route;
-	struct json_object *errors = json_object_new_array(), *extra, *first, *name,
-	                   *detail;
-	char more[48] = "";
-	size_t n;
+	struct json_object *errors = json_object_new_array(), *extra;
+	char detail[1024];
 
 	r->query = valid_query(http_param(r, "QUERY_STRING"), rt->query, rt->nquery, r->q,
 	                       errors);
-	if ((n = json_object_array_length(errors)) == 0) {
+	if (json_object_array_length(errors) == 0) {
 		json_object_put(errors);
 		return true;
 	}
-	first = json_object_array_get_idx(errors, 0);
-	json_object_object_get_ex(first, "parameter", &name);
-	json_object_object_get_ex(first, "detail", &detail);
-	extra = json_object_new_object();
-	json_object_object_add(extra, "errors", errors);
-	if (n > 1)
-		snprintf(more, sizeof more, ", and %zu more; see errors", n - 1);
-	http_problem_with(r, 400, "INVALID_PARAMETER", NULL, extra, "%s %s%s",
-	                  json_object_get_string(name), json_object_get_string(detail),
-	                  more);
+	extra = httpmsg_param_problem(errors, detail, sizeof detail);
+	http_problem_with(r, 400, "INVALID_PARAMETER", NULL, extra, "%s", detail);
 	return false;
 }

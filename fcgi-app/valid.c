@@ -371,27 +371,12 @@ utf8_valid(const char *s, size_t len)
 	return true;
 }
 
-/* "/name" for a parameter the table does not name: its UTF-8 text, other
- * bytes and controls as %XX, cut short to fit size bytes. */
+/* "/name" for a parameter the table does not name (httpmsg_param_name). */
 static void
 parameter_pointer(const char *name, size_t len, char *buf, size_t size)
 {
-	size_t i = 0, o = 1, k;
-
 	buf[0] = '/';
-	while (i < len && o + 4 < size) {
-		k = jsontext_utf8_len((const unsigned char *)name + i, len - i);
-		if (k == 0 || (unsigned char)name[i] < 0x20 || name[i] == 0x7f) {
-			o += (size_t)snprintf(buf + o, 4, "%%%02X",
-			                      (unsigned char)name[i]);
-			i++;
-		} else {
-			memcpy(buf + o, name + i, k);
-			o += k;
-			i += k;
-		}
-	}
-	buf[o] = '\0';
+	httpmsg_param_name(name, len, buf + 1, size - 1);
 }
 
 /* Is an error from index from on about pointer? */

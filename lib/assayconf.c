@@ -66,7 +66,8 @@ const struct cfg_key api_cfg_keys[API__MAX] = {
     [STREAM_LISTEN] = {"stream", "listen", CFG_STRING, "/run/assay/stream.sock", NULL, 0,
                        0, NULL, 0,
                        "assay-stream's FastCGI socket (a path); the web server sends "
-                       "GET /api/v1/runs/{id}/events there."},
+                       "GET /api/v1/runs/{id}/events and GET /api/v1/runs/{id}?wait=N "
+                       "there."},
     [STREAM_SOCKET_MODE] = {"stream", "socket_mode", CFG_MODE, "0660", NULL, 0, 0, NULL,
                             0, "Permissions of assay-stream's socket."},
     [STREAM_PROBE_ADDRESS] = {"stream", "listen_address", CFG_STRING, "127.0.0.1", NULL,
@@ -76,8 +77,8 @@ const struct cfg_key api_cfg_keys[API__MAX] = {
                            "Port of assay-stream's GET /health and /metrics."},
     [STREAM_MAX_STREAMS] = {"stream", "max_streams", CFG_INT, "20000", NULL, 1, 1000000,
                             NULL, 0,
-                            "Streams held at once; more get 503 (the open-file limit "
-                            "is raised to fit)."},
+                            "Streams and waits (?wait=N) held at once; more get 503 "
+                            "(the open-file limit is raised to fit)."},
     [STREAM_HEARTBEAT] = {"stream", "heartbeat_seconds", CFG_INT, "15", NULL, 1, 3600,
                           NULL, 0,
                           "A comment line is sent on a stream idle this long, so that "

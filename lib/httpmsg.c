@@ -11,7 +11,9 @@
 
 #include <json-c/json.h>
 
+#include "apikey.h"
 #include "httpmsg.h"
+#include "jsontext.h"
 #include "util.h"
 #include "xalloc.h"
 
@@ -216,4 +218,51 @@ httpmsg_query(const char *query, const char *name, char *buf, size_t len)
 		return 1;
 	}
 	return 0;
+}
+
+void
+httpmsg_param_name(const char *name, size_t len, char *buf, size_t size)
+{
+	size_t i = 0, o = 0, k;
+
+	while (i < len && o + 4 < size) {
+		k = jsontext_utf8_len((const unsigned char *)name + i, len - i);
+		if (k == 0 || (unsigned char)name[i] < 0x20 || name[i] == 0x7f) {
+			o += (size_t)snprintf(buf + o, 4, "%%%02X",
+			                      (unsigned char)name[i]);
+			i++;
+		} else {
+			memcpy(buf + o, name + i, k);
+			o += k;
+			i += k;
+		}
+	}
+	buf[o] = '\0';
+}
+
+struct json_object *
+httpmsg_param_problem(struct json_object *errors, char *buf, size_t len)
+{
+	struct json_object *first = json_object_array_get_idx(errors, 0), *name, *detail,
+	                   *extra = json_object_new_object();
+	size_t n = json_object_array_length(errors);
+	char more[48] = "";
+
+	json_object_object_get_ex(first, "parameter", &name);
+	json_object_object_get_ex(first, "detail", &detail);
+	if (n > 1)
+		snprintf(more, sizeof more, ", and %zu more; see errors", n - 1);
+	snprintf(buf, len, "%s %s%s", json_object_get_string(name),
+	         json_object_get_string(detail), more);
+	json_object_object_add(extra, "errors", errors);
+	return extra;
+}
+
+void
+httpmsg_etag(const char *members, char etag[35])
+{
+	char digest[65];
+
+	apikey_sha256_hex(members, strlen(members), digest);
+	snprintf(etag, 35, "\"%.32s\"", digest);
 }

@@ -62,6 +62,18 @@ const char *httpmsg_api_key(const char *authorization, const char *x_api_key);
  * /api/v1/, in path (len bytes, cut short when longer).
  */
 void httpmsg_path(const char *uri, char *path, size_t len);
+/* A query parameter's name (len bytes, decoded) as a 400 names it: its
+ * UTF-8 text, other bytes and controls as %XX, cut short to fit size bytes. */
+void httpmsg_param_name(const char *name, size_t len, char *buf, size_t size);
+/* The members of a 400 INVALID_PARAMETER beside the problem's own
+ * ({"errors": errors}; errors, objects with "parameter" and "detail", at
+ * least one, pass to it) and its detail in buf: the first error, and how
+ * many more. The caller puts the returned object. */
+struct json_object *httpmsg_param_problem(struct json_object *errors, char *buf,
+                                          size_t len);
+/* The ETag of a success body from its members ("run":{...}): a quoted
+ * digest of 32 hex digits. */
+void httpmsg_etag(const char *members, char etag[35]);
 /*
  * The problem+json body {"type","title","status","detail","code",
  * "request_id"} then extra's members (extra may be NULL; it stays the

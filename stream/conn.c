@@ -139,6 +139,8 @@ conn_close(struct conn *c)
 	epoll_ctl(st.ep, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	c->fd = -1;
+	if (c->state == C_WAIT)
+		st.waiting--;
 	if (c->streaming) {
 		st.closed++;
 		st.active--;
@@ -162,8 +164,7 @@ conn_close(struct conn *c)
 		conn_bury(c);
 }
 
-/* The CORS headers of a response to c: none unless its origin is allowed. */
-static const char *
+const char *
 conn_cors(const struct conn *c)
 {
 	static char h[512];
@@ -176,14 +177,15 @@ conn_cors(const struct conn *c)
 }
 
 void
-conn_options(struct conn *c)
+conn_options(struct conn *c, const char *allow)
 {
-	char *msg = xasprintf(
-	    "Status: 204 No Content\r\nAllow: GET\r\nX-Request-ID: %s\r\n"
-	    "%s%s\r\n",
-	    c->request_id, conn_cors(c),
-	    c->origin[0] ? "Access-Control-Allow-Methods: GET\r\n" HTTPMSG_CORS_PREFLIGHT
-	                 : "");
+	char *msg =
+	    xasprintf("Status: 204 No Content\r\nAllow: %s\r\nX-Request-ID: %s\r\n"
+	              "%s%s%s%s%s\r\n",
+	              allow, c->request_id, conn_cors(c),
+	              c->origin[0] ? "Access-Control-Allow-Methods: " : "",
+	              c->origin[0] ? allow : "", c->origin[0] ? "\r\n" : "",
+	              c->origin[0] ? HTTPMSG_CORS_PREFLIGHT : "");
 
 	conn_write(c, msg, strlen(msg));
 	free(msg);
@@ -195,9 +197,16 @@ void
 conn_answer(struct conn *c, int status, const char *code, const char *headers,
             const char *detail)
 {
+	conn_answer_with(c, status, code, headers, NULL, detail);
+}
+
+void
+conn_answer_with(struct conn *c, int status, const char *code, const char *headers,
+                 struct json_object *extra, const char *detail)
+{
 	char *body, *msg;
 
-	body = httpmsg_problem(status, code, detail, c->request_id, NULL);
+	body = httpmsg_problem(status, code, detail, c->request_id, extra);
 	msg = xasprintf("Status: %d\r\nContent-Type: application/problem+json\r\n"
 	                "Content-Length: %zu\r\nX-Request-ID: %s\r\n"
 	                "Cache-Control: no-store\r\n%s%s\r\n%s",

@@ -1,6 +1,7 @@
 /*
- * assay-stream: GET /api/v1/runs/{id}/events as Server-Sent Events, for
- * thousands of clients from one process. This file sets it up (config,
+ * assay-stream: GET /api/v1/runs/{id}/events as Server-Sent Events, and
+ * GET /api/v1/runs/{id}?wait=N long-polls, for thousands of clients from
+ * one process. This file sets it up (config,
  * sockets, signals, the probe port for /health and /metrics) and runs the
  * one epoll loop: it accepts connections, hands each ready descriptor to
  * its owner (conn.c, request.c, pg.c), sends heartbeats, and on SIGTERM
@@ -87,9 +88,9 @@ probe(const char *path, FILE *f, const char **ctype, void *arg)
 	if (strcmp(path, "/health") == 0) {
 		fprintf(f,
 		        "{\"status\":\"%s\",\"version\":\"%s\",\"streams\":%zu,"
-		        "\"capacity\":%ld,\"database\":\"%s\"}",
+		        "\"waits\":%zu,\"capacity\":%ld,\"database\":\"%s\"}",
 		        st.stopping ? "stopping" : "healthy", PACKAGE_VERSION, st.active,
-		        cfg_int(st.cfg, STREAM_MAX_STREAMS),
+		        st.waiting, cfg_int(st.cfg, STREAM_MAX_STREAMS),
 		        pg_connected() ? "connected" : "unavailable");
 		return 1;
 	}
@@ -110,13 +111,22 @@ probe(const char *path, FILE *f, const char **ctype, void *arg)
 	    "# HELP sse_messages_total Events sent to clients.\n"
 	    "# TYPE sse_messages_total counter\n"
 	    "sse_messages_total %lu\n"
-	    "# HELP sse_connections_refused_total Streams refused at max_streams.\n"
+	    "# HELP sse_connections_refused_total Streams and waits refused at "
+	    "max_streams.\n"
 	    "# TYPE sse_connections_refused_total counter\n"
 	    "sse_connections_refused_total %lu\n"
+	    "# HELP run_waits_active Waits (GET /api/v1/runs/{id}?wait=N) held now.\n"
+	    "# TYPE run_waits_active gauge\n"
+	    "run_waits_active %zu\n"
+	    "# HELP run_waits_total Waits answered with the run, ended or at its time.\n"
+	    "# TYPE run_waits_total counter\n"
+	    "run_waits_total{outcome=\"ended\"} %lu\n"
+	    "run_waits_total{outcome=\"timeout\"} %lu\n"
 	    "# HELP assay_build_info The running version.\n"
 	    "# TYPE assay_build_info gauge\n"
 	    "assay_build_info{version=\"%s\"} 1\n",
-	    st.opened, st.closed, st.active, st.messages, st.refused, PACKAGE_VERSION);
+	    st.opened, st.closed, st.active, st.messages, st.refused, st.waiting,
+	    st.waits_ended, st.waits_timed_out, PACKAGE_VERSION);
 	return 1;
 }
 
@@ -174,7 +184,7 @@ main(int argc, char *argv[])
 	bool required = false, test = false;
 	struct epoll_event ev, evs[256];
 	struct cfg *cfg;
-	int i, n, status;
+	int i, n, status, timeout = 1000;
 	size_t k;
 
 	log_init("assay-stream");
@@ -186,7 +196,8 @@ main(int argc, char *argv[])
 		} else if (strcmp(argv[i], "-t") == 0 || strcmp(argv[i], "--test") == 0) {
 			test = true;
 		} else if (strcmp(argv[i], "--routes") == 0) {
-			printf("GET /api/v1/runs/{id}/events\n");
+			printf("GET /api/v1/runs/{id}/events\nGET, HEAD "
+			       "/api/v1/runs/{id}\n");
 			return 0;
 		} else if (strcmp(argv[i], "--version") == 0) {
 			printf("assay-stream %s\n", PACKAGE_VERSION);
@@ -222,7 +233,7 @@ main(int argc, char *argv[])
 	pg_connect();
 
 	while (!st.stopping) {
-		n = epoll_wait(st.ep, evs, 256, 1000);
+		n = epoll_wait(st.ep, evs, 256, timeout);
 		for (i = 0; i < n; i++) {
 			void *p = evs[i].data.ptr;
 
@@ -257,10 +268,13 @@ main(int argc, char *argv[])
 		}
 		pg_retry();
 		heartbeats();
+		timeout = wait_due(1000);
 		conn_bury_all();
 	}
-	/* Stop: end every stream cleanly; clients resume elsewhere or later. */
-	log_msg(LOG_INFO, "stopping: ending %zu streams", st.active);
+	/* Stop: end every stream cleanly; clients resume elsewhere or later.
+	 * Waiters are told to ask again. */
+	log_msg(LOG_INFO, "stopping: ending %zu streams and %zu waits", st.active,
+	        st.waiting);
 	close(listen_fd);
 	unlink(cfg_str(cfg, STREAM_LISTEN));
 	for (k = st.nall; k > 0; k--) {
@@ -268,7 +282,11 @@ main(int argc, char *argv[])
 
 		if (c->state == C_LIVE)
 			conn_end(c);
-		conn_flush(c);
+		if (c->state == C_WAIT)
+			wait_refuse(c, 503, "SHUTTING_DOWN", "Retry-After: 1\r\n",
+			            "assay-stream is stopping; ask again");
+		else
+			conn_flush(c);
 		if (c->fd >= 0)
 			conn_close(c);
 	}

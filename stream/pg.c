@@ -1,12 +1,14 @@
 /*
  * The one PostgreSQL connection: asynchronous libpq, holding the LISTEN
- * on assay_events and running queued queries one at a time through three
- * prepared statements. Each query's answer goes to its kind's handler
- * (request.c for keys and tokens, topic.c for events), then the query is
- * freed. Only connecting blocks (connect_timeout 2 s, at most once a
- * second while PostgreSQL is away); a lost connection fails the running
- * query and leaves the queue for the next one. Nothing here answers a
- * client or holds a result past its handler.
+ * on assay_events and running queued queries one at a time through
+ * prepared statements, one per kind. Each query's answer goes to its kind's handler
+ * (request.c for keys and tokens, topic.c for events and runs, wait.c
+ * for waits), then the query is freed. An answer is handled before the
+ * notices that came with it: they are of changes its snapshot did not
+ * see, and must reach the stream or waiter it admitted. Only connecting blocks
+ * (connect_timeout 2 s, at most once a second while PostgreSQL is away); a lost
+ * connection fails the running query and leaves the queue for the next one. Nothing here
+ * answers a client or holds a result past its handler.
  */
 #include "config.h"
 
@@ -26,22 +28,36 @@
 static const struct {
 	const char *sql;
 	void (*done)(struct query *, PGresult *);
+	int nparams;
 } kinds[] = {
     [Q_KEY] = {"SELECT encode(k.hash, 'hex'), k.revoked_at IS NOT NULL, j.status,"
                " j.event_seq FROM api_keys k"
                " JOIN projects p ON p.tenant_id = k.tenant_id AND p.name = 'default'"
                " LEFT JOIN analysis_jobs j ON j.id = $2::uuid AND j.project_id = p.id"
                " WHERE k.prefix = $1",
-               req_checked},
+               req_checked, 2},
     [Q_TOKEN] = {"SELECT t.expires_at > now(), j.status, j.event_seq,"
                  " k.revoked_at IS NOT NULL"
                  " FROM stream_tokens t JOIN analysis_jobs j ON j.id = t.job_id"
                  " JOIN api_keys k ON k.id = t.api_key_id"
                  " WHERE t.token_hash = decode($1, 'hex') AND t.job_id = $2::uuid",
-                 req_checked},
+                 req_checked, 2},
     [Q_FETCH] = {"SELECT seq, type, data::text FROM job_events"
                  " WHERE job_id = $1::uuid AND seq > $2::int ORDER BY seq LIMIT 500",
-                 topic_fetched},
+                 topic_fetched, 2},
+    /* The key, its tenant's tier, and the run as GET /api/v1/runs/{id}
+     * renders it, with its age in seconds (for the tier's history). */
+    [Q_WAIT] = {"SELECT encode(k.hash, 'hex'), k.revoked_at IS NOT NULL, t.tier,"
+                " j.status, assay_run_json(j), extract(epoch FROM now() - j.created_at)"
+                " FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"
+                " JOIN projects p ON p.tenant_id = k.tenant_id AND p.name = 'default'"
+                " LEFT JOIN analysis_jobs j ON j.id = $2::uuid AND j.project_id = p.id"
+                " WHERE k.prefix = $1",
+                wait_checked, 2},
+    /* The runs of every topic whose waiters asked ($1 an array of ids). */
+    [Q_RUN] = {"SELECT j.id, assay_run_json(j), j.status FROM analysis_jobs j"
+               " WHERE j.id = ANY($1::uuid[])",
+               topic_read, 1},
 };
 
 static struct {
@@ -57,6 +73,7 @@ static void
 pg_done(struct query *q, PGresult *res)
 {
 	kinds[q->kind].done(q, res);
+	free(q->arg);
 	free(q);
 }
 
@@ -113,7 +130,7 @@ pg_connect(void)
 
 		PQclear(res);
 		snprintf(name, sizeof name, "s%zu", i);
-		res = PQprepare(pg.conn, name, kinds[i].sql, 2, NULL);
+		res = PQprepare(pg.conn, name, kinds[i].sql, kinds[i].nparams, NULL);
 	}
 	if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
 		if (pg.retry_us == 0)
@@ -165,13 +182,14 @@ pg_lost(void)
 static void
 pg_send(struct query *q)
 {
-	const char *params[2] = {q->p[0], q->p[1]};
+	const char *params[2] = {q->arg ? q->arg : q->p[0], q->p[1]};
 	char name[8];
 
 	if (q->kind == Q_FETCH)
 		topic_prepare(q);
 	snprintf(name, sizeof name, "s%d", (int)q->kind);
-	if (!PQsendQueryPrepared(pg.conn, name, 2, params, NULL, NULL, 0)) {
+	if (!PQsendQueryPrepared(pg.conn, name, kinds[q->kind].nparams, params, NULL,
+	                         NULL, 0)) {
 		pg.running = q;
 		pg_lost();
 		return;
@@ -192,8 +210,9 @@ pg_pump(void)
 		pg.head = q->next;
 		if (pg.head == NULL)
 			pg.tail = NULL;
-		if (q->kind != Q_FETCH && q->conn->closed) {
-			pg_done(q, NULL);
+		if ((q->conn != NULL && q->conn->closed) ||
+		    (q->kind == Q_RUN && !topic_prepare_read(q))) {
+			pg_done(q, NULL); /* nobody to answer */
 			continue;
 		}
 		if (q->kind == Q_FETCH && !topic_wants(q->topic)) {
@@ -204,29 +223,14 @@ pg_pump(void)
 	}
 }
 
-void
-pg_readable(void)
+/* The running query's answer is in: hand it over and send the next.
+ * False when the connection was lost. */
+static bool
+pg_answer(void)
 {
 	PGresult *res, *first = NULL;
-	PGnotify *n;
 	struct query *q;
 
-	if (pg.conn == NULL)
-		return;
-	if (pg.flushing) {
-		pg.flushing = PQflush(pg.conn) == 1;
-		pg_watch(pg.flushing ? EPOLLIN | EPOLLOUT : EPOLLIN);
-	}
-	if (!PQconsumeInput(pg.conn)) {
-		pg_lost();
-		return;
-	}
-	while ((n = PQnotifies(pg.conn)) != NULL) {
-		topic_notified(n->extra);
-		PQfreemem(n);
-	}
-	if (!pg.busy || PQisBusy(pg.conn))
-		return;
 	while ((res = PQgetResult(pg.conn)) != NULL) {
 		if (first == NULL)
 			first = res;
@@ -241,7 +245,7 @@ pg_readable(void)
 		first = NULL;
 		if (PQstatus(pg.conn) != CONNECTION_OK) {
 			pg_lost();
-			return;
+			return false;
 		}
 	}
 	q = pg.running;
@@ -249,6 +253,30 @@ pg_readable(void)
 	pg_done(q, first);
 	PQclear(first);
 	pg_pump();
+	return pg.conn != NULL;
+}
+
+void
+pg_readable(void)
+{
+	PGnotify *n;
+
+	if (pg.conn == NULL)
+		return;
+	if (pg.flushing) {
+		pg.flushing = PQflush(pg.conn) == 1;
+		pg_watch(pg.flushing ? EPOLLIN | EPOLLOUT : EPOLLIN);
+	}
+	if (!PQconsumeInput(pg.conn)) {
+		pg_lost();
+		return;
+	}
+	if (pg.busy && !PQisBusy(pg.conn) && !pg_answer())
+		return;
+	while ((n = PQnotifies(pg.conn)) != NULL) {
+		topic_notified(n->extra);
+		PQfreemem(n);
+	}
 }
 
 void

@@ -3,9 +3,11 @@
  * and admission. GET /api/v1/runs/{id}/events (or its /api alias) is
  * admitted by an API key (Authorization: Bearer or X-API-Key) or a stream
  * token (?token=), either checked by PostgreSQL, and may resume after
- * Last-Event-ID (or ?last_event_id=). Anything else is answered at once
- * with problem+json. Nothing here writes an event; a key or token is
- * never logged or kept, only its digest while it is checked.
+ * Last-Event-ID (or ?last_event_id=). GET or HEAD /api/v1/runs/{id}?wait=N
+ * (the web servers send it here only with wait) is admitted by an API key
+ * and waits (wait.c). Anything else is answered at once with
+ * problem+json. Nothing here writes an event; a key or token is never
+ * logged or kept, only its digest while it is checked.
  */
 #include "config.h"
 
@@ -51,30 +53,42 @@ req_param(const struct conn *c, const char *name, char *buf, size_t len)
 	return v == NULL ? 0 : req_copy(v, vlen, buf, len);
 }
 
-/* The run of the path in c->run (lowercase); false after answering. */
+/* The run of the path in c->run (lowercase), and whether the request is
+ * a wait (c->waits, c->head); false after answering. */
 static bool
 req_run(struct conn *c, const char *uri, const char *method)
 {
 	char path[2048], *run;
+	const char *allow;
 	size_t n;
 
 	httpmsg_path(uri, path, sizeof path);
-	if (strncmp(path, "/api/v1/runs/", 13) != 0 || strlen(path) != 13 + 36 + 7 ||
-	    strcmp(path + 13 + 36, "/events") != 0) {
-		conn_answer(c, 404, "NOT_FOUND", NULL,
-		            "assay-stream serves only "
-		            "/api/v1/runs/{id}/events");
-		return false;
-	}
 	run = path + 13;
-	run[36] = '\0';
-	if (strcmp(method, "OPTIONS") == 0) {
-		conn_options(c);
+	c->waits = strncmp(path, "/api/v1/runs/", 13) == 0 && *run != '\0' &&
+	           strchr(run, '/') == NULL;
+	if (!c->waits &&
+	    (strncmp(path, "/api/v1/runs/", 13) != 0 || strlen(path) != 13 + 36 + 7 ||
+	     strcmp(run + 36, "/events") != 0)) {
+		conn_answer(c, 404, "NOT_FOUND", NULL,
+		            "assay-stream serves only /api/v1/runs/{id}/events and "
+		            "/api/v1/runs/{id}?wait=N");
 		return false;
 	}
-	if (strcmp(method, "GET") != 0) {
-		conn_answer(c, 405, "METHOD_NOT_ALLOWED", "Allow: GET\r\n",
-		            "events are read with GET");
+	if (!c->waits)
+		run[36] = '\0';
+	allow = c->waits ? "GET, HEAD" : "GET";
+	if (strcmp(method, "OPTIONS") == 0) {
+		conn_options(c, allow);
+		return false;
+	}
+	c->head = c->waits && strcmp(method, "HEAD") == 0;
+	if (strcmp(method, "GET") != 0 && !c->head) {
+		char *h = xasprintf("Allow: %s\r\n", allow);
+
+		conn_answer(c, 405, "METHOD_NOT_ALLOWED", h,
+		            c->waits ? "a run is read with GET"
+		                     : "events are read with GET");
+		free(h);
 		return false;
 	}
 	if (!httpmsg_uuid(run)) {
@@ -98,7 +112,7 @@ req_credentials(struct conn *c, const char *query)
 
 	qr->conn = c;
 	snprintf(qr->p[1], sizeof qr->p[1], "%s", c->run);
-	if (httpmsg_query(query, "token", token, sizeof token) != 0) {
+	if (!c->waits && httpmsg_query(query, "token", token, sizeof token) != 0) {
 		if (!apikey_token_valid(token)) { /* "" when too long */
 			free(qr);
 			conn_answer(c, 401, "INVALID_TOKEN", NULL,
@@ -120,17 +134,25 @@ req_credentials(struct conn *c, const char *query)
 	if (key == NULL || *key == '\0') {
 		free(qr);
 		conn_answer(c, 401, "UNAUTHENTICATED", HTTPMSG_CHALLENGE "\r\n",
-		            "an API key (Authorization: Bearer or X-API-Key) or a "
-		            "token (?token=) is required");
+		            c->waits ? "an API key is required: send Authorization: "
+		                       "Bearer <key> or X-API-Key"
+		                     : "an API key (Authorization: Bearer or X-API-Key) "
+		                       "or a token (?token=) is required");
 		return NULL;
 	}
 	if (!apikey_prefix(key, qr->p[0])) {
 		free(qr);
+		if (c->waits && req_param(c, "HTTP_X_JOB_ID", token, sizeof token) != 0) {
+			conn_answer(
+			    c, 403, "JOB_TOKEN_FORBIDDEN", NULL,
+			    "a job token may read its own run, but not wait for it");
+			return NULL;
+		}
 		conn_answer(c, 401, "INVALID_API_KEY", INVALID_KEY,
 		            "the API key is not valid");
 		return NULL;
 	}
-	qr->kind = Q_KEY;
+	qr->kind = c->waits ? Q_WAIT : Q_KEY;
 	apikey_sha256_hex(key, strlen(key), qr->digest);
 	return qr;
 }
@@ -140,6 +162,7 @@ req_admit(struct conn *c)
 {
 	char method[16], uri[8192], last[32], id[80], *q, *end;
 	struct query *qr;
+	long wait;
 
 	httpmsg_request_id(req_param(c, "HTTP_X_REQUEST_ID", id, sizeof id) > 0 ? id
 	                                                                        : NULL,
@@ -165,8 +188,8 @@ req_admit(struct conn *c)
 	if (!req_run(c, uri, method))
 		return;
 	c->last = 0;
-	if (req_param(c, "HTTP_LAST_EVENT_ID", last, sizeof last) != 0 ||
-	    httpmsg_query(q, "last_event_id", last, sizeof last) != 0) {
+	if (!c->waits && (req_param(c, "HTTP_LAST_EVENT_ID", last, sizeof last) != 0 ||
+	                  httpmsg_query(q, "last_event_id", last, sizeof last) != 0)) {
 		c->last = strtol(last, &end, 10);
 		if (last[0] == '\0' || *end != '\0' || c->last < 0 ||
 		    c->last > 2147483647) {
@@ -177,17 +200,27 @@ req_admit(struct conn *c)
 	}
 	if ((qr = req_credentials(c, q)) == NULL)
 		return;
+	if (c->waits) { /* as assay-api: the key's shape, then the query */
+		if ((wait = wait_seconds(c, q)) < 0) {
+			free(qr);
+			return;
+		}
+		c->due_us = c->start_us + (uint64_t)wait * 1000000u;
+		if (req_param(c, "HTTP_IF_NONE_MATCH", c->inm, sizeof c->inm) < 0)
+			c->inm[0] = '\0'; /* too long to match: answered in full */
+	}
 	if (!pg_connected()) {
 		free(qr);
 		conn_answer(c, 503, "DATABASE_UNAVAILABLE", "Retry-After: 1\r\n",
 		            "the database is unavailable; try again shortly");
 		return;
 	}
-	if (st.active >= (size_t)cfg_int(st.cfg, STREAM_MAX_STREAMS)) {
+	if (st.active + st.waiting >= (size_t)cfg_int(st.cfg, STREAM_MAX_STREAMS)) {
 		free(qr);
 		st.refused++;
 		conn_answer(c, 503, "TOO_MANY_STREAMS", "Retry-After: 5\r\n",
-		            "this server holds as many streams as it may; retry shortly");
+		            "this server holds as many streams and waits as it may; "
+		            "retry shortly");
 		return;
 	}
 	free(c->params); /* everything needed is copied out */
@@ -198,28 +231,47 @@ req_admit(struct conn *c)
 	pg_push(qr);
 }
 
-void
-req_checked(struct query *q, PGresult *res)
+bool
+req_key_accepted(struct conn *c, PGresult *res, const char *digest)
+{
+	if (PQntuples(res) != 1 || !apikey_equal(PQgetvalue(res, 0, 0), digest, 64))
+		conn_answer(c, 401, "INVALID_API_KEY", INVALID_KEY,
+		            "the API key is not valid");
+	else if (strcmp(PQgetvalue(res, 0, 1), "t") == 0)
+		conn_answer(c, 401, "INVALID_API_KEY", INVALID_KEY,
+		            "the API key has been revoked");
+	else
+		return true;
+	return false;
+}
+
+bool
+req_answer_in(struct query *q, PGresult *res)
 {
 	struct conn *c = q->conn;
 
 	c->query_held = false;
 	if (c->closed) {
 		conn_bury(c);
-		return;
+		return false;
 	}
-	if (res == NULL) {
+	if (res == NULL)
 		conn_answer(c, 503, "DATABASE_UNAVAILABLE", "Retry-After: 1\r\n",
 		            "the database is unavailable; try again shortly");
-	} else if (q->kind == Q_KEY) {
-		if (PQntuples(res) != 1 ||
-		    !apikey_equal(PQgetvalue(res, 0, 0), q->digest, 64))
-			conn_answer(c, 401, "INVALID_API_KEY", INVALID_KEY,
-			            "the API key is not valid");
-		else if (strcmp(PQgetvalue(res, 0, 1), "t") == 0)
-			conn_answer(c, 401, "INVALID_API_KEY", INVALID_KEY,
-			            "the API key has been revoked");
-		else if (PQgetisnull(res, 0, 2))
+	return res != NULL;
+}
+
+void
+req_checked(struct query *q, PGresult *res)
+{
+	struct conn *c = q->conn;
+
+	if (!req_answer_in(q, res))
+		return;
+	if (q->kind == Q_KEY) {
+		if (!req_key_accepted(c, res, q->digest))
+			return;
+		if (PQgetisnull(res, 0, 2))
 			conn_answer(c, 404, "RUN_NOT_FOUND", NULL, "no such run");
 		else
 			conn_start(c, PQgetvalue(res, 0, 2), atol(PQgetvalue(res, 0, 3)));

@@ -4,10 +4,13 @@
  * id any subscriber has, once, and each subscriber takes the rows after
  * its own id: resuming (Last-Event-ID) and joining while events arrive
  * can leave neither gaps nor duplicates. A paused subscriber (its buffer
- * full) is left behind on purpose and fetches the rest once drained. A
- * topic lives while it has subscribers, a fetch or a delivery; nothing
- * here writes to a socket (conn_flush does) or talks to PostgreSQL but
- * through pg_push.
+ * full) is left behind on purpose and fetches the rest once drained.
+ * Waiters (wait.c) are listed apart: they take no events, but a notice
+ * that the run may have ended (its terminal event, or one too large to
+ * carry) has the topic read the run once for all of them. A topic lives
+ * while it has subscribers or waiters, a fetch, a read or a delivery;
+ * nothing here writes to a socket (conn_flush does) or talks to
+ * PostgreSQL but through pg_push.
  */
 #include "config.h"
 
@@ -23,6 +26,8 @@
 #define FETCH_ROWS    500 /* the LIMIT of the fetch statement (pg.c) */
 
 static struct topic *topics[TOPIC_BUCKETS];
+static struct topic *to_read; /* topics the next Q_RUN reads (linked by rnext) */
+static bool read_queued;      /* that Q_RUN is queued */
 
 static const char *const terminal[] = {"completed", "failed", "canceled", NULL};
 
@@ -63,7 +68,8 @@ topic_release(struct topic *t)
 {
 	struct topic **pp;
 
-	if (t->nsubs > 0 || t->queued || t->delivering)
+	if (t->nsubs > 0 || t->nwaiters > 0 || t->queued || t->delivering || t->to_read ||
+	    t->reading)
 		return;
 	for (pp = &topics[topic_bucket(t->run)]; *pp != t; pp = &(*pp)->hnext)
 		;
@@ -95,9 +101,12 @@ topic_catch_up(void)
 	size_t i;
 
 	for (i = 0; i < TOPIC_BUCKETS; i++)
-		for (t = topics[i]; t != NULL; t = t->hnext)
+		for (t = topics[i]; t != NULL; t = t->hnext) {
 			if (t->nsubs > 0)
 				topic_fetch(t);
+			if (t->nwaiters > 0)
+				topic_read_run(t);
+		}
 }
 
 bool
@@ -125,44 +134,150 @@ topic_prepare(struct query *q)
 	q->topic->again = false;
 }
 
-void
-topic_join(struct conn *c, long event_seq)
+/* Put c first in the list *head of its run's topic (made if need be). */
+static void
+topic_link(struct conn *c, struct conn **head, size_t *n)
+{
+	c->prev = NULL;
+	c->next = *head;
+	if (*head)
+		(*head)->prev = c;
+	*head = c;
+	(*n)++;
+}
+
+static struct topic *
+topic_get(const char *run)
 {
 	struct topic *t;
 
-	if ((t = topic_find(c->run)) == NULL) {
+	if ((t = topic_find(run)) == NULL) {
 		t = xcalloc(1, sizeof *t);
-		snprintf(t->run, sizeof t->run, "%s", c->run);
-		t->hnext = topics[topic_bucket(c->run)];
-		topics[topic_bucket(c->run)] = t;
+		snprintf(t->run, sizeof t->run, "%s", run);
+		t->hnext = topics[topic_bucket(run)];
+		topics[topic_bucket(run)] = t;
 	}
+	return t;
+}
+
+void
+topic_join(struct conn *c, long event_seq)
+{
+	struct topic *t = topic_get(c->run);
+
 	c->topic = t;
-	c->prev = NULL;
-	c->next = t->subs;
-	if (t->subs)
-		t->subs->prev = c;
-	t->subs = c;
-	t->nsubs++;
+	topic_link(c, &t->subs, &t->nsubs);
 	if (event_seq > c->last)
 		topic_fetch(t);
+}
+
+void
+topic_wait(struct conn *c)
+{
+	struct topic *t = topic_get(c->run);
+
+	c->topic = t;
+	topic_link(c, &t->waiters, &t->nwaiters);
 }
 
 void
 topic_leave(struct conn *c)
 {
 	struct topic *t = c->topic;
+	struct conn **head;
 
 	if (t == NULL)
 		return;
+	head = c->waits ? &t->waiters : &t->subs;
 	if (c->prev)
 		c->prev->next = c->next;
 	else
-		t->subs = c->next;
+		*head = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
 	c->topic = NULL;
-	t->nsubs--;
+	if (c->waits)
+		t->nwaiters--;
+	else
+		t->nsubs--;
 	topic_release(t);
+}
+
+void
+topic_read_run(struct topic *t)
+{
+	struct query *q;
+
+	if (t->reading) {
+		t->reread = true;
+		return;
+	}
+	if (t->to_read)
+		return;
+	t->to_read = true;
+	t->rnext = to_read;
+	to_read = t;
+	if (read_queued)
+		return; /* it reads t too */
+	read_queued = true;
+	q = xcalloc(1, sizeof *q);
+	q->kind = Q_RUN;
+	pg_push(q);
+}
+
+bool
+topic_prepare_read(struct query *q)
+{
+	struct topic *t, *next, *batch = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&q->arg, &len);
+
+	read_queued = false;
+	for (t = to_read; t != NULL; t = next) {
+		next = t->rnext;
+		t->to_read = false;
+		if (t->nwaiters == 0) { /* they left meanwhile */
+			topic_release(t);
+			continue;
+		}
+		t->reading = true;
+		t->reread = false;
+		t->rnext = batch;
+		batch = t;
+		fprintf(f, "%c%s", len == 0 ? '{' : ',', t->run);
+		fflush(f);
+	}
+	to_read = NULL;
+	fputc('}', f);
+	fclose(f);
+	q->topic = batch;
+	return batch != NULL;
+}
+
+void
+topic_read(struct query *q, PGresult *res)
+{
+	struct topic *t, *next;
+	struct conn *c, *cnext;
+	int i;
+
+	for (t = q->topic; t != NULL; t = t->rnext)
+		t->row = -1;
+	for (i = 0; res != NULL && i < PQntuples(res); i++)
+		if ((t = topic_find(PQgetvalue(res, i, 0))) != NULL && t->reading)
+			t->row = i;
+	/* Each stays marked reading while answered, so that it cannot be freed. */
+	for (t = q->topic; t != NULL; t = next) {
+		next = t->rnext;
+		for (c = t->waiters; c != NULL; c = cnext) {
+			cnext = c->next;
+			wait_result(c, res, t->row);
+		}
+		t->reading = false;
+		if (res != NULL && t->reread && t->nwaiters > 0)
+			topic_read_run(t);
+		topic_release(t);
+	}
 }
 
 /*
@@ -250,6 +365,10 @@ topic_notified(const char *payload)
 
 	if (sscanf(payload, "%36s %ld %31s %n", run, &seq, type, &n) < 2 ||
 	    (t = topic_find(run)) == NULL)
+		return;
+	if (t->nwaiters > 0 && (n == 0 || topic_terminal(type)))
+		topic_read_run(t);
+	if (t->nsubs == 0)
 		return;
 	if (n > 0 && seq == t->fetched + 1) {
 		if (topic_deliver(t, seq, type, payload + n) > 0)

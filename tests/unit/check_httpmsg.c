@@ -1,8 +1,8 @@
 /*
  * Unit tests for lib/httpmsg.c: reason phrases, request ids kept or made,
- * run ids, the API key a request presents, the /api alias, and problem
+ * run ids, the API key a request presents, the /api alias, problem
  * bodies byte for byte as both servers send them (escaping and extra
- * members included).
+ * members included), how a 400 names query parameters, and ETags.
  */
 #include "config.h"
 
@@ -176,5 +176,56 @@ START_TEST(unescaping)
 }
 END_TEST
 
+START_TEST(parameter_names)
+{
+	char buf[16];
+
+	httpmsg_param_name("wait", 4, buf, sizeof buf);
+	ck_assert_str_eq(buf, "wait");
+	httpmsg_param_name("a\nb\x7f", 4, buf, sizeof buf);
+	ck_assert_str_eq(buf, "a%0Ab%7F");
+	httpmsg_param_name("\xc3\xa9\xff", 3, buf, sizeof buf); /* é, then a stray byte */
+	ck_assert_str_eq(buf, "\xc3\xa9%FF");
+	httpmsg_param_name("abcdefghijklmnopqrstuvwxyz", 26, buf, sizeof buf);
+	ck_assert_str_eq(buf, "abcdefghijkl"); /* cut short to fit */
+}
+END_TEST
+
+START_TEST(parameter_problems)
+{
+	struct json_object *errors = json_object_new_array(), *e, *extra;
+	char detail[128];
+	int i;
+
+	for (i = 0; i < 3; i++) {
+		e = json_object_new_object();
+		json_object_object_add(e, "parameter",
+		                       json_object_new_string(i ? "y" : "x"));
+		json_object_object_add(e, "detail", json_object_new_string("is bad"));
+		json_object_array_add(errors, e);
+	}
+	extra = httpmsg_param_problem(errors, detail, sizeof detail);
+	ck_assert_str_eq(detail, "x is bad, and 2 more; see errors");
+	ck_assert_ptr_eq(json_object_object_get(extra, "errors"), errors);
+	json_object_array_del_idx(errors, 1, 2);
+	json_object_put(
+	    httpmsg_param_problem(json_object_get(errors), detail, sizeof detail));
+	ck_assert_str_eq(detail, "x is bad");
+	json_object_put(extra);
+}
+END_TEST
+
+START_TEST(etags)
+{
+	char etag[35];
+
+	/* The first 32 hex digits of the SHA-256 of the members, quoted. */
+	httpmsg_etag("\"run\":{}", etag);
+	ck_assert_uint_eq(strlen(etag), 34);
+	ck_assert_str_eq(etag, "\"a2974f79db2c8e4512e8baa126a4549c\"");
+}
+END_TEST
+
 UNIT_MAIN("httpmsg", query_values, unescaping, origins, reasons, request_ids, run_ids,
-          api_keys_presented, paths_and_the_api_alias, problem_bodies)
+          api_keys_presented, paths_and_the_api_alias, problem_bodies, parameter_names,
+          parameter_problems, etags)
