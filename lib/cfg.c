@@ -202,6 +202,36 @@ cfg_known_section(const struct cfg *c, const char *section)
 	return false;
 }
 
+/*
+ * Keys earlier versions had: a file an operator kept from one of them
+ * still loads (the key is ignored, with a warning that says what replaced
+ * it) instead of stopping the program after an upgrade.
+ */
+static const struct {
+	const char *section, *name, *instead;
+} retired_keys[] = {
+    {"executor", "result_max_bytes",
+     "results above result_inline_max are stored apart, up to [tiers] "
+     "<tier>_result_max_bytes"},
+};
+
+static bool
+cfg_retired(const char *section, const char *name, const char *where)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof retired_keys / sizeof retired_keys[0]; i++)
+		if (strcmp(retired_keys[i].section, section) == 0 &&
+		    strcmp(retired_keys[i].name, name) == 0) {
+			log_msg(LOG_WARN,
+			        "config: %s: '%s' in [%s] is no longer used and "
+			        "is ignored: %s",
+			        where, name, section, retired_keys[i].instead);
+			return true;
+		}
+	return false;
+}
+
 static void
 cfg_read_file(struct cfg *c, FILE *f, struct errbuf *e)
 {
@@ -250,6 +280,8 @@ cfg_read_file(struct cfg *c, FILE *f, struct errbuf *e)
 		if (!cfg_known_section(c, section))
 			continue; /* already reported once for the header */
 		i = cfg_find(c, section, name);
+		if (i < 0 && cfg_retired(section, name, where))
+			continue;
 		if (i < 0) {
 			err_add(e, "%s: unknown key '%s' in [%s]", where, name, section);
 			continue;

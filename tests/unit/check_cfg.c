@@ -15,7 +15,7 @@
 
 static const char *const levels[] = {"debug", "info", NULL};
 
-enum { K_NAME, K_COUNT, K_ON, K_LEVEL, K_MODE, K_URL, K_NETS, K__MAX };
+enum { K_NAME, K_COUNT, K_ON, K_LEVEL, K_MODE, K_URL, K_NETS, K_POLL, K__MAX };
 static const struct cfg_key keys[K__MAX] = {
     [K_NAME] = {"main", "name", CFG_STRING, "x", NULL, 0, 0, NULL, 0, "A name."},
     [K_COUNT] = {"main", "count", CFG_INT, "4", "TEST_COUNT", 1, 10, NULL, 0, "A count."},
@@ -26,6 +26,7 @@ static const struct cfg_key keys[K__MAX] = {
     [K_URL] = {"other", "url", CFG_STRING, "", "TEST_URL", 0, 0, NULL, CFG_SECRET,
                "A URL."},
     [K_NETS] = {"other", "nets", CFG_NETWORKS, "", NULL, 0, 0, NULL, 0, "Networks."},
+    [K_POLL] = {"executor", "poll", CFG_INT, "5", NULL, 1, 9, NULL, 0, "A period."},
 };
 
 static char path[] = "/tmp/check_cfg.XXXXXX";
@@ -137,6 +138,29 @@ START_TEST(every_error_has_file_and_line)
 }
 END_TEST
 
+/* A key earlier versions had is ignored (with a warning), not an error;
+ * an unknown one beside it still is. */
+START_TEST(retired_key_is_ignored)
+{
+	char *errors = NULL, want[256];
+	struct cfg *c;
+
+	write_file("[executor]\nresult_max_bytes = 1048576\npoll = 7\n");
+	c = cfg_load(keys, K__MAX, path, true, &errors);
+	ck_assert_msg(c != NULL, "%s", errors);
+	ck_assert_int_eq(cfg_int(c, K_POLL), 7);
+	cfg_free(c);
+	unlink(path);
+	strcpy(path, "/tmp/check_cfg.XXXXXX");
+	write_file("[executor]\nresult_max_bytes = 1\nresult_max = 1\n");
+	ck_assert_ptr_null(cfg_load(keys, K__MAX, path, true, &errors));
+	snprintf(want, sizeof want, "%s:3: unknown key 'result_max' in [executor]", path);
+	ck_assert_msg(strstr(errors, want) != NULL, "missing '%s' in:\n%s", want, errors);
+	ck_assert_ptr_null(strstr(errors, "result_max_bytes"));
+	free(errors);
+}
+END_TEST
+
 START_TEST(environment_overrides_file)
 {
 	char *errors = NULL;
@@ -224,5 +248,6 @@ START_TEST(sample_parses_as_defaults)
 END_TEST
 
 UNIT_MAIN_FIXTURE("cfg", NULL, teardown, defaults_without_file, missing_required_file,
-                  file_values, every_error_has_file_and_line, environment_overrides_file,
-                  secrets_are_masked, sample_parses_as_defaults)
+                  file_values, every_error_has_file_and_line, retired_key_is_ignored,
+                  environment_overrides_file, secrets_are_masked,
+                  sample_parses_as_defaults)
