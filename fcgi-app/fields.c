@@ -38,4 +38,5 @@ const struct vfield list_query[QF__MAX] = {
     [QF_STATUS] = {"status", V_ENUMS, false, 1, 6, run_statuses, NULL},
     [QF_TAG] = {"tag", V_TEXT, false, 1, 64, NULL, NULL},
     [QF_ANALYSIS] = {"analysis_id", V_UUID, false, 0, 0, NULL, NULL},
+    [QF_SINCE] = {"since", V_SINCE, false, 0, 0, NULL, NULL},
 };

@@ -27,18 +27,17 @@
 #include "xalloc.h"
 
 const char *
-idempotency_key(struct req *r, const char *token, struct json_object *errors)
+idempotency_key(const char *header, const char *token, struct json_object *errors)
 {
-	const char *h = http_param(r, "HTTP_IDEMPOTENCY_KEY");
 	struct json_object *obj, *mine, *detail = NULL;
 	struct vvalue hv;
 	size_t n;
 
-	if (h == NULL)
+	if (header == NULL)
 		return token;
 	/* Checked as client_token is; one error, saying it is the header. */
 	obj = json_object_new_object();
-	json_object_object_add(obj, "client_token", json_object_new_string(h));
+	json_object_object_add(obj, "client_token", json_object_new_string(header));
 	mine = json_object_new_array();
 	n = valid_check(obj, &run_fields[RF_TOKEN], 1, true, &hv, mine);
 	json_object_put(obj);
@@ -51,12 +50,12 @@ idempotency_key(struct req *r, const char *token, struct json_object *errors)
 	json_object_put(mine);
 	if (n > 0)
 		return NULL;
-	if (token != NULL && strcmp(token, h) != 0) {
+	if (token != NULL && strcmp(token, header) != 0) {
 		valid_error(errors, "/client_token",
 		            "differs from the Idempotency-Key header");
 		return NULL;
 	}
-	return h;
+	return header;
 }
 
 static int
@@ -135,7 +134,7 @@ idempotency_hash(const struct vvalue *v, char hex[65])
 }
 
 static void
-key_reused(struct req *r)
+key_reused(struct run_item *it)
 {
 	struct json_object *extra = json_object_new_object(),
 	                   *errors = json_object_new_array();
@@ -143,9 +142,8 @@ key_reused(struct req *r)
 	valid_error(errors, "/client_token",
 	            "was already used with a different request; use a new key");
 	json_object_object_add(extra, "errors", errors);
-	http_problem_with(
-	    r, 422, "IDEMPOTENCY_KEY_REUSED", NULL, extra,
-	    "this idempotency key was already used with a different request");
+	run_item_refuse(it, 422, "IDEMPOTENCY_KEY_REUSED", extra,
+	                "this idempotency key was already used with a different request");
 }
 
 /*
@@ -179,31 +177,32 @@ now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-bool
-idempotency_fast(struct req *r, const char *key, const char *hash)
+enum idem_rc
+idempotency_fast(struct req *r, struct run_item *it)
 {
 	char mkey[MC_KEY_MAX], name[200], *val, *text;
 	const char *params[2];
+	enum idem_rc rc = IDEM_OPEN;
 	size_t len;
 
-	snprintf(name, sizeof name, "idem:%s", key);
+	snprintf(name, sizeof name, "idem:%s", it->key);
 	mc_key(mkey, r->tenant->project_id, name);
 	if (mc_get(r->app->mc, mkey, &val, &len) != MC_OK)
-		return false;
+		return IDEM_OPEN;
 	if (len < 103 || val[64] != ' ' || val[101] != ' ' ||
 	    strtoll(val + 102, NULL, 10) <= now_ms()) {
 		free(val); /* not ours, or expired: PostgreSQL decides */
-		return false;
+		return IDEM_OPEN;
 	}
 	val[101] = '\0';
 	if (!httpmsg_uuid(val + 65)) {
 		free(val);
-		return false;
+		return IDEM_OPEN;
 	}
-	if (strncmp(val, hash, 64) != 0) {
+	if (strncmp(val, it->hash, 64) != 0) {
 		free(val);
-		key_reused(r);
-		return true;
+		key_reused(it);
+		return IDEM_DECIDED;
 	}
 	params[0] = val + 65;
 	params[1] = r->tenant->project_id;
@@ -214,24 +213,23 @@ idempotency_fast(struct req *r, const char *key, const char *hash)
 	                    " FROM analysis_jobs j WHERE j.id = $1 AND j.project_id = $2",
 	                    2, params, &text)) {
 	case CACHE_FOUND:
-		runs_send(r, 200, NULL, text, true);
-		free(text);
-		free(val);
-		return true;
-	case CACHE_FAILED:
-		free(val);
-		return true; /* answered 503 */
-	case CACHE_NONE:
+		run_item_run(it, 200, text);
+		rc = IDEM_DECIDED;
 		break;
+	case CACHE_FAILED:
+		rc = IDEM_FAILED; /* answered 503 */
+		break;
+	case CACHE_NONE:
+		break; /* the run is gone (pruned): PostgreSQL decides */
 	}
 	free(val);
-	return false; /* the run is gone (pruned): PostgreSQL decides */
+	return rc;
 }
 
-bool
-idempotency_claim(struct req *r, const char *key, const char *hash)
+enum idem_rc
+idempotency_claim(struct req *r, struct run_item *it)
 {
-	const char *params[4] = {r->tenant->id, key, hash, NULL};
+	const char *params[4] = {r->tenant->id, it->key, it->hash, NULL};
 	char ttl[24];
 	PGresult *res;
 	bool claimed;
@@ -252,11 +250,11 @@ idempotency_claim(struct req *r, const char *key, const char *hash)
 	                    " RETURNING 1",
 	                    4, params);
 	if (res == NULL)
-		return false;
+		return IDEM_FAILED;
 	claimed = PQntuples(res) == 1;
 	PQclear(res);
 	if (claimed)
-		return true;
+		return IDEM_OPEN;
 	/* Someone else's: this statement sees it committed. */
 	res = http_query_db(
 	    r,
@@ -266,46 +264,25 @@ idempotency_claim(struct req *r, const char *key, const char *hash)
 	    " WHERE k.tenant_id = $1 AND k.key = $2",
 	    2, params);
 	if (res == NULL)
-		return false;
-	db_rollback(r->app->db);
+		return IDEM_FAILED;
 	if (PQntuples(res) == 0)
-		http_problem(r, 409, "IDEMPOTENCY_IN_PROGRESS", "Retry-After: 1\r\n",
-		             "a request with this idempotency key is still being "
-		             "processed; retry");
-	else if (strcmp(PQgetvalue(res, 0, 0), hash) != 0)
-		key_reused(r);
+		run_item_refuse(it, 409, "IDEMPOTENCY_IN_PROGRESS", NULL,
+		                "a request with this idempotency key is still being "
+		                "processed; retry");
+	else if (strcmp(PQgetvalue(res, 0, 0), it->hash) != 0)
+		key_reused(it);
 	else {
-		runs_send(r, 200, NULL, PQgetvalue(res, 0, 1), true);
-		remember(r, key, hash, PQgetvalue(res, 0, 2),
+		run_item_run(it, 200, xstrdup(PQgetvalue(res, 0, 1)));
+		remember(r, it->key, it->hash, PQgetvalue(res, 0, 2),
 		         atoll(PQgetvalue(res, 0, 3)));
 	}
 	PQclear(res);
-	return false;
-}
-
-bool
-idempotency_bind(struct req *r, const char *key, const char *run)
-{
-	const char *params[3] = {r->tenant->id, key, run};
-	PGresult *res;
-
-	/* Expired keys are pruned as we go: a small batch per keyed create. */
-	res =
-	    http_query_db(r,
-	                  "WITH pruned AS (DELETE FROM idempotency_keys WHERE ctid IN"
-	                  "  (SELECT ctid FROM idempotency_keys WHERE expires_at < now()"
-	                  "   AND NOT (tenant_id = $1 AND key = $2) LIMIT 100))"
-	                  " UPDATE idempotency_keys SET job_id = $3"
-	                  " WHERE tenant_id = $1 AND key = $2",
-	                  3, params);
-	if (res == NULL)
-		return false;
-	PQclear(res);
-	return true;
+	return IDEM_DECIDED;
 }
 
 void
-idempotency_committed(struct req *r, const char *key, const char *hash, const char *run)
+idempotency_committed(struct req *r, const struct run_item *it, const char *run)
 {
-	remember(r, key, hash, run, now_ms() + cfg_int(r->app->cfg, API_IDEMP_TTL_MS));
+	remember(r, it->key, it->hash, run,
+	         now_ms() + cfg_int(r->app->cfg, API_IDEMP_TTL_MS));
 }
