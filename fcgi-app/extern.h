@@ -106,7 +106,8 @@ struct route_match {
 extern const struct route api_routes[];
 extern const size_t api_nroutes;
 
-/* route.c: match a method and a path (no query string) against a table. */
+/* route.c: match a method and a path (no query string) against a table;
+ * a path a pattern without parameters names is matched by such rows only. */
 unsigned route_method(const char *name);
 enum route_rc route_match(const struct route *, size_t, const char *method,
                           const char *path, struct route_match *);

@@ -50,7 +50,6 @@ const struct route api_routes[] = {
     {M_POST, "/api/v1/runs", runs_create, A_TENANT, L_RUNS, RUN_BODY, false, runs_check,
      NULL, NO_JOB},
     {M_GET, "/api/v1/runs", runs_list, A_TENANT, L_REQUESTS, RUNS_QUERY, NO_BODY},
-    /* Before /runs/{id}: the first row whose path matches decides. */
     {M_POST, "/api/v1/runs/batch", batch_create, A_TENANT, L_RUNS, NO_QUERY, batch_fields,
      BF__MAX, false, NULL, NULL, J_NONE, NULL, API_BATCH_BODY_LIMIT},
     {M_GET, "/api/v1/runs/{id}", runs_get, A_TENANT, L_REQUESTS, NO_QUERY,
