@@ -429,6 +429,7 @@ struct run_item {
 	const char *key;            /* its idempotency key, or NULL */
 	char hash[65];              /* with a key: the request's SHA-256 */
 	char id[37];                /* 201: the new run's id */
+	bool claimed;               /* its key taken by this transaction */
 	int status;
 	const char *code;
 	char *detail, *run;
@@ -458,15 +459,17 @@ bool runs_items_create(struct req *, struct run_item *, size_t n);
  * which must agree (else NULL and errors says why). idempotency_hash: the
  * request's SHA-256 in hex. idempotency_fast: IDEM_DECIDED when memcached
  * alone decided the item (replay or 422). In the creating transaction:
- * idempotency_claim takes the item's key (IDEM_OPEN) or decides the item
- * (replay, 409, 422). IDEM_FAILED: 503 answered, rolled back.
- * idempotency_committed tells memcached the key's run after the commit. */
+ * idempotency_claim takes the keys of n undecided items with distinct keys
+ * in two statements at most: an item whose key it took is marked claimed,
+ * any other is decided (replay, 409, 422). IDEM_FAILED: 503 answered,
+ * rolled back. idempotency_committed tells memcached the key's run after
+ * the commit. */
 enum idem_rc { IDEM_OPEN, IDEM_DECIDED, IDEM_FAILED };
 const char *idempotency_key(const char *header, const char *token,
                             struct json_object *errors);
 void idempotency_hash(const struct vvalue *, char hex[65]);
 enum idem_rc idempotency_fast(struct req *, struct run_item *);
-enum idem_rc idempotency_claim(struct req *, struct run_item *);
+enum idem_rc idempotency_claim(struct req *, struct run_item **, size_t n);
 void idempotency_committed(struct req *, const struct run_item *, const char *run);
 
 /* runs.c. runs_send answers with a run (run_json), replayed or not;

@@ -226,58 +226,126 @@ idempotency_fast(struct req *r, struct run_item *it)
 	return rc;
 }
 
-enum idem_rc
-idempotency_claim(struct req *r, struct run_item *it)
+/* "{a,b}" of the items' keys or hashes: a PostgreSQL text array (keys are
+ * [A-Za-z0-9_-], hashes hex: nothing to quote). The caller frees it. */
+static char *
+items_array(struct run_item **items, size_t n, bool hashes)
 {
-	const char *params[4] = {r->tenant->id, it->key, it->hash, NULL};
-	char ttl[24];
+	size_t i, len = 0;
+	char *buf = NULL;
+	FILE *f = open_memstream(&buf, &len);
+
+	fputc('{', f);
+	for (i = 0; i < n; i++)
+		fprintf(f, "%s%s", i ? "," : "", hashes ? items[i]->hash : items[i]->key);
+	fputc('}', f);
+	fclose(f);
+	return buf;
+}
+
+/* The item whose key is key (they are unique), or NULL. */
+static struct run_item *
+item_of(struct run_item **items, size_t n, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(items[i]->key, key) == 0)
+			return items[i];
+	return NULL;
+}
+
+/* The items whose keys were not claimed: each committed key (this
+ * statement sees them all) replays its run or is refused as reused; one
+ * without its run is still being processed. */
+static enum idem_rc
+claim_decide(struct req *r, struct run_item **items, size_t n, const char *keys)
+{
+	const char *params[2] = {r->tenant->id, keys};
+	struct run_item *it;
 	PGresult *res;
-	bool claimed;
+	size_t i;
+	int row;
+
+	res = http_query_db(
+	    r,
+	    "SELECT k.key, encode(k.request_hash, 'hex'), assay_run_json(j), j.id,"
+	    " (extract(epoch FROM k.expires_at) * 1000)::bigint"
+	    " FROM idempotency_keys k JOIN analysis_jobs j ON j.id = k.job_id"
+	    " WHERE k.tenant_id = $1 AND k.key = ANY ($2::text[])",
+	    2, params);
+	if (res == NULL)
+		return IDEM_FAILED;
+	for (row = 0; row < PQntuples(res); row++) {
+		if ((it = item_of(items, n, PQgetvalue(res, row, 0))) == NULL)
+			continue;
+		if (strcmp(PQgetvalue(res, row, 1), it->hash) != 0) {
+			key_reused(it);
+			continue;
+		}
+		run_item_run(it, 200, xstrdup(PQgetvalue(res, row, 2)));
+		remember(r, it->key, it->hash, PQgetvalue(res, row, 3),
+		         atoll(PQgetvalue(res, row, 4)));
+	}
+	PQclear(res);
+	for (i = 0; i < n; i++)
+		if (items[i]->status == 0)
+			run_item_refuse(items[i], 409, "IDEMPOTENCY_IN_PROGRESS", NULL,
+			                "a request with this idempotency key is still "
+			                "being processed; retry");
+	return IDEM_DECIDED;
+}
+
+enum idem_rc
+idempotency_claim(struct req *r, struct run_item **items, size_t n)
+{
+	char ttl[24], *keys = items_array(items, n, false),
+	              *hashes = items_array(items, n, true);
+	const char *params[4] = {r->tenant->id, keys, hashes, ttl};
+	struct run_item *it, **taken = xcalloc(n, sizeof *taken);
+	enum idem_rc rc = IDEM_OPEN;
+	size_t i, k = 0;
+	PGresult *res;
+	int row;
 
 	snprintf(ttl, sizeof ttl, "%ld", cfg_int(r->app->cfg, API_IDEMP_TTL_MS));
-	params[3] = ttl;
 	/* A live key of a committed request conflicts and is left alone; one
 	 * of a request still in flight makes this wait for its end; an
-	 * expired one is taken over. */
+	 * expired one is taken over. In the keys' order, so that two requests
+	 * sharing keys wait for each other rather than deadlock. */
 	res = http_query_db(r,
 	                    "INSERT INTO idempotency_keys (tenant_id, key, request_hash,"
-	                    " expires_at) VALUES ($1, $2, decode($3, 'hex'),"
-	                    " now() + $4::bigint * interval '1 millisecond')"
+	                    " expires_at) SELECT $1, x.key, decode(x.hash, 'hex'),"
+	                    " now() + $4::bigint * interval '1 millisecond'"
+	                    " FROM unnest($2::text[], $3::text[]) AS x(key, hash)"
+	                    " ORDER BY x.key"
 	                    " ON CONFLICT (tenant_id, key) DO UPDATE SET"
 	                    " request_hash = EXCLUDED.request_hash, job_id = NULL,"
 	                    " created_at = now(), expires_at = EXCLUDED.expires_at"
 	                    " WHERE idempotency_keys.expires_at <= now()"
-	                    " RETURNING 1",
+	                    " RETURNING key",
 	                    4, params);
-	if (res == NULL)
-		return IDEM_FAILED;
-	claimed = PQntuples(res) == 1;
-	PQclear(res);
-	if (claimed)
-		return IDEM_OPEN;
-	/* Someone else's: this statement sees it committed. */
-	res = http_query_db(
-	    r,
-	    "SELECT encode(k.request_hash, 'hex'), assay_run_json(j), j.id,"
-	    " (extract(epoch FROM k.expires_at) * 1000)::bigint"
-	    " FROM idempotency_keys k JOIN analysis_jobs j ON j.id = k.job_id"
-	    " WHERE k.tenant_id = $1 AND k.key = $2",
-	    2, params);
-	if (res == NULL)
-		return IDEM_FAILED;
-	if (PQntuples(res) == 0)
-		run_item_refuse(it, 409, "IDEMPOTENCY_IN_PROGRESS", NULL,
-		                "a request with this idempotency key is still being "
-		                "processed; retry");
-	else if (strcmp(PQgetvalue(res, 0, 0), it->hash) != 0)
-		key_reused(it);
-	else {
-		run_item_run(it, 200, xstrdup(PQgetvalue(res, 0, 1)));
-		remember(r, it->key, it->hash, PQgetvalue(res, 0, 2),
-		         atoll(PQgetvalue(res, 0, 3)));
+	if (res == NULL) {
+		rc = IDEM_FAILED;
+		goto out;
 	}
+	for (row = 0; row < PQntuples(res); row++)
+		if ((it = item_of(items, n, PQgetvalue(res, row, 0))) != NULL)
+			it->claimed = true;
 	PQclear(res);
-	return IDEM_DECIDED;
+	for (i = 0; i < n; i++)
+		if (!items[i]->claimed)
+			taken[k++] = items[i];
+	if (k > 0) {
+		free(keys);
+		keys = items_array(taken, k, false);
+		rc = claim_decide(r, taken, k, keys);
+	}
+out:
+	free(taken);
+	free(keys);
+	free(hashes);
+	return rc;
 }
 
 void
