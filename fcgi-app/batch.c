@@ -20,12 +20,6 @@
 #include "extern.h"
 #include "xalloc.h"
 
-#define BATCH_MAX 100
-
-struct vfield batch_fields[BF__MAX] = {
-    [BF_RUNS] = {"runs", V_ITEMS, true, 1, BATCH_MAX, NULL, NULL},
-};
-
 /* Check item i of the batch; false after answering 503. */
 static bool
 item_check(struct req *r, struct run_item *items, size_t i, struct json_object *obj)

@@ -486,7 +486,9 @@ bool runs_path_params(struct req *, char days[16], const char *params[3]);
 	"::int))"
 route_handler runs_create, runs_check, runs_list, runs_get, runs_start, runs_cancel,
     runs_retry, runs_result, runs_events_token, runs_not_found;
-/* batch.c: POST /api/v1/runs/batch, its body table (batch_fields). */
+/* batch.c: POST /api/v1/runs/batch, its body table (batch_fields, in
+ * fields.c): at most BATCH_MAX runs. */
+#define BATCH_MAX 100
 enum { BF_RUNS, BF__MAX };
 extern struct vfield batch_fields[BF__MAX];
 route_handler batch_create;

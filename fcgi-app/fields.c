@@ -22,6 +22,12 @@ struct vfield run_fields[RF__MAX] = {
     [RF_START] = {"start", V_BOOL, false, 0, 0, NULL, "true"},
 };
 
+/* POST /api/v1/runs/batch: its items are checked by its handler (batch.c),
+ * each against run_fields. */
+struct vfield batch_fields[BF__MAX] = {
+    [BF_RUNS] = {"runs", V_ITEMS, true, 1, BATCH_MAX, NULL, NULL},
+};
+
 struct vfield analysis_fields[AF__MAX] = {
     [AF_TITLE] = {"title", V_TEXT, true, 1, 200, NULL, NULL},
     [AF_SCRIPT] = {"script", V_TEXT, true, 1, 131072, NULL, NULL},
