@@ -164,7 +164,11 @@ for round in $(seq 1 8); do
 done
 check "12 concurrent batches of 3, 8 rounds: the queue never passes 10" "$over" 0
 check "each round the queue is exactly full" "$wrong" 0
+check "the depth kept is the depth counted" \
+  "$(sql "SELECT assay_queue_depth(tenant_id) FROM api_keys WHERE prefix = '${KEY:0:14}'")" "$(tenant_queued)"
 cancel_queue
+check "and still when the queue is emptied" \
+  "$(sql "SELECT assay_queue_depth(tenant_id) FROM api_keys WHERE prefix = '${KEY:0:14}'")" 0
 
 # Runs per hour count item by item: with 5 an hour, a batch of 7 gets 5.
 printf '\n[tiers]\npro_runs_per_hour = 5\n' >>"$conf"
