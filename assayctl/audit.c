@@ -15,28 +15,6 @@
 
 #include "extern.h"
 
-/* "90s", "15m", "1h", "7d" as a PostgreSQL interval, or false. */
-static bool
-audit_since(const char *s, char *buf, size_t len)
-{
-	static const struct {
-		char unit;
-		const char *name;
-	} units[] = {{'s', "seconds"}, {'m', "minutes"}, {'h', "hours"}, {'d', "days"}};
-	char *end;
-	long n = strtol(s, &end, 10);
-	size_t i;
-
-	if (end == s || n < 0 || end[0] == '\0' || end[1] != '\0')
-		return false;
-	for (i = 0; i < sizeof units / sizeof units[0]; i++)
-		if (units[i].unit == *end) {
-			snprintf(buf, len, "%ld %s", n, units[i].name);
-			return true;
-		}
-	return false;
-}
-
 static int
 audit_print(PGconn *conn, const char *tenant, const char *since)
 {
@@ -76,7 +54,7 @@ cmd_audit(const struct ctl *ctl, int argc, char *argv[])
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (c == 't')
 			tenant = optarg;
-		else if (c == 's' && audit_since(optarg, interval, sizeof interval))
+		else if (c == 's' && ctl_since(optarg, interval, sizeof interval))
 			since = interval;
 		else
 			goto usage;

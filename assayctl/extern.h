@@ -7,6 +7,7 @@
 #define ASSAYCTL_EXTERN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include <libpq-fe.h>
 
@@ -19,6 +20,11 @@ struct cfg;
 /* assay.conf (assay-api's key table: tiers, memcached), or NULL after
  * printing why, with the exit status in *status. */
 struct cfg *ctl_api_config(const char *path, bool required, int *status);
+
+/* "90s", "15m", "1h", "7d" as a PostgreSQL interval in buf, or false. */
+bool ctl_since(const char *s, char *buf, size_t len);
+/* Is s a positive decimal number (a --batch)? */
+bool ctl_positive(const char *s);
 
 /* Connect or print why not; NULL on failure. */
 PGconn *ctl_connect(const struct ctl *);
@@ -46,6 +52,9 @@ int cmd_audit(const struct ctl *, int argc, char *argv[]);
 int cmd_schedules(const struct ctl *, int argc, char *argv[]);
 /* key.c too: `assayctl job-token [--config FILE] RUN_ID`. */
 int cmd_job_token(const struct ctl *, int argc, char *argv[]);
+/* runs.c: `assayctl runs retry --status failed|canceled [--analysis ID]
+ * [--since 1h] [--tenant NAME] [--batch N] [--config FILE]`. */
+int cmd_runs(const struct ctl *, int argc, char *argv[]);
 /* db.c: `assayctl db index-usage`. */
 int cmd_db(const struct ctl *, int argc, char *argv[]);
 

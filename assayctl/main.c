@@ -13,6 +13,7 @@
 #include "assayconf.h"
 #include "cfg.h"
 #include "extern.h"
+#include "util.h"
 
 static const struct {
 	const char *name;
@@ -34,6 +35,10 @@ static const struct {
     {"key", cmd_key, "key list --tenant NAME        list the tenant's keys (no secrets)"},
     {"prune", cmd_prune,
      "prune [--config F] [--batch N] delete runs past their tier's history"},
+    {"runs", cmd_runs,
+     "runs retry --status failed|canceled [--analysis ID] [--since 1h]\n"
+     "          [--tenant NAME] [--batch N] [--config F]\n"
+     "                                requeue dead runs, N per transaction"},
     {"db", cmd_db, "db index-usage                each index's scans and size"},
     {"audit", cmd_audit,
      "audit [--tenant NAME] [--since 1h]\n"
@@ -65,6 +70,23 @@ ctl_api_config(const char *path, bool required, int *status)
 	if (cfg != NULL)
 		*status = 0;
 	return cfg;
+}
+
+bool
+ctl_since(const char *s, char *buf, size_t len)
+{
+	long seconds;
+
+	if (!util_duration(s, &seconds))
+		return false;
+	snprintf(buf, len, "%ld seconds", seconds);
+	return true;
+}
+
+bool
+ctl_positive(const char *s)
+{
+	return atol(s) >= 1 && strspn(s, "0123456789") == strlen(s);
 }
 
 PGconn *

@@ -78,8 +78,7 @@ cmd_prune(const struct ctl *ctl, int argc, char *argv[])
 			break;
 		case 'b':
 			batch = optarg;
-			if (atol(batch) < 1 ||
-			    strspn(batch, "0123456789") != strlen(batch)) {
+			if (!ctl_positive(batch)) {
 				fprintf(stderr,
 				        "assayctl: --batch wants a positive number\n");
 				return 2;

@@ -50,7 +50,8 @@ body_json(struct req *r)
 {
 	const char *ct = http_param(r, "CONTENT_TYPE"),
 	           *cl = http_param(r, "CONTENT_LENGTH");
-	long limit = cfg_int(r->app->cfg, API_BODY_LIMIT);
+	enum api_key key = r->match.route->body_limit;
+	long limit = cfg_int(r->app->cfg, key != 0 ? key : API_BODY_LIMIT);
 	struct json_object *obj, *errors;
 	char *buf, *end, err[256], ptr[256];
 	const char *why;

@@ -88,7 +88,8 @@ struct route {
 		J_PROJECT, /* a job token may: its project's data, as a key would */
 		J_OWN_RUN, /* a job token may, when {id} is its own run */
 	} job;
-	const char *job_audit; /* a job token's call, on a route without audit */
+	const char *job_audit;   /* a job token's call, on a route without audit */
+	enum api_key body_limit; /* its body's limit; 0: body_limit_bytes */
 };
 
 #define ROUTE_MAX_PARAMS 4
@@ -105,7 +106,8 @@ struct route_match {
 extern const struct route api_routes[];
 extern const size_t api_nroutes;
 
-/* route.c: match a method and a path (no query string) against a table. */
+/* route.c: match a method and a path (no query string) against a table;
+ * a path a pattern without parameters names is matched by such rows only. */
 unsigned route_method(const char *name);
 enum route_rc route_match(const struct route *, size_t, const char *method,
                           const char *path, struct route_match *);
@@ -219,6 +221,9 @@ enum vkind {
 	V_TAGS,  /* at most max strings of 1..64 characters */
 	V_INPUT, /* string of at most max bytes, or object of at most 128 KiB */
 	V_TOKEN, /* min..max characters of [A-Za-z0-9_-] */
+	V_ITEMS, /* array of min..max items, checked by the handler */
+	V_SINCE, /* RFC 3339 time, or a duration before now: <n>s|m|h|d;
+	          * its value is the time in seconds since the epoch */
 };
 
 struct vfield {
@@ -287,7 +292,16 @@ extern struct vfield run_fields[RF__MAX], analysis_fields[AF__MAX],
     schedule_fields[SF__MAX];
 /* The query of a listing: the runs' takes them all, the analyses' the
  * first QF_PAGE (limit and cursor). */
-enum { QF_LIMIT, QF_CURSOR, QF_PAGE, QF_STATUS = QF_PAGE, QF_TAG, QF_ANALYSIS, QF__MAX };
+enum {
+	QF_LIMIT,
+	QF_CURSOR,
+	QF_PAGE,
+	QF_STATUS = QF_PAGE,
+	QF_TAG,
+	QF_ANALYSIS,
+	QF_SINCE,
+	QF__MAX
+};
 extern const struct vfield list_query[QF__MAX];
 /* A run's statuses, the finished ones (it never changes again) from
  * RUN_FINAL_FIRST on; NULL-terminated. */
@@ -331,6 +345,11 @@ void auth_job_keys_load(const struct cfg *);
 /* limit.c: count the request against its limits; false after answering 429.
  * Sets the rate-limit headers of the response either way. */
 bool limit_request(struct req *);
+/* Count n more runs against the tenant's runs per hour, one at a time,
+ * stopping at the first refused (not counted); returns how many passed
+ * (n without a limit), and, when fewer, in *retry_after when one more
+ * would pass. The rate-limit headers then say the last verdict. */
+long limit_runs(struct req *, long n, long *retry_after);
 /* The client's address: REMOTE_ADDR, or the last X-Forwarded-For entry
  * when REMOTE_ADDR is one of the trusted_proxies. */
 void limit_client_address(const struct req *, char *buf, size_t len);
@@ -412,21 +431,60 @@ void worker_run(const struct cfg *, int listen_fd); /* never returns */
 /* health.c */
 route_handler health_live, health_ready, health_summary, health_detailed,
     health_cache_stats;
-/* idempotency.c, for runs_create. idempotency_key: the Idempotency-Key
- * header or client_token (token, or NULL), which must agree (else NULL
- * and errors says why). idempotency_hash: the request's SHA-256 in hex.
- * idempotency_fast: true when memcached alone answered (replay or 422).
- * In runs_create's transaction: idempotency_claim takes the key (true) or
- * answers the request (replay, 409, 422 or 503) and rolls back (false);
- * idempotency_bind ties the claimed key to the new run (false after 503).
- * idempotency_committed tells memcached after the commit. */
-const char *idempotency_key(struct req *, const char *token, struct json_object *errors);
+/* runs.c: one run to create, of POST /runs or of a batch, and its outcome
+ * once decided (status not 0): 201 created or 200 replayed with the run's
+ * JSON (run), or a refusal as a problem (code, detail, extra members,
+ * retry_after seconds or 0). run_item_refuse, run_item_invalid (422 with
+ * its errors) and run_item_run decide it (run_item_run takes run,
+ * malloc'd); run_item_free releases what it holds. */
+struct run_item {
+	struct vvalue v[RF__MAX];   /* its values, as valid_check filled them */
+	struct json_object *errors; /* its violations (owned) */
+	const char *key;            /* its idempotency key, or NULL */
+	char hash[65];              /* with a key: the request's SHA-256 */
+	char id[37];                /* 201: the new run's id */
+	bool claimed;               /* its key taken by this transaction */
+	int status;
+	const char *code;
+	char *detail, *run;
+	struct json_object *extra;
+	long retry_after;
+};
+void run_item_refuse(struct run_item *, int status, const char *code,
+                     struct json_object *extra, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+void run_item_invalid(struct run_item *);
+void run_item_run(struct run_item *, int status, char *run);
+void run_item_free(struct run_item *);
+/* The check of a run's values beside its table: the callback_url may be
+ * reached, the idempotency key's two spellings (header, may be NULL, and
+ * client_token) agree, and, when there are other violations, whether the
+ * analysis exists, so that the 422 names them all; sets it->key. False
+ * after answering 503. */
+bool runs_item_check(struct req *, struct run_item *, const char *header);
+/* Create the items that are still undecided (status 0, no errors), in
+ * one transaction, deciding each one's outcome: replayed, refused (key
+ * reused or in flight, analysis gone, QUEUE_FULL) or created. False after
+ * answering 503 (then nothing was created). */
+bool runs_items_create(struct req *, struct run_item *, size_t n);
+
+/* idempotency.c, for runs_items_create. idempotency_key: the
+ * Idempotency-Key header (may be NULL) or client_token (token, or NULL),
+ * which must agree (else NULL and errors says why). idempotency_hash: the
+ * request's SHA-256 in hex. idempotency_fast: IDEM_DECIDED when memcached
+ * alone decided the item (replay or 422). In the creating transaction:
+ * idempotency_claim takes the keys of n undecided items with distinct keys
+ * in two statements at most: an item whose key it took is marked claimed,
+ * any other is decided (replay, 409, 422). IDEM_FAILED: 503 answered,
+ * rolled back. idempotency_committed tells memcached the key's run after
+ * the commit. */
+enum idem_rc { IDEM_OPEN, IDEM_DECIDED, IDEM_FAILED };
+const char *idempotency_key(const char *header, const char *token,
+                            struct json_object *errors);
 void idempotency_hash(const struct vvalue *, char hex[65]);
-bool idempotency_fast(struct req *, const char *key, const char *hash);
-bool idempotency_claim(struct req *, const char *key, const char *hash);
-bool idempotency_bind(struct req *, const char *key, const char *run);
-void idempotency_committed(struct req *, const char *key, const char *hash,
-                           const char *run);
+enum idem_rc idempotency_fast(struct req *, struct run_item *);
+enum idem_rc idempotency_claim(struct req *, struct run_item **, size_t n);
+void idempotency_committed(struct req *, const struct run_item *, const char *run);
 
 /* runs.c. runs_send answers with a run (run_json), replayed or not;
  * runs_not_found with 404 for the run the path names. runs_path_params:
@@ -441,18 +499,25 @@ bool runs_path_params(struct req *, char days[16], const char *params[3]);
 	" AND (" param "::int = 0 OR " col " > now() - make_interval(days => " param     \
 	"::int))"
 route_handler runs_create, runs_check, runs_list, runs_get, runs_start, runs_cancel,
-    runs_result, runs_events_token, runs_not_found;
+    runs_retry, runs_result, runs_events_token, runs_not_found;
 /* results.c: GET .../result of a run whose result is stored apart
  * (sql/0012_results.sql). stored: what runs_result reads of such a run,
  * {"stored": the result object without its result, with result_size,
  * result_sha256 and attempt (whose pieces hold it)}. Answers 200 with the
  * result read piece by piece into the response, or 304. */
 void results_send(struct req *, const char *stored);
+/* batch.c: POST /api/v1/runs/batch, its body table (batch_fields, in
+ * fields.c): at most BATCH_MAX runs. */
+#define BATCH_MAX 100
+enum { BF_RUNS, BF__MAX };
+extern struct vfield batch_fields[BF__MAX];
+route_handler batch_create;
 /* webhooks.c. webhooks_check_callback, for runs_check: a violation for a
  * callback_url whose host is, or resolves to, an address deliveries may
  * not reach (webhook_allow_networks), or does not resolve; 503 when it
  * cannot be looked up now. GET and POST .../deliveries[/redeliver]. */
-void webhooks_check_callback(struct req *);
+void webhooks_check_callback(struct req *, const struct vvalue *,
+                             struct json_object *errors);
 route_handler webhooks_deliveries, webhooks_redeliver;
 /* audit.c. audit_note: what the request does, for the entry the
  * dispatcher appends (audit_append) once it has been answered, with the

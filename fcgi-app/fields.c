@@ -23,6 +23,12 @@ struct vfield run_fields[RF__MAX] = {
     [RF_START] = {"start", V_BOOL, false, 0, 0, NULL, "true"},
 };
 
+/* POST /api/v1/runs/batch: its items are checked by its handler (batch.c),
+ * each against run_fields. */
+struct vfield batch_fields[BF__MAX] = {
+    [BF_RUNS] = {"runs", V_ITEMS, true, 1, BATCH_MAX, NULL, NULL},
+};
+
 struct vfield analysis_fields[AF__MAX] = {
     [AF_SCRIPT] = {"script", V_TEXT, true, 1, 131072, NULL, NULL},
     [AF_RUNTIME] = {"runtime", V_ENUM, false, 0, 0, runtimes, "js"},
@@ -48,4 +54,5 @@ const struct vfield list_query[QF__MAX] = {
     [QF_STATUS] = {"status", V_ENUMS, false, 1, 6, run_statuses, NULL},
     [QF_TAG] = {"tag", V_TEXT, false, 1, 64, NULL, NULL},
     [QF_ANALYSIS] = {"analysis_id", V_UUID, false, 0, 0, NULL, NULL},
+    [QF_SINCE] = {"since", V_SINCE, false, 0, 0, NULL, NULL},
 };

@@ -27,18 +27,17 @@
 #include "xalloc.h"
 
 const char *
-idempotency_key(struct req *r, const char *token, struct json_object *errors)
+idempotency_key(const char *header, const char *token, struct json_object *errors)
 {
-	const char *h = http_param(r, "HTTP_IDEMPOTENCY_KEY");
 	struct json_object *obj, *mine, *detail = NULL;
 	struct vvalue hv;
 	size_t n;
 
-	if (h == NULL)
+	if (header == NULL)
 		return token;
 	/* Checked as client_token is; one error, saying it is the header. */
 	obj = json_object_new_object();
-	json_object_object_add(obj, "client_token", json_object_new_string(h));
+	json_object_object_add(obj, "client_token", json_object_new_string(header));
 	mine = json_object_new_array();
 	n = valid_check(obj, &run_fields[RF_TOKEN], 1, true, &hv, mine);
 	json_object_put(obj);
@@ -51,12 +50,12 @@ idempotency_key(struct req *r, const char *token, struct json_object *errors)
 	json_object_put(mine);
 	if (n > 0)
 		return NULL;
-	if (token != NULL && strcmp(token, h) != 0) {
+	if (token != NULL && strcmp(token, header) != 0) {
 		valid_error(errors, "/client_token",
 		            "differs from the Idempotency-Key header");
 		return NULL;
 	}
-	return h;
+	return header;
 }
 
 static int
@@ -135,7 +134,7 @@ idempotency_hash(const struct vvalue *v, char hex[65])
 }
 
 static void
-key_reused(struct req *r)
+key_reused(struct run_item *it)
 {
 	struct json_object *extra = json_object_new_object(),
 	                   *errors = json_object_new_array();
@@ -143,9 +142,8 @@ key_reused(struct req *r)
 	valid_error(errors, "/client_token",
 	            "was already used with a different request; use a new key");
 	json_object_object_add(extra, "errors", errors);
-	http_problem_with(
-	    r, 422, "IDEMPOTENCY_KEY_REUSED", NULL, extra,
-	    "this idempotency key was already used with a different request");
+	run_item_refuse(it, 422, "IDEMPOTENCY_KEY_REUSED", extra,
+	                "this idempotency key was already used with a different request");
 }
 
 /*
@@ -179,31 +177,32 @@ now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-bool
-idempotency_fast(struct req *r, const char *key, const char *hash)
+enum idem_rc
+idempotency_fast(struct req *r, struct run_item *it)
 {
 	char mkey[MC_KEY_MAX], name[200], *val, *text;
 	const char *params[2];
+	enum idem_rc rc = IDEM_OPEN;
 	size_t len;
 
-	snprintf(name, sizeof name, "idem:%s", key);
+	snprintf(name, sizeof name, "idem:%s", it->key);
 	mc_key(mkey, r->tenant->project_id, name);
 	if (mc_get(r->app->mc, mkey, &val, &len) != MC_OK)
-		return false;
+		return IDEM_OPEN;
 	if (len < 103 || val[64] != ' ' || val[101] != ' ' ||
 	    strtoll(val + 102, NULL, 10) <= now_ms()) {
 		free(val); /* not ours, or expired: PostgreSQL decides */
-		return false;
+		return IDEM_OPEN;
 	}
 	val[101] = '\0';
 	if (!httpmsg_uuid(val + 65)) {
 		free(val);
-		return false;
+		return IDEM_OPEN;
 	}
-	if (strncmp(val, hash, 64) != 0) {
+	if (strncmp(val, it->hash, 64) != 0) {
 		free(val);
-		key_reused(r);
-		return true;
+		key_reused(it);
+		return IDEM_DECIDED;
 	}
 	params[0] = val + 65;
 	params[1] = r->tenant->project_id;
@@ -214,98 +213,144 @@ idempotency_fast(struct req *r, const char *key, const char *hash)
 	                    " FROM analysis_jobs j WHERE j.id = $1 AND j.project_id = $2",
 	                    2, params, &text)) {
 	case CACHE_FOUND:
-		runs_send(r, 200, NULL, text, true);
-		free(text);
-		free(val);
-		return true;
-	case CACHE_FAILED:
-		free(val);
-		return true; /* answered 503 */
-	case CACHE_NONE:
+		run_item_run(it, 200, text);
+		rc = IDEM_DECIDED;
 		break;
+	case CACHE_FAILED:
+		rc = IDEM_FAILED; /* answered 503 */
+		break;
+	case CACHE_NONE:
+		break; /* the run is gone (pruned): PostgreSQL decides */
 	}
 	free(val);
-	return false; /* the run is gone (pruned): PostgreSQL decides */
+	return rc;
 }
 
-bool
-idempotency_claim(struct req *r, const char *key, const char *hash)
+/* "{a,b}" of the items' keys or hashes: a PostgreSQL text array (keys are
+ * [A-Za-z0-9_-], hashes hex: nothing to quote). The caller frees it. */
+static char *
+items_array(struct run_item **items, size_t n, bool hashes)
 {
-	const char *params[4] = {r->tenant->id, key, hash, NULL};
-	char ttl[24];
+	size_t i, len = 0;
+	char *buf = NULL;
+	FILE *f = open_memstream(&buf, &len);
+
+	fputc('{', f);
+	for (i = 0; i < n; i++)
+		fprintf(f, "%s%s", i ? "," : "", hashes ? items[i]->hash : items[i]->key);
+	fputc('}', f);
+	fclose(f);
+	return buf;
+}
+
+/* The item whose key is key (they are unique), or NULL. */
+static struct run_item *
+item_of(struct run_item **items, size_t n, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(items[i]->key, key) == 0)
+			return items[i];
+	return NULL;
+}
+
+/* The items whose keys were not claimed: each committed key (this
+ * statement sees them all) replays its run or is refused as reused; one
+ * without its run is still being processed. */
+static enum idem_rc
+claim_decide(struct req *r, struct run_item **items, size_t n, const char *keys)
+{
+	const char *params[2] = {r->tenant->id, keys};
+	struct run_item *it;
 	PGresult *res;
-	bool claimed;
+	size_t i;
+	int row;
+
+	res = http_query_db(
+	    r,
+	    "SELECT k.key, encode(k.request_hash, 'hex'), assay_run_json(j), j.id,"
+	    " (extract(epoch FROM k.expires_at) * 1000)::bigint"
+	    " FROM idempotency_keys k JOIN analysis_jobs j ON j.id = k.job_id"
+	    " WHERE k.tenant_id = $1 AND k.key = ANY ($2::text[])",
+	    2, params);
+	if (res == NULL)
+		return IDEM_FAILED;
+	for (row = 0; row < PQntuples(res); row++) {
+		if ((it = item_of(items, n, PQgetvalue(res, row, 0))) == NULL)
+			continue;
+		if (strcmp(PQgetvalue(res, row, 1), it->hash) != 0) {
+			key_reused(it);
+			continue;
+		}
+		run_item_run(it, 200, xstrdup(PQgetvalue(res, row, 2)));
+		remember(r, it->key, it->hash, PQgetvalue(res, row, 3),
+		         atoll(PQgetvalue(res, row, 4)));
+	}
+	PQclear(res);
+	for (i = 0; i < n; i++)
+		if (items[i]->status == 0)
+			run_item_refuse(items[i], 409, "IDEMPOTENCY_IN_PROGRESS", NULL,
+			                "a request with this idempotency key is still "
+			                "being processed; retry");
+	return IDEM_DECIDED;
+}
+
+enum idem_rc
+idempotency_claim(struct req *r, struct run_item **items, size_t n)
+{
+	char ttl[24], *keys = items_array(items, n, false),
+	              *hashes = items_array(items, n, true);
+	const char *params[4] = {r->tenant->id, keys, hashes, ttl};
+	struct run_item *it, **taken = xcalloc(n, sizeof *taken);
+	enum idem_rc rc = IDEM_OPEN;
+	size_t i, k = 0;
+	PGresult *res;
+	int row;
 
 	snprintf(ttl, sizeof ttl, "%ld", cfg_int(r->app->cfg, API_IDEMP_TTL_MS));
-	params[3] = ttl;
 	/* A live key of a committed request conflicts and is left alone; one
 	 * of a request still in flight makes this wait for its end; an
-	 * expired one is taken over. */
+	 * expired one is taken over. In the keys' order, so that two requests
+	 * sharing keys wait for each other rather than deadlock. */
 	res = http_query_db(r,
 	                    "INSERT INTO idempotency_keys (tenant_id, key, request_hash,"
-	                    " expires_at) VALUES ($1, $2, decode($3, 'hex'),"
-	                    " now() + $4::bigint * interval '1 millisecond')"
+	                    " expires_at) SELECT $1, x.key, decode(x.hash, 'hex'),"
+	                    " now() + $4::bigint * interval '1 millisecond'"
+	                    " FROM unnest($2::text[], $3::text[]) AS x(key, hash)"
+	                    " ORDER BY x.key"
 	                    " ON CONFLICT (tenant_id, key) DO UPDATE SET"
 	                    " request_hash = EXCLUDED.request_hash, job_id = NULL,"
 	                    " created_at = now(), expires_at = EXCLUDED.expires_at"
 	                    " WHERE idempotency_keys.expires_at <= now()"
-	                    " RETURNING 1",
+	                    " RETURNING key",
 	                    4, params);
-	if (res == NULL)
-		return false;
-	claimed = PQntuples(res) == 1;
-	PQclear(res);
-	if (claimed)
-		return true;
-	/* Someone else's: this statement sees it committed. */
-	res = http_query_db(
-	    r,
-	    "SELECT encode(k.request_hash, 'hex'), assay_run_json(j), j.id,"
-	    " (extract(epoch FROM k.expires_at) * 1000)::bigint"
-	    " FROM idempotency_keys k JOIN analysis_jobs j ON j.id = k.job_id"
-	    " WHERE k.tenant_id = $1 AND k.key = $2",
-	    2, params);
-	if (res == NULL)
-		return false;
-	db_rollback(r->app->db);
-	if (PQntuples(res) == 0)
-		http_problem(r, 409, "IDEMPOTENCY_IN_PROGRESS", "Retry-After: 1\r\n",
-		             "a request with this idempotency key is still being "
-		             "processed; retry");
-	else if (strcmp(PQgetvalue(res, 0, 0), hash) != 0)
-		key_reused(r);
-	else {
-		runs_send(r, 200, NULL, PQgetvalue(res, 0, 1), true);
-		remember(r, key, hash, PQgetvalue(res, 0, 2),
-		         atoll(PQgetvalue(res, 0, 3)));
+	if (res == NULL) {
+		rc = IDEM_FAILED;
+		goto out;
 	}
+	for (row = 0; row < PQntuples(res); row++)
+		if ((it = item_of(items, n, PQgetvalue(res, row, 0))) != NULL)
+			it->claimed = true;
 	PQclear(res);
-	return false;
-}
-
-bool
-idempotency_bind(struct req *r, const char *key, const char *run)
-{
-	const char *params[3] = {r->tenant->id, key, run};
-	PGresult *res;
-
-	/* Expired keys are pruned as we go: a small batch per keyed create. */
-	res =
-	    http_query_db(r,
-	                  "WITH pruned AS (DELETE FROM idempotency_keys WHERE ctid IN"
-	                  "  (SELECT ctid FROM idempotency_keys WHERE expires_at < now()"
-	                  "   AND NOT (tenant_id = $1 AND key = $2) LIMIT 100))"
-	                  " UPDATE idempotency_keys SET job_id = $3"
-	                  " WHERE tenant_id = $1 AND key = $2",
-	                  3, params);
-	if (res == NULL)
-		return false;
-	PQclear(res);
-	return true;
+	for (i = 0; i < n; i++)
+		if (!items[i]->claimed)
+			taken[k++] = items[i];
+	if (k > 0) {
+		free(keys);
+		keys = items_array(taken, k, false);
+		rc = claim_decide(r, taken, k, keys);
+	}
+out:
+	free(taken);
+	free(keys);
+	free(hashes);
+	return rc;
 }
 
 void
-idempotency_committed(struct req *r, const char *key, const char *hash, const char *run)
+idempotency_committed(struct req *r, const struct run_item *it, const char *run)
 {
-	remember(r, key, hash, run, now_ms() + cfg_int(r->app->cfg, API_IDEMP_TTL_MS));
+	remember(r, it->key, it->hash, run,
+	         now_ms() + cfg_int(r->app->cfg, API_IDEMP_TTL_MS));
 }

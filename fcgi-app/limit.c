@@ -391,3 +391,32 @@ limit_request(struct req *r)
 		refuse(r, r->tenant->tier, &w[decide], &v[decide]);
 	return !v[decide].over;
 }
+
+long
+limit_runs(struct req *r, long n, long *retry_after)
+{
+	const struct cfg *cfg = r->app->cfg;
+	struct window w = {"runs", 0, 3600};
+	struct verdict v = {false, 0, 0, 0};
+	char name[128], policies[96];
+	long i;
+
+	w.quota = tier_limit(cfg, tier_index(r->tenant->tier), TF_RUNS);
+	if (!cfg_int(cfg, API_RATE_LIMIT_ENABLED) || w.quota == 0 || n <= 0)
+		return n;
+	snprintf(name, sizeof name, "t:%s:%s", r->tenant->id, w.policy);
+	for (i = 0; i < n; i++) {
+		count(r->app, name, &w, &v);
+		if (v.over)
+			break;
+	}
+	snprintf(policies, sizeof policies,
+	         "\"requests\";q=%ld;w=60, \"runs\";q=%ld;w=3600",
+	         tier_limit(cfg, tier_index(r->tenant->tier), TF_REQUESTS), w.quota);
+	limit_headers(r, r->tenant->tier, &w, &v, policies);
+	if (v.over)
+		__atomic_fetch_add(&shm->limited[tier_index(r->tenant->tier)], 1,
+		                   __ATOMIC_RELAXED);
+	*retry_after = v.retry_after;
+	return i;
+}

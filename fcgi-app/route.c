@@ -77,22 +77,19 @@ route_path_matches(const char *pattern, const char *path, struct route_match *m)
 	return *p == '\0' && *s == '\0';
 }
 
-enum route_rc
-route_match(const struct route *table, size_t n, const char *method, const char *path,
-            struct route_match *m)
+/* One pass over the rows whose patterns are literal (or not): the first
+ * that matches path and method, else the methods of those matching path. */
+static enum route_rc
+route_pass(const struct route *table, size_t n, unsigned want, const char *path,
+           bool literal, struct route_match *m)
 {
-	unsigned want = route_method(method), accepts;
-	const char *pattern = NULL;
+	unsigned accepts;
 	size_t i;
 
-	memset(m, 0, sizeof *m);
 	for (i = 0; i < n; i++) {
-		/* The first pattern that matches is the path's: a literal row
-		 * placed before one with a parameter in its place wins. */
-		if ((pattern != NULL && strcmp(table[i].pattern, pattern) != 0) ||
+		if ((strchr(table[i].pattern, '{') == NULL) != literal ||
 		    !route_path_matches(table[i].pattern, path, m))
 			continue;
-		pattern = table[i].pattern;
 		accepts = table[i].methods;
 		if (accepts & M_GET)
 			accepts |= M_HEAD;
@@ -105,4 +102,19 @@ route_match(const struct route *table, size_t n, const char *method, const char 
 	}
 	m->nparams = 0;
 	return m->allow ? ROUTE_BAD_METHOD : ROUTE_NOT_FOUND;
+}
+
+/* A path a literal pattern names is that route's alone:
+ * /api/v1/runs/batch is never a run's {id}. */
+enum route_rc
+route_match(const struct route *table, size_t n, const char *method, const char *path,
+            struct route_match *m)
+{
+	unsigned want = route_method(method);
+	enum route_rc rc;
+
+	memset(m, 0, sizeof *m);
+	if ((rc = route_pass(table, n, want, path, true, m)) != ROUTE_NOT_FOUND)
+		return rc;
+	return route_pass(table, n, want, path, false, m);
 }

@@ -16,7 +16,7 @@
 #define FILES_QUERY   files_query, FQ__MAX
 #define AUDIT_QUERY   audit_query, AQ__MAX
 #define NO_BODY_AS(a) NULL, 0, false, NULL, a /* no body; audited as a (or NULL) */
-#define NO_JOB        J_NONE, NULL            /* job tokens get 403 */
+#define NO_JOB        J_NONE, NULL, 0         /* job tokens get 403; body_limit_bytes */
 #define NO_BODY       NO_BODY_AS(NULL), NO_JOB
 #define NO_INPUT      NO_QUERY, NO_BODY
 #define RUN_BODY      NO_QUERY, run_fields, RF__MAX
@@ -26,7 +26,7 @@
 const struct route api_routes[] = {
     /* method, path, handler, access, limit, query fields, body fields,
      * partial, check, audit action, what a job token may do (J_NONE: 403)
-     * and its audit action there */
+     * and its audit action there, the body's limit (0: body_limit_bytes) */
     {M_GET, "/live", health_live, A_PROBE, L_NONE, NO_INPUT},
     {M_GET, "/ready", health_ready, A_PROBE, L_NONE, NO_INPUT},
     {M_GET, "/health", health_summary, A_PUBLIC, L_REQUESTS, NO_INPUT},
@@ -63,10 +63,13 @@ const struct route api_routes[] = {
     {M_POST, "/api/v1/runs", runs_create, A_TENANT, L_RUNS, RUN_BODY, false, runs_check,
      NULL, NO_JOB},
     {M_GET, "/api/v1/runs", runs_list, A_TENANT, L_REQUESTS, RUNS_QUERY, NO_BODY},
+    {M_POST, "/api/v1/runs/batch", batch_create, A_TENANT, L_RUNS, NO_QUERY, batch_fields,
+     BF__MAX, false, NULL, NULL, J_NONE, NULL, API_BATCH_BODY_LIMIT},
     {M_GET, "/api/v1/runs/{id}", runs_get, A_TENANT, L_REQUESTS, NO_QUERY,
-     NO_BODY_AS(NULL), J_OWN_RUN, "run.get"},
+     NO_BODY_AS(NULL), J_OWN_RUN, "run.get", 0},
     {M_POST, "/api/v1/runs/{id}/start", runs_start, A_TENANT, L_REQUESTS, NO_INPUT},
     {M_POST, "/api/v1/runs/{id}/cancel", runs_cancel, A_TENANT, L_REQUESTS, NO_INPUT},
+    {M_POST, "/api/v1/runs/{id}/retry", runs_retry, A_TENANT, L_REQUESTS, NO_INPUT},
     {M_GET, "/api/v1/runs/{id}/result", runs_result, A_TENANT, L_REQUESTS, NO_INPUT},
     {M_POST, "/api/v1/runs/{id}/events/token", runs_events_token, A_TENANT, L_REQUESTS,
      NO_INPUT},
@@ -76,11 +79,11 @@ const struct route api_routes[] = {
      L_REQUESTS, NO_INPUT},
 
     {M_GET, "/api/v1/files", files_list, A_TENANT, L_REQUESTS, FILES_QUERY,
-     NO_BODY_AS("file.list"), J_PROJECT, NULL},
+     NO_BODY_AS("file.list"), J_PROJECT, NULL, 0},
     {M_PUT, "/api/v1/files/{path}", files_put, A_TENANT, L_REQUESTS, NO_QUERY,
      NO_BODY_AS("file.put"), NO_JOB},
     {M_GET, "/api/v1/files/{path}", files_get, A_TENANT, L_REQUESTS, NO_QUERY,
-     NO_BODY_AS("file.get"), J_PROJECT, NULL},
+     NO_BODY_AS("file.get"), J_PROJECT, NULL, 0},
     {M_DELETE, "/api/v1/files/{path}", files_delete, A_TENANT, L_REQUESTS, NO_QUERY,
      NO_BODY_AS("file.delete"), NO_JOB},
 

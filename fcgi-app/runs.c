@@ -7,6 +7,7 @@
  */
 #include "config.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,94 +35,279 @@ runs_send(struct req *r, int status, const char *headers, const char *run_json,
 	free(members);
 }
 
-/* The route's own check of a body: the callback_url may be reached, the
- * idempotency key's two spellings agree; with other violations, an
- * unknown analysis is named too (alone, the INSERT finds it), so that the
- * 422 lists them all. */
+/* A full queue drains as runs start: seconds a client should wait. */
+#define QUEUE_RETRY_AFTER  5
+#define QUEUE_RETRY_HEADER "Retry-After: 5\r\n"
+#define QUEUE_FULL_DETAIL                                                                \
+	"%ld runs are queued (created or pending), the most this tier allows; retry "    \
+	"once some have started"
+
+void
+run_item_refuse(struct run_item *it, int status, const char *code,
+                struct json_object *extra, const char *fmt, ...)
+{
+	va_list ap;
+
+	it->status = status;
+	it->code = code;
+	it->extra = extra;
+	va_start(ap, fmt);
+	if (vasprintf(&it->detail, fmt, ap) < 0)
+		abort();
+	va_end(ap);
+}
+
+void
+run_item_invalid(struct run_item *it)
+{
+	struct json_object *extra = json_object_new_object();
+	size_t n = json_object_array_length(it->errors);
+
+	json_object_object_add(extra, "errors", json_object_get(it->errors));
+	run_item_refuse(it, 422, "VALIDATION_FAILED", extra,
+	                "the request has %zu invalid field%s; see errors", n,
+	                n == 1 ? "" : "s");
+}
+
+void
+run_item_run(struct run_item *it, int status, char *run)
+{
+	it->status = status;
+	it->run = run;
+}
+
+void
+run_item_free(struct run_item *it)
+{
+	json_object_put(it->errors);
+	json_object_put(it->extra);
+	free(it->detail);
+	free(it->run);
+}
+
+/* An unknown analysis is named beside other violations; alone, the
+ * creating transaction finds it. */
+bool
+runs_item_check(struct req *r, struct run_item *it, const char *header)
+{
+	const struct vvalue *v = it->v;
+	int visible;
+
+	webhooks_check_callback(r, v, it->errors);
+	if (r->status != 0)
+		return false; /* answered 503 */
+	it->key = idempotency_key(header, v[RF_TOKEN].present ? v[RF_TOKEN].str : NULL,
+	                          it->errors);
+	if (v[RF_ANALYSIS].present && json_object_array_length(it->errors) > 0) {
+		if ((visible = analyses_visible(r, v[RF_ANALYSIS].str)) < 0)
+			return false;
+		if (!visible)
+			valid_error(it->errors, "/analysis_id", "no such analysis");
+	}
+	if (it->key != NULL)
+		idempotency_hash(v, it->hash);
+	return true;
+}
+
+/* The route's check of POST /runs: its body is one item. */
 void
 runs_check(struct req *r)
 {
-	int visible;
+	struct run_item it;
 
-	webhooks_check_callback(r);
-	if (r->status != 0)
-		return; /* answered 503 */
-	idempotency_key(r, r->v[RF_TOKEN].present ? r->v[RF_TOKEN].str : NULL, r->errors);
-	if (r->v[RF_ANALYSIS].present && json_object_array_length(r->errors) > 0) {
-		if ((visible = analyses_visible(r, r->v[RF_ANALYSIS].str)) < 0)
-			return; /* answered 503 */
-		if (!visible)
-			valid_error(r->errors, "/analysis_id", "no such analysis");
+	memset(&it, 0, sizeof it);
+	memcpy(it.v, r->v, sizeof it.v);
+	it.errors = r->errors;
+	runs_item_check(r, &it, http_param(r, "HTTP_IDEMPOTENCY_KEY"));
+}
+
+/* The undecided items as assay_create_runs takes them (n: the index). */
+static char *
+items_json(const struct run_item *items, size_t n)
+{
+	struct json_object *arr = json_object_new_array(), *o;
+	const struct vvalue *v;
+	char *text;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (items[i].status != 0)
+			continue;
+		v = items[i].v;
+		o = json_object_new_object();
+		json_object_object_add(o, "n", json_object_new_int64((int64_t)i));
+		json_object_object_add(o, "analysis_id",
+		                       json_object_new_string(v[RF_ANALYSIS].str));
+		json_object_object_add(o, "name", json_object_new_string(v[RF_NAME].str));
+		if (v[RF_INPUT].present)
+			json_object_object_add(o, "input",
+			                       json_tokener_parse(v[RF_INPUT].str));
+		json_object_object_add(o, "tags", json_tokener_parse(v[RF_TAGS].str));
+		if (items[i].key != NULL)
+			json_object_object_add(o, "client_token",
+			                       json_object_new_string(items[i].key));
+		json_object_object_add(o, "start",
+		                       json_object_new_boolean(v[RF_START].num));
+		json_object_object_add(o, "priority",
+		                       json_object_new_int64(v[RF_PRIORITY].num));
+		if (v[RF_CALLBACK].present)
+			json_object_object_add(
+			    o, "callback_url",
+			    json_object_new_string(v[RF_CALLBACK].str));
+		json_object_array_add(arr, o);
+	}
+	text = xstrdup(json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN));
+	json_object_put(arr);
+	return text;
+}
+
+/* The outcome of an item that assay_create_runs row i reports. */
+static void
+item_created(struct run_item *it, PGresult *res, int i, long max)
+{
+	const char *outcome = PQgetvalue(res, i, 1);
+	struct json_object *extra;
+	long depth;
+
+	if (strcmp(outcome, "created") == 0) {
+		snprintf(it->id, sizeof it->id, "%s", PQgetvalue(res, i, 2));
+		run_item_run(it, 201, xstrdup(PQgetvalue(res, i, 3)));
+	} else if (strcmp(outcome, "no_analysis") == 0) {
+		if (it->errors == NULL)
+			it->errors = json_object_new_array();
+		valid_error(it->errors, "/analysis_id", "no such analysis");
+		run_item_invalid(it);
+	} else {
+		depth = atol(PQgetvalue(res, i, 4));
+		extra = json_object_new_object();
+		json_object_object_add(extra, "queue_depth",
+		                       json_object_new_int64(depth));
+		json_object_object_add(extra, "max_queued", json_object_new_int64(max));
+		run_item_refuse(it, 429, "QUEUE_FULL", extra, QUEUE_FULL_DETAIL, depth);
+		it->retry_after = QUEUE_RETRY_AFTER;
+	}
+}
+
+/* The tenant's max_queued, as an SQL parameter. */
+static const char *
+max_queued(struct req *r, char buf[24])
+{
+	snprintf(buf, 24, "%ld",
+	         tier_limit(r->app->cfg, tier_index(r->tenant->tier), TF_MAX_QUEUED));
+	return buf;
+}
+
+/* In the transaction: claim the keys of the undecided items. */
+static bool
+items_claim(struct req *r, struct run_item *items, size_t n)
+{
+	struct run_item **keyed = xcalloc(n, sizeof *keyed);
+	size_t i, k = 0;
+	bool ok;
+
+	for (i = 0; i < n; i++)
+		if (items[i].status == 0 && items[i].key != NULL)
+			keyed[k++] = &items[i];
+	ok = k == 0 || idempotency_claim(r, keyed, k) != IDEM_FAILED;
+	free(keyed);
+	return ok;
+}
+
+bool
+runs_items_create(struct req *r, struct run_item *items, size_t n)
+{
+	const char *params[3] = {r->tenant->project_id, NULL, NULL};
+	char max[24];
+	PGresult *res = NULL;
+	size_t i, open;
+	int row;
+
+	/* memcached may answer a lone replay without a transaction; a batch's
+	 * keys are cheaper for PostgreSQL to decide together (two statements)
+	 * than for memcached one by one. */
+	if (n == 1 && items[0].status == 0 && items[0].key != NULL) {
+		switch (idempotency_fast(r, &items[0])) {
+		case IDEM_FAILED:
+			return false;
+		case IDEM_DECIDED:
+			return true;
+		case IDEM_OPEN:
+			break;
+		}
+	}
+	if (db_begin(r->app->db) != DB_OK) {
+		http_db_failure(r, DB_DOWN);
+		return false;
+	}
+	if (!items_claim(r, items, n))
+		return false; /* rolled back, answered 503 */
+	for (open = 0, i = 0; i < n; i++)
+		open += items[i].status == 0;
+	if (open > 0) {
+		params[1] = max_queued(r, max);
+		params[2] = items_json(items, n);
+		res = http_query_db(r, "SELECT * FROM assay_create_runs($1, $2, $3)", 3,
+		                    params);
+		free((char *)params[2]);
+		if (res == NULL)
+			return false;
+	}
+	if (db_commit(r->app->db) != DB_OK) {
+		http_db_failure(r, DB_DOWN);
+		PQclear(res);
+		return false;
+	}
+	for (row = 0; res != NULL && row < PQntuples(res); row++) {
+		i = (size_t)atol(PQgetvalue(res, row, 0));
+		item_created(&items[i], res, row, atol(max));
+		if (items[i].status != 201)
+			continue;
+		metrics_run_created();
+		if (n == 1 && items[i].key != NULL)
+			idempotency_committed(r, &items[i], items[i].id);
+	}
+	PQclear(res);
+	return true;
+}
+
+/* Answer POST /runs with its one item's outcome. */
+static void
+item_send(struct req *r, struct run_item *it)
+{
+	char *location, retry[40] = "";
+
+	if (it->status == 201) {
+		location = xasprintf("Location: /api/v1/runs/%s\r\n", it->id);
+		runs_send(r, 201, location, it->run, false);
+		free(location);
+	} else if (it->status == 200) {
+		runs_send(r, 200, NULL, it->run, true);
+	} else {
+		if (it->retry_after > 0)
+			snprintf(retry, sizeof retry, "Retry-After: %ld\r\n",
+			         it->retry_after);
+		http_problem_with(r, it->status, it->code, retry[0] ? retry : NULL,
+		                  it->extra, "%s", it->detail);
+		it->extra = NULL;
 	}
 }
 
 void
 runs_create(struct req *r)
 {
-	struct json_object *errors;
-	const struct vvalue *v = r->v;
-	const char *key, *params[11];
-	char hash[65], *location;
-	PGresult *res;
+	struct run_item it;
 
 	/* Valid (runs_check): no violation can be added here. */
-	key = idempotency_key(r, v[RF_TOKEN].present ? v[RF_TOKEN].str : NULL, r->errors);
-	idempotency_hash(v, hash);
-	if (key != NULL && idempotency_fast(r, key, hash))
-		return;
-	if (db_begin(r->app->db) != DB_OK) {
-		http_db_failure(r, DB_DOWN);
-		return;
-	}
-	if (key != NULL && !idempotency_claim(r, key, hash))
-		return; /* replayed, refused or failed; rolled back */
-
-	params[0] = r->tenant->project_id;
-	params[1] = v[RF_ANALYSIS].str;
-	params[2] = v[RF_NAME].str;
-	params[3] = v[RF_INPUT].present ? v[RF_INPUT].str : NULL;
-	params[4] = v[RF_TAGS].str;
-	params[5] = key;
-	params[6] = v[RF_START].str;
-	params[7] = v[RF_PRIORITY].str;
-	params[8] = v[RF_CALLBACK].present ? v[RF_CALLBACK].str : NULL;
-	res = http_query_db(
-	    r,
-	    "INSERT INTO analysis_jobs (project_id, analysis_id, analysis_version, name,"
-	    " input, tags, client_token, status, priority, max_attempts, callback_url)"
-	    " SELECT $1, a.id, a.version, $3, $4::jsonb,"
-	    " ARRAY(SELECT jsonb_array_elements_text($5::jsonb)), $6,"
-	    " CASE WHEN $7::bool THEN 'pending' ELSE 'created' END, $8::int,"
-	    " a.max_attempts, $9"
-	    " FROM analyses a WHERE a.id = $2 AND a.project_id = $1 AND a.is_active"
-	    " RETURNING id, assay_run_json(analysis_jobs)",
-	    9, params);
-	if (res == NULL)
-		return;
-	if (PQntuples(res) == 0) { /* deleted since we looked */
-		PQclear(res);
-		db_rollback(r->app->db);
-		errors = json_object_new_array();
-		valid_error(errors, "/analysis_id", "no such analysis");
-		body_invalid(r, errors);
-		return;
-	}
-	if (key != NULL && !idempotency_bind(r, key, PQgetvalue(res, 0, 0))) {
-		PQclear(res);
-		return;
-	}
-	if (db_commit(r->app->db) != DB_OK) {
-		http_db_failure(r, DB_DOWN);
-		PQclear(res);
-		return;
-	}
-	location = xasprintf("Location: /api/v1/runs/%s\r\n", PQgetvalue(res, 0, 0));
-	runs_send(r, 201, location, PQgetvalue(res, 0, 1), false);
-	metrics_run_created();
-	if (key != NULL)
-		idempotency_committed(r, key, hash, PQgetvalue(res, 0, 0));
-	free(location);
-	PQclear(res);
+	memset(&it, 0, sizeof it);
+	memcpy(it.v, r->v, sizeof it.v);
+	it.key = idempotency_key(http_param(r, "HTTP_IDEMPOTENCY_KEY"),
+	                         it.v[RF_TOKEN].present ? it.v[RF_TOKEN].str : NULL,
+	                         r->errors);
+	if (it.key != NULL)
+		idempotency_hash(it.v, it.hash);
+	if (runs_items_create(r, &it, 1))
+		item_send(r, &it);
+	run_item_free(&it);
 }
 
 void
@@ -249,6 +435,57 @@ runs_cancel(struct req *r)
 	    202, "a finished run cannot be canceled");
 }
 
+/* A dead run (failed or canceled) gets a new set of attempts
+ * (assay_retry), if its tenant's queue has room. */
+void
+runs_retry(struct req *r)
+{
+	char max[24];
+	const char *params[3] = {r->match.params[0], r->tenant->project_id,
+	                         max_queued(r, max)};
+	struct json_object *extra;
+	PGresult *res;
+
+	if (!httpmsg_uuid(params[0])) {
+		runs_not_found(r);
+		return;
+	}
+	res = http_query_db(
+	    r,
+	    "WITH cur AS (SELECT id, status, tenant_id FROM analysis_jobs"
+	    "  WHERE id = $1 AND project_id = $2 FOR UPDATE),"
+	    " upd AS (SELECT assay_run_json(j) AS run FROM cur,"
+	    "  assay_retry($2, ARRAY[cur.id], $3::int, 'api') j"
+	    "  WHERE cur.status IN ('failed', 'canceled'))"
+	    " SELECT cur.status, (SELECT run FROM upd), assay_queue_depth(cur.tenant_id)"
+	    " FROM cur",
+	    3, params);
+	if (res == NULL)
+		return;
+	cache_forget_run(r, params[0]);
+	if (PQntuples(res) == 0) {
+		runs_not_found(r);
+	} else if (!PQgetisnull(res, 0, 1)) {
+		runs_send(r, 202, NULL, PQgetvalue(res, 0, 1), false);
+	} else if (strcmp(PQgetvalue(res, 0, 0), "failed") != 0 &&
+	           strcmp(PQgetvalue(res, 0, 0), "canceled") != 0) {
+		http_problem(
+		    r, 409, "RUN_STATE_CONFLICT", NULL,
+		    "the run is %s; only a failed or canceled run can be retried",
+		    PQgetvalue(res, 0, 0));
+	} else {
+		extra = json_object_new_object();
+		json_object_object_add(
+		    extra, "queue_depth",
+		    json_object_new_int64(atol(PQgetvalue(res, 0, 2))));
+		json_object_object_add(extra, "max_queued",
+		                       json_object_new_int64(atol(max)));
+		http_problem_with(r, 429, "QUEUE_FULL", QUEUE_RETRY_HEADER, extra,
+		                  QUEUE_FULL_DETAIL, atol(PQgetvalue(res, 0, 2)));
+	}
+	PQclear(res);
+}
+
 void
 runs_result(struct req *r)
 {
@@ -297,15 +534,16 @@ runs_result(struct req *r)
 	}
 }
 
-/* The filters as list_query has checked them: status a JSON array. */
+/* The filters as list_query has checked them: status a JSON array, since
+ * seconds since the epoch (created at or after). */
 void
 runs_list(struct req *r)
 {
 	char limit[24], days[16];
-	const char *params[7] = {r->tenant->project_id, r->q[QF_STATUS].str,
+	const char *params[8] = {r->tenant->project_id, r->q[QF_STATUS].str,
 	                         r->q[QF_TAG].str,      r->q[QF_ANALYSIS].str,
 	                         r->q[QF_CURSOR].str,   list_fetch(r, limit),
-	                         history_days(r, days)};
+	                         history_days(r, days), r->q[QF_SINCE].str};
 	PGresult *res = http_query_db(
 	    r,
 	    /* The page first, then its JSON: never one per row of the project. */
@@ -315,12 +553,13 @@ runs_list(struct req *r)
 	    "      j.status = ANY (ARRAY(SELECT jsonb_array_elements_text($2::jsonb))))"
 	    " AND ($3::text IS NULL OR j.tags @> ARRAY[$3])"
 	    " AND ($4::uuid IS NULL OR j.analysis_id = $4::uuid)"
+	    " AND ($8::float8 IS NULL OR j.created_at >= to_timestamp($8::float8))"
 	    " AND ($5::text IS NULL OR (j.created_at, j.id) <"
 	    "      (assay_cursor_time($5), split_part($5, '_', 2)::uuid))" WITHIN_HISTORY(
 	        "j.created_at",
 	        "$7") " ORDER BY j.created_at DESC, j.id DESC LIMIT $6::int) j"
 	              " ORDER BY j.created_at DESC, j.id DESC",
-	    7, params);
+	    8, params);
 
 	list_send(r, "runs", res);
 }

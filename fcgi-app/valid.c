@@ -14,6 +14,7 @@
 #include <string.h>
 #include <stdlib.h>
 #include <strings.h>
+#include <time.h>
 
 #include <curl/curl.h>
 #include <json-c/json.h>
@@ -21,6 +22,7 @@
 #include "extern.h"
 #include "httpmsg.h"
 #include "jsontext.h"
+#include "util.h"
 #include "xalloc.h"
 
 #define INPUT_OBJECT_MAX (128 * 1024)
@@ -90,6 +92,53 @@ check_url(const char *s, size_t len, const struct vfield *f, const char *ptr,
 	curl_url_cleanup(u);
 }
 
+/* s as seconds since the epoch, in buf: an RFC 3339 time
+ * (YYYY-MM-DDTHH:MM:SS, a fraction, then Z or +HH:MM or -HH:MM; t and z
+ * too) or a duration before now (util_duration). */
+static bool
+since_time(const char *s, char *buf, size_t len)
+{
+	struct tm tm, back;
+	const char *p;
+	long seconds, off = 0;
+	char frac[8] = "0";
+	size_t digits;
+	time_t t;
+
+	if (util_duration(s, &seconds)) {
+		snprintf(buf, len, "%lld", (long long)time(NULL) - seconds);
+		return true;
+	}
+	memset(&tm, 0, sizeof tm);
+	if (strlen(s) < 20 || (p = strptime(s, "%Y-%m-%d", &tm)) == NULL || p != s + 10 ||
+	    (*p != 'T' && *p != 't') || (p = strptime(p + 1, "%H:%M:%S", &tm)) == NULL ||
+	    p != s + 19)
+		return false;
+	if (*p == '.') {
+		digits = strspn(p + 1, "0123456789");
+		if (digits == 0)
+			return false;
+		snprintf(frac, sizeof frac, "%.*s", digits > 6 ? 6 : (int)digits, p + 1);
+		p += 1 + digits;
+	}
+	if ((*p == 'Z' || *p == 'z') && p[1] == '\0')
+		off = 0;
+	else if ((*p == '+' || *p == '-') && strlen(p) == 6 && p[3] == ':' &&
+	         strspn(p + 1, "0123456789") == 2 && strspn(p + 4, "0123456789") == 2 &&
+	         atoi(p + 1) < 24 && atoi(p + 4) < 60)
+		off = (*p == '-' ? -1 : 1) * (atoi(p + 1) * 3600L + atoi(p + 4) * 60L);
+	else
+		return false;
+	back = tm;
+	t = timegm(&tm);
+	/* timegm moves a 31st of February into March: refuse what moved. */
+	if (t == (time_t)-1 || tm.tm_mday != back.tm_mday || tm.tm_mon != back.tm_mon ||
+	    tm.tm_sec != back.tm_sec)
+		return false;
+	snprintf(buf, len, "%lld.%s", (long long)t - off, frac);
+	return true;
+}
+
 static const char *const type_names[] = {
     [json_type_null] = "null",        [json_type_boolean] = "a boolean",
     [json_type_double] = "a number",  [json_type_int] = "an integer",
@@ -103,7 +152,8 @@ static const char *const kind_wants[] = {
     [V_ENUM] = "a string",   [V_URL] = "a string",
     [V_TAGS] = "an array",   [V_INPUT] = "a string or an object",
     [V_TOKEN] = "a string",  [V_ENUMS] = "an array",
-    [V_CURSOR] = "a string",
+    [V_CURSOR] = "a string", [V_ITEMS] = "an array",
+    [V_SINCE] = "a string",
 };
 
 static bool
@@ -116,6 +166,7 @@ kind_accepts(enum vkind k, enum json_type t)
 		return t == json_type_boolean;
 	case V_TAGS:
 	case V_ENUMS:
+	case V_ITEMS:
 		return t == json_type_array;
 	case V_INPUT:
 		return t == json_type_string || t == json_type_object;
@@ -258,6 +309,20 @@ check_field(struct json_object *m, const struct vfield *f, struct vvalue *v,
 		break;
 	case V_URL:
 		check_url(s, len, f, ptr, errors);
+		break;
+	case V_ITEMS:
+		n = (int64_t)json_object_array_length(m);
+		if (n < f->min || n > f->max)
+			valid_error(errors, ptr, "must have %ld to %ld items, got %lld",
+			            f->min, f->max, (long long)n);
+		break;
+	case V_SINCE:
+		if (!since_time(s, v->buf, sizeof v->buf))
+			valid_error(
+			    errors, ptr,
+			    "must be an RFC 3339 time (2026-01-31T08:00:00Z) or a "
+			    "duration before now (90s, 15m, 1h, 7d)");
+		s = v->buf;
 		break;
 	case V_TAGS:
 		check_tags(m, f, errors);

@@ -73,7 +73,7 @@ refused_address(const struct addrinfo *list, const char *allow, char *addr)
 }
 
 void
-webhooks_check_callback(struct req *r)
+webhooks_check_callback(struct req *r, const struct vvalue *v, struct json_object *errors)
 {
 	const struct addrinfo hints = {
 	    .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_IDN};
@@ -82,11 +82,10 @@ webhooks_check_callback(struct req *r)
 	struct addrinfo *list = NULL;
 	int rc;
 
-	if (!r->v[RF_CALLBACK].present)
+	if (!v[RF_CALLBACK].present)
 		return;
-	if (!url_host(r->v[RF_CALLBACK].str, host, sizeof host)) {
-		valid_error(r->errors, "/callback_url",
-		            "has a host name that is too long");
+	if (!url_host(v[RF_CALLBACK].str, host, sizeof host)) {
+		valid_error(errors, "/callback_url", "has a host name that is too long");
 		return;
 	}
 	rc = getaddrinfo(host, NULL, &hints, &list);
@@ -97,12 +96,12 @@ webhooks_check_callback(struct req *r)
 		    "try again",
 		    host, gai_strerror(rc));
 	} else if (rc != 0) {
-		valid_error(r->errors, "/callback_url", "host %.200s does not resolve",
+		valid_error(errors, "/callback_url", "host %.200s does not resolve",
 		            host);
 	} else if (refused_address(list, allow, addr)) {
 		kind = util_addr_kind(addr);
 		valid_error(
-		    r->errors, "/callback_url",
+		    errors, "/callback_url",
 		    "%s %s, a %s address; such addresses are refused unless listed "
 		    "in webhook_allow_networks",
 		    strcmp(addr, host) == 0 ? "points to" : "resolves to", addr,

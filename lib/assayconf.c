@@ -38,6 +38,11 @@ const struct cfg_key api_cfg_keys[API__MAX] = {
     [API_BODY_LIMIT] = {"api", "body_limit_bytes", CFG_INT, "262144",
                         "GATEWAY_BODY_LIMIT_BYTES", 1024, 67108864, NULL, CFG_RELOADABLE,
                         "Largest request body; larger ones get 413 without being read."},
+    [API_BATCH_BODY_LIMIT] = {"api", "batch_body_limit_bytes", CFG_INT, "16777216", NULL,
+                              1024, 67108864, NULL, CFG_RELOADABLE,
+                              "Largest body of POST /api/v1/runs/batch (up to 100 runs); "
+                              "larger ones get 413 without being read. The web server's "
+                              "body limit for that path must be above it."},
     [API_INPUT_STRING_MAX] = {"api", "run_input_string_max", CFG_INT, "65536",
                               "RUN_INPUT_STRING_MAX", 0, 16777216, NULL, CFG_RELOADABLE,
                               "Largest run input given as a string, in bytes."},
@@ -145,7 +150,7 @@ const struct cfg_key api_cfg_keys[API__MAX] = {
                            "How long POST /api/v1/analyses/check waits for an "
                            "executor to compile the script before answering 503 "
                            "CHECK_UNAVAILABLE (its API worker waits that long)."},
-#define TIER_KEYS(t, name, req, runs, days, quota)                                       \
+#define TIER_KEYS(t, name, req, runs, days, quota, queued)                               \
 	[API_TIER_FIRST + (t)*TF__MAX +                                                  \
 	    TF_REQUESTS] =                                                               \
 	    {                                                                            \
@@ -183,20 +188,33 @@ const struct cfg_key api_cfg_keys[API__MAX] = {
 	         "Days a " name                                                          \
 	         " tenant's runs are kept (0: forever); older ones are not "             \
 	         "shown and `assayctl prune` deletes them."},                            \
-	    [API_TIER_FIRST + (t)*TF__MAX + TF_FILE_QUOTA] = {                           \
+	    [API_TIER_FIRST + (t)*TF__MAX + TF_FILE_QUOTA] =                             \
+	        {"tiers",                                                                \
+	         name "_file_quota_bytes",                                               \
+	         CFG_INT,                                                                \
+	         quota,                                                                  \
+	         NULL,                                                                   \
+	         0,                                                                      \
+	         1099511627776,                                                          \
+	         NULL,                                                                   \
+	         CFG_RELOADABLE,                                                         \
+	         "Bytes of project files a " name " tenant may store (0: unlimited)."},  \
+	    [API_TIER_FIRST + (t)*TF__MAX + TF_MAX_QUEUED] = {                           \
 	        "tiers",                                                                 \
-	        name "_file_quota_bytes",                                                \
+	        name "_max_queued",                                                      \
 	        CFG_INT,                                                                 \
-	        quota,                                                                   \
+	        queued,                                                                  \
 	        NULL,                                                                    \
 	        0,                                                                       \
-	        1099511627776,                                                           \
+	        100000000,                                                               \
 	        NULL,                                                                    \
 	        CFG_RELOADABLE,                                                          \
-	        "Bytes of project files a " name " tenant may store (0: unlimited)."}
-    TIER_KEYS(TIER_FREE, "free", "20", "10", "7", "67108864"),
-    TIER_KEYS(TIER_PRO, "pro", "100", "100", "90", "1073741824"),
-    TIER_KEYS(TIER_ENTERPRISE, "enterprise", "500", "1000", "0", "10737418240"),
+	        "Runs a " name " tenant may have queued (created or pending, not "       \
+	        "started; 0: unlimited); past it, creating or retrying a run is 429 "    \
+	        "QUEUE_FULL."}
+    TIER_KEYS(TIER_FREE, "free", "20", "10", "7", "67108864", "100"),
+    TIER_KEYS(TIER_PRO, "pro", "100", "100", "90", "1073741824", "10000"),
+    TIER_KEYS(TIER_ENTERPRISE, "enterprise", "500", "1000", "0", "10737418240", "100000"),
 /* The [cache] lifetime of one class of cached data. */
 #define CACHE_TTL(c, name, def, what)                                                    \
 	[API_CACHE_FIRST + (c)] = {"cache",        "ttl_" name,                          \

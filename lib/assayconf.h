@@ -19,6 +19,7 @@ enum api_key {
 	API_MEMCACHED_SERVERS,
 	API_LOG_LEVEL,
 	API_BODY_LIMIT,
+	API_BATCH_BODY_LIMIT,
 	API_INPUT_STRING_MAX,
 	API_SCRIPT_MAX,
 	API_IDEMP_TTL_MS,
@@ -45,17 +46,24 @@ enum api_key {
 	STREAM_BUFFER,
 	STREAM_TOKEN_TTL,
 	API_TIER_FIRST, /* TIER__MAX x TF__MAX keys: [tiers] <tier>_<field> */
-	API_CACHE_FIRST = API_TIER_FIRST + 12, /* TTL__MAX keys: [cache] ttl_<class> */
+	API_CACHE_FIRST = API_TIER_FIRST + 15, /* TTL__MAX keys: [cache] ttl_<class> */
 	API__MAX = API_CACHE_FIRST + 5
 };
 
 /* Tiers and what each limits (assay-api's limit.c; assayctl prune). */
 enum tier { TIER_FREE, TIER_PRO, TIER_ENTERPRISE, TIER__MAX };
-enum tier_field { TF_REQUESTS, TF_RUNS, TF_HISTORY, TF_FILE_QUOTA, TF__MAX };
+enum tier_field {
+	TF_REQUESTS,
+	TF_RUNS,
+	TF_HISTORY,
+	TF_FILE_QUOTA,
+	TF_MAX_QUEUED,
+	TF__MAX
+};
 extern const char *const tier_names[];
 enum tier tier_index(const char *name);
-/* requests per minute, runs per hour, days of history, bytes of files;
- * 0 means unlimited. */
+/* requests per minute, runs per hour, days of history, bytes of files,
+ * runs queued (created or pending); 0 means unlimited. */
 long tier_limit(const struct cfg *, enum tier, enum tier_field);
 
 /* Cache lifetimes: [cache] ttl_<class> (assay-api's cache.c). */

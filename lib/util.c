@@ -63,6 +63,27 @@ util_random_hex(char *hex, size_t n)
 	return true;
 }
 
+bool
+util_duration(const char *s, long *seconds)
+{
+	static const struct {
+		char unit;
+		long seconds;
+	} units[] = {{'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}};
+	size_t digits = strspn(s, "0123456789"), i;
+	long n;
+
+	if (digits == 0 || digits > 9 || s[digits] == '\0' || s[digits + 1] != '\0')
+		return false;
+	n = strtol(s, NULL, 10);
+	for (i = 0; i < sizeof units / sizeof units[0]; i++)
+		if (units[i].unit == s[digits]) {
+			*seconds = n * units[i].seconds;
+			return true;
+		}
+	return false;
+}
+
 int
 util_signalfd(void)
 {

@@ -17,11 +17,13 @@ const ajv = new Ajv2020({ strict: false, allErrors: true });
 addFormats(ajv);
 ajv.addSchema(doc, 'openapi.json');
 
+// As assay-api matches: a path that a template without parameters names
+// is that template's alone (/api/v1/runs/batch is no run's {id}).
 const routes = Object.keys(doc.paths).map((p) => ({
   template: p,
   // {path} (a file's) takes the rest of the path, slashes included.
   re: new RegExp('^' + p.replace(/\{path\}$/, '.+').replace(/\{[^}]+\}/g, '[^/]+') + '$'),
-}));
+})).sort((a, b) => a.template.includes('{') - b.template.includes('{'));
 const resolve = (obj) => {
   while (obj && obj.$ref) {
     obj = obj.$ref.slice(2).split('/').reduce((o, k) => o[k.replace(/~1/g, '/')], doc);

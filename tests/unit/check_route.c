@@ -17,9 +17,8 @@ h_dummy(struct req *r)
 	(void)r;
 }
 
-#define NO_INPUT                                                                         \
-	NULL, 0, NULL, 0, false, NULL, NULL, J_NONE, NULL /* no query, body, audit, job  \
-	                                                   */
+/* no query, body, audit, job; the default body limit */
+#define NO_INPUT NULL, 0, NULL, 0, false, NULL, NULL, J_NONE, NULL, 0
 
 static const struct route table[] = {
     {M_GET, "/health", h_dummy, A_PUBLIC, L_REQUESTS, NO_INPUT},
@@ -30,6 +29,8 @@ static const struct route table[] = {
     {M_GET | M_DELETE, "/api/v1/analyses/{id}/versions/{version}", h_dummy, A_PUBLIC,
      L_REQUESTS, NO_INPUT},
     {M_PUT, "/api/v1/files/{path}", h_dummy, A_PUBLIC, L_REQUESTS, NO_INPUT},
+    /* After /runs/{id}, which its path would match too. */
+    {M_POST, "/api/v1/runs/batch", h_dummy, A_PUBLIC, L_REQUESTS, NO_INPUT},
 };
 #define N (sizeof table / sizeof table[0])
 
@@ -98,9 +99,8 @@ START_TEST(method_not_allowed)
 }
 END_TEST
 
-/* A path is matched by the first pattern that takes it: a literal row
- * before a row with a parameter in its place owns its path, methods and
- * all. */
+/* A literal row owns its path, methods and all, over a row with a
+ * parameter in its place. */
 START_TEST(literal_before_parameter)
 {
 	static const struct route rows[] = {
@@ -155,5 +155,27 @@ START_TEST(rest_of_path)
 }
 END_TEST
 
+/* A path a literal pattern names is that row's alone, wherever it is. */
+START_TEST(literal_before_parameters)
+{
+	struct route_match m;
+	char allow[64];
+
+	ck_assert_int_eq(route_match(table, N, "POST", "/api/v1/runs/batch", &m),
+	                 ROUTE_OK);
+	ck_assert_ptr_eq(m.route, &table[7]);
+	ck_assert_int_eq(m.nparams, 0);
+	ck_assert_int_eq(route_match(table, N, "GET", "/api/v1/runs/batch", &m),
+	                 ROUTE_BAD_METHOD);
+	route_allow(m.allow, allow, sizeof allow);
+	ck_assert_str_eq(allow, "POST");
+	ck_assert_int_eq(route_match(table, N, "GET", "/api/v1/runs/batches", &m),
+	                 ROUTE_OK);
+	ck_assert_ptr_eq(m.route, &table[3]);
+	ck_assert_str_eq(m.params[0], "batches");
+}
+END_TEST
+
 UNIT_MAIN("route", literal_and_method, parameters, not_found, method_not_allowed,
-          literal_before_parameter, overlong_parameter, rest_of_path)
+          literal_before_parameter, overlong_parameter, rest_of_path,
+          literal_before_parameters)

@@ -113,5 +113,24 @@ START_TEST(refused_addresses_are_named_by_kind)
 }
 END_TEST
 
+/* Digits then one unit; nothing else. */
+START_TEST(durations)
+{
+	static const char *const bad[] = {"",     "s",  "1",   "1hh", "-1h",
+	                                  "1.5h", "1w", " 1h", "1h ", "1234567890s"};
+	long n;
+	size_t i;
+
+	ck_assert(util_duration("90s", &n) && n == 90);
+	ck_assert(util_duration("15m", &n) && n == 900);
+	ck_assert(util_duration("1h", &n) && n == 3600);
+	ck_assert(util_duration("7d", &n) && n == 604800);
+	ck_assert(util_duration("0s", &n) && n == 0);
+	for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		ck_assert_msg(!util_duration(bad[i], &n), "%s", bad[i]);
+}
+END_TEST
+
 UNIT_MAIN("util", addresses_in_networks, entries_that_do_not_parse_match_nothing,
-          outbound_calls_reach_public_addresses_only, refused_addresses_are_named_by_kind)
+          outbound_calls_reach_public_addresses_only, refused_addresses_are_named_by_kind,
+          durations)

@@ -403,8 +403,77 @@ START_TEST(query_bounds_and_names)
 }
 END_TEST
 
+/* since: an RFC 3339 time, or a duration before now, as seconds since the
+ * epoch; anything else named. */
+START_TEST(query_since)
+{
+	static const char *const bad[] = {
+	    "1x",
+	    "h",
+	    "10",
+	    "2026-02-30T00:00:00Z",
+	    "2026-01-01",
+	    "2026-01-01T00:00:00",
+	    "2026-01-01T00:00:00.Z",
+	    "2026-01-01T00:00:00+1:00",
+	    "2026-01-01 00:00:00Z",
+	};
+	struct vvalue v[QF__MAX];
+	const char *report;
+	char query[80];
+	long now = (long)time(NULL);
+	size_t i;
+
+	ck_assert_uint_eq(check_query("since=2026-01-31T08:00:00Z", QF__MAX, v, &report),
+	                  0);
+	ck_assert_str_eq(v[QF_SINCE].str, "1769846400.0");
+	ck_assert_uint_eq(
+	    check_query("since=2026-01-31t10:00:00.1234567%2B02:00", QF__MAX, v, &report),
+	    0);
+	ck_assert_str_eq(v[QF_SINCE].str, "1769846400.123456");
+	ck_assert_uint_eq(
+	    check_query("since=2026-01-31T07:30:00-00:30", QF__MAX, v, &report), 0);
+	ck_assert_str_eq(v[QF_SINCE].str, "1769846400.0");
+	ck_assert_uint_eq(check_query("since=2h", QF__MAX, v, &report), 0);
+	ck_assert(labs(atol(v[QF_SINCE].str) - (now - 7200)) <= 1);
+	ck_assert_uint_eq(check_query("since=7d", QF__MAX, v, &report), 0);
+	ck_assert(labs(atol(v[QF_SINCE].str) - (now - 7 * 86400)) <= 1);
+	for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		snprintf(query, sizeof query, "since=%s", bad[i]);
+		ck_assert_uint_eq(check_query(query, QF__MAX, v, &report), 1);
+		ck_assert_msg(strncmp(report, "since must be an RFC 3339 time", 30) == 0,
+		              "%s: %s", bad[i], report);
+	}
+}
+END_TEST
+
+/* A batch's runs: an array of 1 to 100, whatever its items (the handler
+ * checks each). */
+START_TEST(batch_items)
+{
+	struct json_object *errors = json_object_new_array(), *body;
+	struct vvalue v[BF__MAX];
+
+	body = json_tokener_parse("{\"runs\":[1,{}]}");
+	ck_assert_uint_eq(valid_check(body, batch_fields, BF__MAX, false, v, errors), 0);
+	json_object_put(body);
+	body = json_tokener_parse("{\"runs\":[]}");
+	ck_assert_uint_eq(valid_check(body, batch_fields, BF__MAX, false, v, errors), 1);
+	json_object_put(body);
+	body = json_tokener_parse("{\"runs\":{}}");
+	ck_assert_uint_eq(valid_check(body, batch_fields, BF__MAX, false, v, errors), 1);
+	json_object_put(body);
+	ck_assert_str_eq(
+	    json_object_to_json_string_ext(errors, JSON_C_TO_STRING_PLAIN),
+	    "[{\"pointer\":\"\\/runs\",\"detail\":\"must have 1 to 100 items, "
+	    "got 0\"},{\"pointer\":\"\\/runs\",\"detail\":\"must be an array, "
+	    "not an object\"}]");
+	json_object_put(errors);
+}
+END_TEST
+
 UNIT_MAIN("valid", null_members_refused, scalars_are_valid_json, valid_run_with_defaults,
           every_violation_is_listed, required_and_partial, lengths_are_characters,
           nul_in_strings_refused, parser_is_strict, uuids, query_values_and_defaults,
           query_violations_name_each_parameter, query_refusals, query_bounds_and_names,
-          callback_urls)
+          callback_urls, query_since, batch_items)
