@@ -248,6 +248,40 @@ check "its schedules are gone" "$(sql "SELECT count(*) FROM analysis_schedules W
 api GET "/api/v1/analyses/$c/schedules"
 check "its schedules: 404" "$status $(json -r .code)" "404 ANALYSIS_NOT_FOUND"
 
+# --- what a run says of its origin; a schedule never piles up waiting runs
+api GET "/api/v1/runs/$last"
+check "a scheduled run shows its schedule and tick" \
+  "$(json -r '[.run.triggered_by, .run.schedule_id, .run.scheduled_for] | @tsv')" \
+  "$(sql "SELECT 'schedule' || chr(9) || schedule_id || chr(9) || assay_ts(scheduled_for) FROM analysis_jobs WHERE id = '$last'")"
+api POST /api/v1/runs "{\"name\":\"by hand\",\"analysis_id\":\"$a\"}"
+check "a run made through the API says so, with no schedule" \
+  "$(json -c '[.run.triggered_by, .run.schedule_id, .run.scheduled_for]')" '["api",null,null]'
+if [ -n "$(sed -n 's/^node_path = //p' "$conf")" ]; then
+  main_key=$KEY
+  KEY=$(new_tenant "$name-free" free) # at most 2 running
+  free_id=$(sql "SELECT id FROM tenants WHERE name = '$name-free'")
+  long=$(analysis 'export default () => new Promise((ok) => setTimeout(ok, 15000));' ', runtime: "node"')
+  holders=("$(submit "$long")" "$(submit "$long")")
+  holding() { [ "$(sql "SELECT count(*) FROM analysis_jobs WHERE tenant_id = $free_id AND status = 'running'")" = 2 ]; }
+  eventually "a free tenant's two runs hold its running cap" 200 holding
+  d=$(new_analysis)
+  api POST "/api/v1/analyses/$d/schedules" '{"cron":"@every 1s"}'
+  piling=$(json .schedule.id)
+  waiting() { sql "SELECT count(*) FROM analysis_jobs WHERE schedule_id = '$piling' AND status IN ('created', 'pending')"; }
+  ten() { [ "$(waiting)" -ge 10 ]; }
+  eventually "the schedule's runs wait behind the cap" 300 ten
+  sleep 2.5
+  check "no more than ten of its runs wait: later ticks make none" "$(waiting)" 10
+  api GET "/api/v1/analyses/$d/schedules/$piling"
+  check "  and the schedule moves on: its next run is not in the past" \
+    "$(( $(date -u -d "$(json -r .schedule.next_run_at)" +%s) >= $(date +%s) - 1 ))" 1
+  api PATCH "/api/v1/analyses/$d/schedules/$piling" '{"enabled":false}'
+  for h in "${holders[@]}"; do api POST "/api/v1/runs/$h/cancel"; done
+  drained() { [ "$(waiting)" = 0 ]; }
+  eventually "once the cap frees, the waiting runs start" 300 drained
+  KEY=$main_key
+fi
+
 # --- runs per hour, assayctl
 made=$(sql "SELECT count(*) FROM analysis_jobs WHERE tenant_id = $tenant_id AND schedule_id IS NOT NULL")
 w=$(($(date +%s) / 3600))
