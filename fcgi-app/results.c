@@ -27,15 +27,17 @@
 #include "xalloc.h"
 
 /* Piece seq of the run's result as its attempt stored it; NULL when it is
- * not there or the database failed. Answers nothing. */
+ * not there (*gone: pruned since the run was read) or the database
+ * failed. Answers nothing. */
 static PGresult *
-results_piece(struct req *r, const char *attempt, long seq)
+results_piece(struct req *r, const char *attempt, long seq, bool *gone)
 {
 	char n[24];
 	const char *params[3] = {r->match.params[0], attempt, n};
 	PGconn *conn = db_conn(r->app->db);
 	PGresult *res;
 
+	*gone = false;
 	if (conn == NULL)
 		return NULL;
 	snprintf(n, sizeof n, "%ld", seq);
@@ -45,6 +47,7 @@ results_piece(struct req *r, const char *attempt, long seq)
 	                   3, NULL, params, NULL, NULL, 1);
 	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
 		return res;
+	*gone = PQresultStatus(res) == PGRES_TUPLES_OK;
 	PQclear(res);
 	return NULL;
 }
@@ -84,16 +87,19 @@ results_send(struct req *r, const char *stored)
 	long long size, sent = 0;
 	PGresult *res;
 	long seq = 0;
-	bool whole = strcmp(r->method, "HEAD") != 0;
+	bool whole = strcmp(r->method, "HEAD") != 0, gone;
 
 	if (http_not_modified(r, stored, true, header))
 		return;
 	head = results_head(stored, &size, attempt);
 	/* The first piece before the head: a failure can still be answered. */
-	if (whole && (res = results_piece(r, attempt, seq)) == NULL) {
+	if (whole && (res = results_piece(r, attempt, seq, &gone)) == NULL) {
 		free(head);
 		r->cache_control = NULL;
-		http_db_failure(r, DB_DOWN);
+		if (gone)
+			runs_not_found(r);
+		else
+			http_db_failure(r, DB_DOWN);
 		return;
 	}
 	http_send_head(r, 200, "application/json", header,
@@ -105,7 +111,8 @@ results_send(struct req *r, const char *stored)
 			            r->fcgi->out);
 			sent += PQgetlength(res, 0, 0);
 			PQclear(res);
-			res = sent < size ? results_piece(r, attempt, ++seq) : NULL;
+			res =
+			    sent < size ? results_piece(r, attempt, ++seq, &gone) : NULL;
 		}
 		if (sent == size)
 			FCGX_PutStr(tail, sizeof tail - 1, r->fcgi->out);

@@ -63,6 +63,11 @@ util_random_hex(char *hex, size_t n)
 	return true;
 }
 
+/* A hundred years: longer ago than any time worth asking about (and
+ * within PostgreSQL's range of timestamps, which a caller subtracts from
+ * now). */
+#define DURATION_MAX (100L * 366 * 86400)
+
 bool
 util_duration(const char *s, long *seconds)
 {
@@ -79,7 +84,7 @@ util_duration(const char *s, long *seconds)
 	for (i = 0; i < sizeof units / sizeof units[0]; i++)
 		if (units[i].unit == s[digits]) {
 			*seconds = n * units[i].seconds;
-			return true;
+			return *seconds <= DURATION_MAX;
 		}
 	return false;
 }

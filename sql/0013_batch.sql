@@ -21,6 +21,11 @@ CREATE TABLE queue_deltas (
     delta      integer NOT NULL
 );
 CREATE INDEX queue_deltas_tenant ON queue_deltas (tenant_id);
+-- Counted with no run changing until the triggers below exist (this
+-- migration's transaction holds the lock): an API or executor still
+-- running during the upgrade waits instead of slipping between the count
+-- and the first delta.
+LOCK TABLE analysis_jobs IN SHARE ROW EXCLUSIVE MODE;
 INSERT INTO queue_deltas (tenant_id, delta)
     SELECT tenant_id, count(*) FROM analysis_jobs
     WHERE status IN ('created', 'pending') GROUP BY tenant_id;

@@ -214,6 +214,14 @@ check "crash: the pieces hold the result, in order" \
   "$(sql "SELECT encode(sha256(string_agg(data, '' ORDER BY seq)), 'hex') FROM analysis_result_storage WHERE job_id = '$r'")" \
   "$(expected 60000000 | sha256sum | cut -d' ' -f1)"
 
+# A stored result gone between reading the run and reading its pieces
+# (pruned meanwhile): 404, not a 503 to retry.
+api HEAD "/api/v1/runs/$r/result"
+check "a stored result: HEAD 200" "$status" 200
+sql "DELETE FROM analysis_result_storage WHERE job_id = '$r'" >/dev/null
+api GET "/api/v1/runs/$r/result"
+check "its pieces gone: 404 RUN_NOT_FOUND" "$status $(json -r .code)" "404 RUN_NOT_FOUND"
+
 # Prune takes a run's stored result and events with it (free keeps 7 days).
 sql "UPDATE analysis_jobs SET created_at = now() - interval '8 days' WHERE id = '$limit'" >/dev/null
 assayctl prune --config "$ASSAY_STACK_DIR/conf/assay.conf" >/dev/null

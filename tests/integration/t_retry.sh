@@ -88,7 +88,7 @@ check "since an RFC 3339 time with a fraction and an offset" "$(json '.runs | le
 since=$(sql "SELECT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') FROM analysis_jobs WHERE id = '${dead[2]}'")
 api GET "/api/v1/runs?since=$since"
 check "since is inclusive: created at or after" "$(json '[.runs[].name] | join(",")')" "q,d3"
-for bad in 1x 2026-02-30T00:00:00Z 2026-01-01 yesterday 2026-01-01T00:00:00; do
+for bad in 1x 2026-02-30T00:00:00Z 2026-01-01 yesterday 2026-01-01T00:00:00 3000000d 999999999h; do
   api GET "/api/v1/runs?since=$bad"
   check "since=$bad: 400 naming it" "$status $(json '.errors[0].parameter')" "400 since"
 done

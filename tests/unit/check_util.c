@@ -116,8 +116,9 @@ END_TEST
 /* Digits then one unit; nothing else. */
 START_TEST(durations)
 {
-	static const char *const bad[] = {"",     "s",  "1",   "1hh", "-1h",
-	                                  "1.5h", "1w", " 1h", "1h ", "1234567890s"};
+	static const char *const bad[] = {"",    "s",           "1",      "1hh",
+	                                  "-1h", "1.5h",        "1w",     " 1h",
+	                                  "1h ", "1234567890s", "36601d", "999999999d"};
 	long n;
 	size_t i;
 
@@ -126,6 +127,7 @@ START_TEST(durations)
 	ck_assert(util_duration("1h", &n) && n == 3600);
 	ck_assert(util_duration("7d", &n) && n == 604800);
 	ck_assert(util_duration("0s", &n) && n == 0);
+	ck_assert(util_duration("36600d", &n) && n == 36600L * 86400); /* 100 years */
 	for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
 		ck_assert_msg(!util_duration(bad[i], &n), "%s", bad[i]);
 }
