@@ -15,7 +15,7 @@ uint64_t util_now_us(void);
 /* Current UTC time as RFC 3339 ("2026-11-24T08:15:00Z", with .mmm if millis). */
 void util_rfc3339_now(char *buf, size_t len, bool millis);
 /* "90s", "15m", "1h", "7d" (digits, then one unit) in seconds; false for
- * anything else. */
+ * anything else and for more than a hundred years. */
 bool util_duration(const char *s, long *seconds);
 /* For a daemon's event loop: block SIGTERM, SIGINT and SIGHUP, ignore
  * SIGPIPE, and return a non-blocking signalfd for the three, or -1. */
