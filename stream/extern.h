@@ -145,8 +145,9 @@ struct stream {
 	size_t nall, capall;
 	bool stopping;
 	unsigned long opened, closed, messages, refused;
-	size_t active;                              /* streams open now */
-	size_t waiting;                             /* waiters now */
+	size_t active;    /* streams open now */
+	size_t waiting;   /* waiters now */
+	size_t admitting; /* admitted, their key or token being checked */
 	unsigned long waits_ended, waits_timed_out; /* waits answered, by why */
 };
 extern struct stream st;

@@ -215,7 +215,10 @@ req_admit(struct conn *c)
 		            "the database is unavailable; try again shortly");
 		return;
 	}
-	if (st.active + st.waiting >= (size_t)cfg_int(st.cfg, STREAM_MAX_STREAMS)) {
+	/* Those still being checked count too: a burst cannot pass the limit
+	 * while PostgreSQL answers. */
+	if (st.active + st.waiting + st.admitting >=
+	    (size_t)cfg_int(st.cfg, STREAM_MAX_STREAMS)) {
 		free(qr);
 		st.refused++;
 		conn_answer(c, 503, "TOO_MANY_STREAMS", "Retry-After: 5\r\n",
@@ -228,6 +231,7 @@ req_admit(struct conn *c)
 	c->plen = 0;
 	c->state = C_AUTH;
 	c->query_held = true;
+	st.admitting++;
 	pg_push(qr);
 }
 
@@ -251,6 +255,7 @@ req_answer_in(struct query *q, PGresult *res)
 	struct conn *c = q->conn;
 
 	c->query_held = false;
+	st.admitting--;
 	if (c->closed) {
 		conn_bury(c);
 		return false;

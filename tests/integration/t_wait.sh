@@ -69,6 +69,29 @@ wait "$sse"
 eventually "assay-stream stopped" 100 stream_gone
 stack_up >/dev/null
 
+# Admission counts the waits whose key is still being checked: with
+# assay-stream's PostgreSQL backend stopped, a burst of five against
+# max_streams = 3 has three admitted and two refused at once.
+sed -i 's/^max_streams = .*/max_streams = 3/' "$conf"
+restart_stream
+run=$(parked)
+backend=$(sql "SELECT pid FROM pg_stat_activity WHERE application_name = 'assay-stream' LIMIT 1")
+kill -STOP "$backend"
+burst=()
+for i in 1 2 3 4 5; do
+  ( api GET "/api/v1/runs/$run?wait=1"; echo "$status $(json .code)" >"$tmp/burst$i" ) &
+  burst+=($!)
+done
+refused() { [ "$(cat "$tmp"/burst* 2>/dev/null | grep -c '503 TOO_MANY_STREAMS')" -ge 2 ]; }
+eventually "a burst while keys are being checked: two refused at once" 100 refused
+kill -CONT "$backend"
+wait "${burst[@]}"
+check "  and three admitted, answered when their wait ended" \
+  "$(cat "$tmp"/burst* | sort | uniq -c | awk '{ print $1, $2, $3 }' | tr '\n' ';')" \
+  "3 200 null;2 503 TOO_MANY_STREAMS;"
+cp "$tmp/assay.conf.orig" "$conf"
+restart_stream
+
 # A run that 60 s of waiting cannot see end: the web server must not cut
 # the wait (nginx's default read timeout is 60 s). Answered in the background
 # while the rest runs.
