@@ -113,6 +113,14 @@ $$;
 -- tick becomes a pending run of the schedule's analysis (its current
 -- version) with the schedule's name and input, unless that tick has one
 -- already; the schedule's next_run_at becomes next. Returns the runs made.
+--   A schedule never piles up runs that wait: when ten of its runs are
+-- created or pending (not started: the tenant is at its running cap, or
+-- no executor can take them), its ticks make no run until some start, and
+-- next_run_at moves on as for any tick. Ten, not one, so that a run an
+-- executor has not claimed yet never costs the next tick its run (when
+-- there is room for fewer ticks than are due, the latest get it). The
+-- queue's depth counts the schedules' runs like any other, so the API's
+-- max_queued sees them.
 CREATE FUNCTION assay_schedule_fire(p_fires jsonb)
 RETURNS TABLE (run_id uuid, tenant_id bigint)
 LANGUAGE sql AS $$
@@ -126,7 +134,14 @@ LANGUAGE sql AS $$
                'schedule', s.id, to_timestamp(t.tick)
         FROM f JOIN analysis_schedules s ON s.id = f.id
         JOIN analyses a ON a.id = s.analysis_id AND a.is_active
-        CROSS JOIN LATERAL unnest(f.ticks) AS t(tick)
+        CROSS JOIN LATERAL (
+            SELECT 10 - count(*) AS room FROM (
+                SELECT 1 FROM analysis_jobs w
+                WHERE w.schedule_id = s.id AND w.status IN ('created', 'pending')
+                LIMIT 10) w) r
+        CROSS JOIN LATERAL (
+            SELECT tick FROM unnest(f.ticks) AS t(tick) ORDER BY tick DESC
+            LIMIT r.room) t
         ORDER BY t.tick
         ON CONFLICT (schedule_id, scheduled_for) WHERE schedule_id IS NOT NULL DO NOTHING
         RETURNING id, schedule_id, scheduled_for, tenant_id),
@@ -140,3 +155,7 @@ LANGUAGE sql AS $$
         WHERE s.id = f.id)
     SELECT ins.id, ins.tenant_id FROM ins
 $$;
+
+-- The count in assay_schedule_fire reads only a schedule's waiting runs.
+CREATE INDEX analysis_jobs_schedule_waiting ON analysis_jobs (schedule_id)
+    WHERE schedule_id IS NOT NULL AND status IN ('created', 'pending');

@@ -50,7 +50,8 @@ CREATE TRIGGER analysis_jobs_result_storage BEFORE UPDATE OF status ON analysis_
     EXECUTE FUNCTION assay_result_storage_trim();
 
 -- A run as clients see it: a stored result is not inlined; its size and
--- where to read it are given instead.
+-- where to read it are given instead. It says where it came from
+-- (triggered_by; a schedule's run also its schedule and tick).
 CREATE OR REPLACE FUNCTION assay_run_json(j analysis_jobs) RETURNS jsonb
 LANGUAGE sql STABLE AS $$
     SELECT jsonb_build_object(
@@ -59,9 +60,14 @@ LANGUAGE sql STABLE AS $$
         'input', j.input, 'tags', to_jsonb(j.tags), 'client_token', j.client_token,
         'priority', j.priority, 'attempts', j.attempts, 'max_attempts', j.max_attempts,
         'callback_url', j.callback_url, 'result', j.result, 'error_message', j.error_message,
+        'triggered_by', j.triggered_by,
         'cancel_requested_at', assay_ts(j.cancel_requested_at),
         'created_at', assay_ts(j.created_at), 'started_at', assay_ts(j.started_at),
         'finished_at', assay_ts(j.finished_at))
+        || CASE WHEN j.schedule_id IS NULL THEN '{}'::jsonb
+                ELSE jsonb_build_object('schedule_id', j.schedule_id,
+                                        'scheduled_for', assay_ts(j.scheduled_for))
+           END
         || CASE WHEN j.result_size IS NULL THEN '{}'::jsonb
                 ELSE jsonb_build_object('result_size', j.result_size,
                                         'result_url', '/api/v1/runs/' || j.id || '/result')
