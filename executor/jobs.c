@@ -114,8 +114,9 @@ jobs_recover(struct db *db, struct mc *mc)
 	        "  finished_at = CASE WHEN cancel_requested_at IS NOT NULL"
 	        "    OR attempts >= max_attempts THEN now() END,"
 	        "  error_message = 'lease expired: its executor stopped renewing it'"
-	        " WHERE id IN (SELECT id FROM analysis_jobs WHERE status = 'running'"
-	        "  AND lease_expires_at < now() FOR UPDATE SKIP LOCKED)"
+	        " WHERE id = ANY (ARRAY (SELECT id FROM analysis_jobs"
+	        "  WHERE status = 'running' AND lease_expires_at < now()"
+	        "  FOR UPDATE SKIP LOCKED))"
 	        " RETURNING id, project_id",
 	        0, NULL) != DB_OK)
 		return 0;
