@@ -394,8 +394,8 @@ bool sbx_rlimits(const struct job_spec *);
 bool sbx_seccomp_prepare(void);
 bool sbx_seccomp(enum runtime);
 /* js.c: js_serve runs jobs from the bridge (fd) in this sandboxed worker,
- * each in a new Duktape heap within its memory budget, until the bridge
- * ends or a job fails. */
+ * each in a new global environment of one Duktape heap, within its memory
+ * budget, until the bridge ends or a job fails. */
 void js_serve(const struct job_spec *, int fd) __attribute__((noreturn));
 /* node.c: node_exec execs node (the binary) as a worker, with the bridge
  * on BRIDGE_FD. It only returns on failure. */

@@ -1,16 +1,26 @@
 /*
  * Runtime "js": Duktape, in the sandboxed worker. It reads jobs from the
- * bridge (extern.h describes the lines) and runs each in a new Duktape
- * heap, so nothing one job sets is seen by the next, whose allocations are
- * counted against the job's memory budget (the worker's RLIMIT_AS stays as
- * the backstop). The script defines analyze(input, ctx) (`export default
- * function analyze` is accepted); ctx.log (message, or level and message),
- * ctx.progress and ctx.emit and the outcome are written to the bridge as
- * JSON lines; ctx.files.read, .list, .search and ctx.fetch are calls the
- * executor performs, the script waiting for each reply. A check only
- * compiles the script and says whether it compiles. After a result the heap is
- * destroyed and the next job read; after a failure the worker exits. Runs after the
- * sandbox is in place; may only read and write the bridge.
+ * bridge (extern.h describes the lines) and runs each in a world of its
+ * own: a new thread with a new global environment and new built-ins in the
+ * worker's one Duktape heap, so nothing one job sets is seen by the next.
+ * The heap's base world, which its first thread sees and where Duktape
+ * runs finalizers (Duktape.fin), is frozen whole before the first job: a
+ * finalizer sees the built-ins as a new heap has them and can change or
+ * keep nothing there. After a job its world is collected, its finalizers
+ * running before its result; should anything of it outlive that (a
+ * finalizer that makes more objects with finalizers), the heap is
+ * destroyed and made anew. A job's allocations, its world's included, are
+ * counted against its memory budget on top of what the heap holds as that
+ * world is made: the base world, and what earlier jobs grew heap-wide (the
+ * string table); the worker's RLIMIT_AS stays as the backstop. The script
+ * defines analyze(input, ctx) (`export default function analyze` is
+ * accepted); ctx.log (message, or level and message), ctx.progress and
+ * ctx.emit and the outcome are written to the bridge as JSON lines;
+ * ctx.files.read, .list, .search and ctx.fetch are calls the executor
+ * performs, the script waiting for each reply. A check only compiles the
+ * script and says whether it compiles. After a result the next job is
+ * read; after a failure the worker exits. Runs after the sandbox is in
+ * place; may only read and write the bridge.
  */
 #include "config.h"
 
@@ -27,12 +37,19 @@
 
 static int bridge = -1;
 
-/* The allocations of one job's heap, within its budget. */
+/* The allocations of the worker's heap, within the running job's budget.
+ * Each block says whether it was made for a job, so that the worker knows
+ * when nothing of a job is left. */
 struct budget {
 	size_t used, limit;
+	size_t job_blocks; /* made for jobs and not yet freed */
+	bool base;         /* the base world is being made */
 };
-union header { /* before each allocation: its size, keeping the alignment */
-	size_t size;
+union header { /* before each allocation, keeping the alignment */
+	struct {
+		size_t size;
+		bool job; /* made for a job; a realloc keeps it */
+	};
 	max_align_t align;
 };
 
@@ -332,6 +349,8 @@ budget_alloc(void *udata, duk_size_t size)
 		return NULL;
 	b->used += size;
 	h->size = size;
+	h->job = !b->base;
+	b->job_blocks += h->job;
 	return h + 1;
 }
 
@@ -345,6 +364,7 @@ budget_free(void *udata, void *ptr)
 		return;
 	h--;
 	b->used -= h->size;
+	b->job_blocks -= h->job;
 	free(h);
 }
 
@@ -399,7 +419,7 @@ next_line(void)
 	return buf;
 }
 
-/* Decode the job line in ctx, a new heap, leaving the job on the stack:
+/* Decode the job line in ctx, the job's world, leaving the job on the stack:
  * copy its nonce, and return its script as Duktape compiles it (malloc'd,
  * *len bytes): `export default function analyze` loses its keywords,
  * blanked so that lines and columns stay where they were. */
@@ -428,7 +448,7 @@ job_script(duk_context *ctx, const char *line, char *nonce, size_t nonce_size,
 	return script;
 }
 
-/* Check the job of the line in ctx, a new heap: compile its script as a
+/* Check the job of the line in ctx, the job's world: compile its script as a
  * program, never calling what that makes. Returns the result's JSON text
  * (malloc'd), {"ok":true} or {"ok":false,"message","line"}: Duktape says
  * the line of a syntax error, not its column. */
@@ -461,7 +481,7 @@ check_job(duk_context *ctx, const char *line, char *nonce, size_t nonce_size)
 	return json;
 }
 
-/* Run the job of the line in ctx, a new heap: returns the result's JSON
+/* Run the job of the line in ctx, the job's world: returns the result's JSON
  * text (malloc'd) and the job's nonce, or reports the failure and exits. */
 static char *
 run_job(duk_context *ctx, const char *line, char *nonce, size_t nonce_size)
@@ -507,22 +527,130 @@ run_job(duk_context *ctx, const char *line, char *nonce, size_t nonce_size)
 	return (char *)json;
 }
 
+/* The objects freeze_all has frozen, this time. */
+struct seen {
+	void **v;
+	size_t n, cap;
+};
+
+/* Freeze the object on top of the stack, unless seen, and all it reaches:
+ * its properties' values, getters and setters, and its prototype. */
+static void
+freeze_all(duk_context *ctx, struct seen *s)
+{
+	static const char *const parts[] = {"value", "get", "set"};
+	void *obj = duk_get_heapptr(ctx, -1);
+	size_t i;
+
+	if (!duk_is_object(ctx, -1))
+		return;
+	for (i = 0; i < s->n; i++)
+		if (s->v[i] == obj)
+			return;
+	if (s->n == s->cap &&
+	    (s->v = realloc(s->v, (s->cap = s->cap * 2 + 512) * sizeof *s->v)) == NULL)
+		js_fatal(NULL, "out of memory freezing the built-ins");
+	s->v[s->n++] = obj;
+	duk_require_stack(ctx, 4);
+	duk_freeze(ctx, -1);
+	duk_enum(ctx, -1,
+	         DUK_ENUM_OWN_PROPERTIES_ONLY | DUK_ENUM_INCLUDE_NONENUMERABLE |
+	             DUK_ENUM_INCLUDE_SYMBOLS);
+	while (duk_next(ctx, -1, 0)) {
+		duk_get_prop_desc(ctx, -3, 0);
+		for (i = 0; i < 3; i++) {
+			duk_get_prop_string(ctx, -1, parts[i]);
+			freeze_all(ctx, s);
+			duk_pop(ctx);
+		}
+		duk_pop(ctx);
+	}
+	duk_pop(ctx);
+	duk_get_prototype(ctx, -1);
+	freeze_all(ctx, s);
+	duk_pop(ctx);
+}
+
+/* Freeze the base world, in the heap's first thread: all its global
+ * object reaches, and what nothing there leads to, the thread itself
+ * (Duktape.Thread.current() in a finalizer) and %ThrowTypeError% (the
+ * getter of a strict function's arguments.callee). DoubleError, thrown
+ * when an error cannot be made, is the one built-in made frozen. */
+static duk_ret_t
+freeze_base(duk_context *ctx, void *udata)
+{
+	static struct seen seen;
+
+	(void)udata;
+	seen.n = 0;
+	duk_push_global_object(ctx);
+	freeze_all(ctx, &seen);
+	duk_push_current_thread(ctx);
+	freeze_all(ctx, &seen);
+	duk_eval_string(ctx, "(function () { 'use strict'; return arguments; })()");
+	freeze_all(ctx, &seen);
+	return 0;
+}
+
+/* A new heap with its base world frozen, made within limit bytes (b
+ * counts its allocations from now on); its first thread's context. Exits
+ * when it does not fit. */
+static duk_context *
+heap_new(struct budget *b, size_t limit)
+{
+	duk_context *base;
+
+	*b = (struct budget){0, limit, 0, true};
+	base = duk_create_heap(budget_alloc, budget_realloc, budget_free, b, js_fatal);
+	if (base == NULL ||
+	    duk_safe_call(base, freeze_base, NULL, 0, 1) != DUK_EXEC_SUCCESS)
+		js_fatal(NULL, "memory limit");
+	duk_pop(base);
+	duk_gc(base, 0); /* what freezing left */
+	b->base = false;
+	return base;
+}
+
+static duk_ret_t
+push_world(duk_context *base, void *udata)
+{
+	(void)udata;
+	duk_push_thread_new_globalenv(base);
+	return 1;
+}
+
+/* Collect what is left of a job whose world was popped from base: the
+ * first round runs the finalizers of what it left, the second frees what
+ * they ran for. Whether nothing of the job is left: objects with
+ * finalizers that a finalizer made would need a round more, and so on. */
+static bool
+job_collected(duk_context *base, const struct budget *b)
+{
+	duk_gc(base, 0);
+	if (b->job_blocks > 0)
+		duk_gc(base, 0);
+	return b->job_blocks == 0;
+}
+
 void
 js_serve(const struct job_spec *spec, int fd)
 {
 	static struct budget budget;
-	duk_context *ctx;
+	size_t job_bytes = (size_t)spec->memory_mb * 1024 * 1024;
+	duk_context *base = NULL, *ctx;
 	char *line, *json, nonce[32];
 
 	bridge = fd;
 	for (;;) {
-		/* The next job's heap is made while the executor records this
-		 * one's outcome and claims the next. */
-		budget = (struct budget){0, (size_t)spec->memory_mb * 1024 * 1024};
-		ctx = duk_create_heap(budget_alloc, budget_realloc, budget_free, &budget,
-		                      js_fatal);
-		if (ctx == NULL)
+		/* The next job's world is made while the executor records this
+		 * one's outcome and claims the next; the job may allocate its
+		 * budget on top of what the heap holds now. */
+		if (base == NULL)
+			base = heap_new(&budget, job_bytes);
+		budget.limit = budget.used + job_bytes;
+		if (duk_safe_call(base, push_world, NULL, 0, 1) != DUK_EXEC_SUCCESS)
 			js_fatal(NULL, "memory limit");
+		ctx = duk_get_context(base, -1);
 		if ((line = next_line()) == NULL)
 			_exit(0);
 		if (strncmp(line, "{\"type\":\"check\",", 16) == 0)
@@ -532,7 +660,11 @@ js_serve(const struct job_spec *spec, int fd)
 		else
 			js_fatal(NULL, "the executor sent no job");
 		/* Finalizers run here, in this job's time, before its result. */
-		duk_destroy_heap(ctx);
+		duk_pop(base);
+		if (!job_collected(base, &budget)) {
+			duk_destroy_heap(base); /* running the finalizers left */
+			base = NULL;
+		}
 		out_write("{\"type\":\"result\",\"value\":", 25);
 		out_write(json, strlen(json));
 		out_write(",\"nonce\":\"", 10);

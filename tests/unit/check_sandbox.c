@@ -131,57 +131,139 @@ START_TEST(script_errors_are_reported)
 }
 END_TEST
 
+/* A script that wants all the memory there is. */
+static const char greedy[] =
+    "function analyze() { var a = []; for (;;) a.push(new Uint8Array(1 << 20)); }";
+
 START_TEST(memory_limit_holds)
 {
 	int status;
-	char *out = run("function analyze() { var a = []; for (;;) a.push(new "
-	                "Uint8Array(1 << 20)); }",
-	                48, &status);
+	char *out = run(greedy, 48, &status);
 
 	ck_assert_msg(strstr(out, "memory limit") != NULL, "%s", out);
 }
 END_TEST
 
+/* What a job writes: a log line at level info, its result. */
+#define LOG(message)  "{\"type\":\"log\",\"level\":\"info\",\"message\":\"" message "\"}\n"
+#define RESULT(value) "{\"type\":\"result\",\"value\":" value ",\"nonce\":\"n0nce\"}\n"
+
+/* Jobs given in turn to one worker (serial), which then ends well: each
+ * must write just what it wants, or end with it. */
+struct turn {
+	const char *script, *input, *want;
+	bool ends; /* want is how what it writes ends */
+};
+
+static void
+in_turn(unsigned serial, const struct turn *t, size_t n)
+{
+	int fd = worker(serial, 64, 5), status;
+	size_t i, len;
+	char *out;
+
+	for (i = 0; i < n; i++) {
+		out = job(fd, t[i].script, t[i].input);
+		len = strlen(out);
+		if (t[i].ends && len > strlen(t[i].want))
+			out += len - strlen(t[i].want);
+		ck_assert_msg(strcmp(out, t[i].want) == 0, "job %zu: %s", i, out);
+	}
+	close(fd);
+	status = ended(serial);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 /* A worker runs job after job, each in a fresh engine: nothing a job
  * sets, rewrites or leaves behind is seen by the next. */
 START_TEST(each_job_starts_from_a_fresh_world)
 {
-	int fd = worker(100, 64, 3), status;
-	char *out;
+	static const struct turn t[] = {
+	    {"var seen = 0; function analyze(i) { leaked = 'yes'; "
+	     "Array.prototype.push = function () { return 'hijacked'; }; "
+	     "Object.prototype.extra = 1; return [].push(1); }",
+	     "null", RESULT("\"hijacked\"")},
+	    {"function analyze(i) { return [typeof leaked, [].push(1), "
+	     "typeof seen, ({}).extra === undefined, i.n]; }",
+	     "{\"n\":7}", RESULT("[\"undefined\",1,\"undefined\",true,7]")},
+	};
 
-	out = job(fd,
-	          "var seen = 0; function analyze(i) { leaked = 'yes'; "
-	          "Array.prototype.push = function () { return 'hijacked'; }; "
-	          "Object.prototype.extra = 1; return [].push(1); }",
-	          "null");
-	ck_assert_msg(strstr(out, "{\"type\":\"result\",\"value\":\"hijacked\","), "%s",
-	              out);
-	out = job(fd,
-	          "function analyze(i) { return [typeof leaked, [].push(1), "
-	          "typeof seen, ({}).extra === undefined, i.n]; }",
-	          "{\"n\":7}");
-	ck_assert_msg(strstr(out, "\"value\":[\"undefined\",1,\"undefined\",true,7]"),
-	              "%s", out);
-	close(fd);
-	status = ended(100);
-	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	in_turn(100, t, 2);
 }
 END_TEST
 
 /* A job's memory budget holds inside a reused worker: a job may use
- * most of it, the next may too. */
+ * most of it, the next may too; one that wants more fails as it would in
+ * a new worker, which then exits. */
 START_TEST(memory_budget_is_per_job)
 {
 	static const char hog[] = "function analyze() { var a = []; for (var k = 0; k < "
 	                          "40; k++) a.push(new Uint8Array(1 << 20)); return "
 	                          "a.length; }";
-	int fd = worker(101, 64, 5), k;
+	int fd = worker(101, 64, 5), k, status;
+	char *out;
 
 	for (k = 0; k < 3; k++)
 		ck_assert_msg(strstr(job(fd, hog, "null"), "\"value\":40,") != NULL,
 		              "job %d", k);
+	out = job(fd, greedy, "null");
+	ck_assert_msg(strstr(out, "{\"type\":\"error\",\"message\":\"memory limit\",") ==
+	                  out,
+	              "%s", out);
 	close(fd);
-	ck_assert(WIFEXITED(ended(101)));
+	status = ended(101);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1);
+}
+END_TEST
+
+/* Hooks and finalizers stay with their job. A finalizer runs in its job's
+ * time, before its result, in the heap's base world, which is frozen whole
+ * (its global object, the heap's first thread, the built-ins they and new
+ * objects lead to): it can leave nothing there for the next job's
+ * finalizers. Finalizers that keep making objects with finalizers end
+ * with their job too: the worker's heap is destroyed (its last rounds of
+ * them told so) and made anew rather than let them run in the next job's
+ * time. */
+START_TEST(hooks_and_finalizers_stay_with_their_job)
+{
+	static const struct turn t[] = {
+	    {"function analyze(i, ctx) { Duktape.errCreate = function (e) { "
+	     "e.tagged = 1; return e; }; kept = {}; Duktape.fin(kept, function () { "
+	     "this.leaked = 1; Object.getPrototypeOf({}).polluted = 1; "
+	     "Duktape.Thread.current().mark = 1; Function('return "
+	     "this')().Duktape.errCreate = Duktape.errCreate; ctx.log('finalized'); "
+	     "}); return new Error('x').tagged; }",
+	     "null", LOG("finalized") RESULT("1")},
+	    {"function analyze(i, ctx) { kept = {}; Duktape.fin(kept, function () { "
+	     "ctx.log([typeof this.leaked, typeof ({}).polluted, typeof "
+	     "Duktape.Thread.current().mark, new Error('x').tagged].join()); }); "
+	     "return [typeof Duktape.errCreate, new Error('x').tagged, typeof "
+	     "leaked]; }",
+	     "null",
+	     LOG("undefined,undefined,undefined,")
+	         RESULT("[\"undefined\",null,\"undefined\"]")},
+	    {"function analyze(i, ctx) { kept = {}; Duktape.fin(kept, function () { "
+	     "'use strict'; var seen = [], open = 0; function walk(o) { if (Object(o) "
+	     "!== o || seen.indexOf(o) >= 0) return; seen.push(o); if "
+	     "(!Object.isFrozen(o)) open++; Reflect.ownKeys(o).forEach(function (k) { "
+	     "var d = Object.getOwnPropertyDescriptor(o, k); walk(d.value); "
+	     "walk(d.get); walk(d.set); }); walk(Object.getPrototypeOf(o)); } "
+	     "walk(Function('return this')()); walk(Duktape.Thread.current()); "
+	     "walk(Object.getOwnPropertyDescriptor(arguments, 'callee').get); [{}, "
+	     "[], /x/, new Error(), arguments, new Uint8Array(1), function () {}, "
+	     "Object(Symbol())].forEach(function (o) { "
+	     "walk(Object.getPrototypeOf(o)); }); ctx.log(open + ' open of ' + "
+	     "(seen.length > 300 ? 'all' : seen.length)); }); return 1; }",
+	     "null", LOG("0 open of all") RESULT("1")},
+	    {"function analyze(i, ctx) { var keep = []; function f(o, destroyed) { "
+	     "if (!destroyed) ctx.log('again'); keep.push({}); "
+	     "Duktape.fin(keep[keep.length - 1], f); } f(); return 1; }",
+	     "null", LOG("again") RESULT("1"), true},
+	    {"function analyze(i) { return typeof keep; }", "null",
+	     RESULT("\"undefined\"")},
+	};
+
+	in_turn(105, t, 5);
 }
 END_TEST
 
@@ -455,6 +537,7 @@ main(void)
 	tcase_add_test(tc, memory_limit_holds);
 	tcase_add_test(tc, each_job_starts_from_a_fresh_world);
 	tcase_add_test(tc, memory_budget_is_per_job);
+	tcase_add_test(tc, hooks_and_finalizers_stay_with_their_job);
 	tcase_add_test(tc, a_check_compiles_without_running);
 	tcase_add_test(tc, children_are_killed_by_number);
 	tcase_add_test(tc, seccomp_kills_forbidden_syscalls);
