@@ -592,20 +592,22 @@ freeze_base(duk_context *ctx, void *udata)
 	return 0;
 }
 
-/* A new heap with its base world frozen, made within limit bytes (b
- * counts its allocations from now on); its first thread's context. Exits
- * when it does not fit. */
+/* A new heap, made within limit bytes (b counts its allocations from now
+ * on), its base world frozen when another job may follow (freeze; a
+ * worker of one job, worker_max_jobs = 1, is spared the ~2 ms it costs);
+ * its first thread's context. Exits when it does not fit. */
 static duk_context *
-heap_new(struct budget *b, size_t limit)
+heap_new(struct budget *b, size_t limit, bool freeze)
 {
 	duk_context *base;
 
 	*b = (struct budget){0, limit, 0, true};
 	base = duk_create_heap(budget_alloc, budget_realloc, budget_free, b, js_fatal);
 	if (base == NULL ||
-	    duk_safe_call(base, freeze_base, NULL, 0, 1) != DUK_EXEC_SUCCESS)
+	    (freeze && duk_safe_call(base, freeze_base, NULL, 0, 1) != DUK_EXEC_SUCCESS))
 		js_fatal(NULL, "memory limit");
-	duk_pop(base);
+	if (freeze)
+		duk_pop(base);
 	duk_gc(base, 0); /* what freezing left */
 	b->base = false;
 	return base;
@@ -646,7 +648,7 @@ js_serve(const struct job_spec *spec, int fd)
 		 * one's outcome and claims the next; the job may allocate its
 		 * budget on top of what the heap holds now. */
 		if (base == NULL)
-			base = heap_new(&budget, job_bytes);
+			base = heap_new(&budget, job_bytes, spec->max_jobs != 1);
 		budget.limit = budget.used + job_bytes;
 		if (duk_safe_call(base, push_world, NULL, 0, 1) != DUK_EXEC_SUCCESS)
 			js_fatal(NULL, "memory limit");
