@@ -9,9 +9,11 @@
 -- queue depths (0013_batch.sql).
 
 -- The NOTIFY assay_events payload of an event (see 0004_event_payload.sql);
--- one expression, so that PostgreSQL inlines it where it is called.
+-- one expression, so that PostgreSQL inlines it where it is called (STABLE,
+-- as text || integer is: declared IMMUTABLE it would be called instead,
+-- its body planned again in every transaction).
 CREATE FUNCTION assay_event_payload(p_job uuid, p_seq integer, p_type text, p_data jsonb)
-RETURNS text LANGUAGE sql IMMUTABLE AS $$
+RETURNS text LANGUAGE sql STABLE AS $$
     SELECT CASE WHEN 39 + octet_length(p_seq::text) + octet_length(p_type)
                      + octet_length(p_data::text) < 7900
                 THEN p_job::text || ' ' || p_seq || ' ' || p_type || ' ' || p_data::text
