@@ -182,10 +182,10 @@ START_TEST(each_job_starts_from_a_fresh_world)
 	    {"var seen = 0; function analyze(i) { leaked = 'yes'; "
 	     "Array.prototype.push = function () { return 'hijacked'; }; "
 	     "Object.prototype.extra = 1; return [].push(1); }",
-	     "null", RESULT("\"hijacked\"")},
+	     "null", RESULT("\"hijacked\""), false},
 	    {"function analyze(i) { return [typeof leaked, [].push(1), "
 	     "typeof seen, ({}).extra === undefined, i.n]; }",
-	     "{\"n\":7}", RESULT("[\"undefined\",1,\"undefined\",true,7]")},
+	     "{\"n\":7}", RESULT("[\"undefined\",1,\"undefined\",true,7]"), false},
 	};
 
 	in_turn(100, t, 2);
@@ -233,7 +233,7 @@ START_TEST(hooks_and_finalizers_stay_with_their_job)
 	     "Duktape.Thread.current().mark = 1; Function('return "
 	     "this')().Duktape.errCreate = Duktape.errCreate; ctx.log('finalized'); "
 	     "}); return new Error('x').tagged; }",
-	     "null", LOG("finalized") RESULT("1")},
+	     "null", LOG("finalized") RESULT("1"), false},
 	    {"function analyze(i, ctx) { kept = {}; Duktape.fin(kept, function () { "
 	     "ctx.log([typeof this.leaked, typeof ({}).polluted, typeof "
 	     "Duktape.Thread.current().mark, new Error('x').tagged].join()); }); "
@@ -241,7 +241,8 @@ START_TEST(hooks_and_finalizers_stay_with_their_job)
 	     "leaked]; }",
 	     "null",
 	     LOG("undefined,undefined,undefined,")
-	         RESULT("[\"undefined\",null,\"undefined\"]")},
+	         RESULT("[\"undefined\",null,\"undefined\"]"),
+	     false},
 	    {"function analyze(i, ctx) { kept = {}; Duktape.fin(kept, function () { "
 	     "'use strict'; var seen = [], open = 0; function walk(o) { if (Object(o) "
 	     "!== o || seen.indexOf(o) >= 0) return; seen.push(o); if "
@@ -254,13 +255,13 @@ START_TEST(hooks_and_finalizers_stay_with_their_job)
 	     "Object(Symbol())].forEach(function (o) { "
 	     "walk(Object.getPrototypeOf(o)); }); ctx.log(open + ' open of ' + "
 	     "(seen.length > 300 ? 'all' : seen.length)); }); return 1; }",
-	     "null", LOG("0 open of all") RESULT("1")},
+	     "null", LOG("0 open of all") RESULT("1"), false},
 	    {"function analyze(i, ctx) { var keep = []; function f(o, destroyed) { "
 	     "if (!destroyed) ctx.log('again'); keep.push({}); "
 	     "Duktape.fin(keep[keep.length - 1], f); } f(); return 1; }",
 	     "null", LOG("again") RESULT("1"), true},
 	    {"function analyze(i) { return typeof keep; }", "null",
-	     RESULT("\"undefined\"")},
+	     RESULT("\"undefined\""), false},
 	};
 
 	in_turn(105, t, 5);
