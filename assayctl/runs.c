@@ -7,7 +7,8 @@
  * transaction, oldest first, never past the tenant's tier's max_queued
  * (assay.conf [tiers]). --since keeps runs created within the duration.
  * Prints what it did per project and in all; the runs a full queue left
- * dead are counted, not retried.
+ * dead are counted, not retried. The API's cached copies of the runs
+ * retried are forgotten (memcached), as the API forgets its own.
  */
 #include "config.h"
 
@@ -19,6 +20,7 @@
 #include "assayconf.h"
 #include "cfg.h"
 #include "extern.h"
+#include "mc.h"
 
 /* The dead runs chosen: $1 statuses (comma-separated), $2 analysis or
  * NULL, $3 interval or NULL. */
@@ -34,14 +36,14 @@ struct choice {
 /* Retry project's chosen runs, batch by batch; -1 on failure, else how
  * many were retried. *left: how many stay dead (a full queue). */
 static long
-retry_project(PGconn *conn, const struct choice *c, const char *project, long max,
-              long *left)
+retry_project(PGconn *conn, struct mc *mc, const struct choice *c, const char *project,
+              long max, long *left, bool *told)
 {
 	char maxs[24];
 	const char *params[6] = {c->status, c->analysis, c->since,
 	                         project,   c->batch,    maxs};
 	PGresult *res;
-	long total = 0, n, chosen;
+	long total = 0, n, chosen, i;
 
 	snprintf(maxs, sizeof maxs, "%ld", max);
 	do {
@@ -50,9 +52,9 @@ retry_project(PGconn *conn, const struct choice *c, const char *project, long ma
 		    "WITH c AS (SELECT j.id FROM analysis_jobs j"
 		    " WHERE j.project_id = $4::bigint AND " CHOSEN
 		    " ORDER BY j.created_at, j.id LIMIT $5::int)"
-		    " SELECT (SELECT count(*) FROM c), (SELECT count(*) FROM"
+		    " SELECT (SELECT count(*) FROM c), r.id FROM (SELECT 1) x LEFT JOIN"
 		    " assay_retry($4::bigint, ARRAY(SELECT id FROM c), $6::int,"
-		    " 'assayctl'))",
+		    " 'assayctl') r ON true",
 		    6, NULL, params, NULL, NULL, 0);
 		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 			fprintf(stderr, "assayctl: runs retry: %s", PQerrorMessage(conn));
@@ -60,7 +62,13 @@ retry_project(PGconn *conn, const struct choice *c, const char *project, long ma
 			return -1;
 		}
 		chosen = atol(PQgetvalue(res, 0, 0));
-		n = atol(PQgetvalue(res, 0, 1));
+		for (i = n = 0; i < PQntuples(res); i++) {
+			if (PQgetisnull(res, (int)i, 1))
+				continue;
+			n++;
+			*told = mc_forget_run(mc, project, PQgetvalue(res, (int)i, 1)) &&
+			        *told;
+		}
 		total += n;
 		PQclear(res);
 	} while (n > 0 && n == chosen);
@@ -78,6 +86,8 @@ retry_all(PGconn *conn, const struct cfg *cfg, const struct choice *c)
 {
 	const char *params[4] = {c->status, c->analysis, c->since, c->tenant};
 	long total = 0, left_all = 0, n, left, max;
+	struct mc *mc = mc_new(cfg_str(cfg, API_MEMCACHED_SERVERS), 1000);
+	bool told = true;
 	PGresult *res;
 	int i, status = 0;
 
@@ -91,11 +101,13 @@ retry_all(PGconn *conn, const struct cfg *cfg, const struct choice *c)
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
 		fprintf(stderr, "assayctl: runs retry: %s", PQerrorMessage(conn));
 		PQclear(res);
+		mc_free(mc);
 		return 1;
 	}
 	for (i = 0; i < PQntuples(res) && status == 0; i++) {
 		max = tier_limit(cfg, tier_index(PQgetvalue(res, i, 2)), TF_MAX_QUEUED);
-		if ((n = retry_project(conn, c, PQgetvalue(res, i, 0), max, &left)) < 0) {
+		if ((n = retry_project(conn, mc, c, PQgetvalue(res, i, 0), max, &left,
+		                       &told)) < 0) {
 			status = 1;
 			break;
 		}
@@ -108,8 +120,16 @@ retry_all(PGconn *conn, const struct cfg *cfg, const struct choice *c)
 		left_all += left;
 	}
 	PQclear(res);
+	mc_free(mc);
 	if (status == 0)
 		printf("total: %ld run(s) retried, %ld left dead\n", total, left_all);
+	if (!told)
+		fprintf(
+		    stderr,
+		    "assayctl: memcached (%s) could not be told of the runs retried: the "
+		    "API may show them as they were until they start, or for up to "
+		    "[cache] ttl_long\n",
+		    cfg_str(cfg, API_MEMCACHED_SERVERS));
 	return status;
 }
 

@@ -18,7 +18,8 @@ eventually "the run fails its one attempt" 300 finished "$run"
 api GET "/api/v1/runs/$run"
 check "failed" "$(json .run.status) $(json .run.attempts)/$(json .run.max_attempts)" "failed 1/1"
 check_match "with why" "$(json .run.error_message)" "404"
-api GET "/api/v1/runs/$run" # now cached, as a finished run is
+# now cached, as a finished run is (read often: most API workers read it)
+for i in $(seq 1 12); do api GET "/api/v1/runs/$run"; done
 printf 'ready\n' >"$tmp/flag"
 api PUT "/api/v1/files/$flag" --data-binary "@$tmp/flag" -H 'Content-Type: text/plain'
 api POST "/api/v1/runs/$run/retry" -d ''
@@ -26,6 +27,10 @@ check "retry: 202" "$status" 202
 check "retry: pending again, a new set of attempts" \
   "$(json '"\(.run.status) \(.run.attempts)/\(.run.max_attempts) \(.run.error_message) \(.run.finished_at)"')" \
   "pending 1/2 null null"
+seen=
+for i in $(seq 1 12); do api GET "/api/v1/runs/$run"; seen="$seen $(json .run.max_attempts)"; done
+check "no API worker shows the run as it was before the retry" "$seen" \
+  "$(printf ' 2%.0s' $(seq 1 12))"
 eventually "the retried run completes" 300 finished "$run"
 api GET "/api/v1/runs/$run"
 check "completed after the retry" "$(json '"\(.run.status) \(.run.attempts) \(.run.result)"')" "completed 2 ready"
@@ -105,6 +110,8 @@ for i in $(seq 1 12); do
   sql "UPDATE analysis_jobs SET status = 'failed', attempts = 1, finished_at = now(), error_message = 'no' WHERE id = '$(json .run.id)'" >/dev/null
 done
 api POST /api/v1/runs "{\"name\":\"waiting\",\"analysis_id\":\"$never\",\"start\":false}"
+b1=$(sql "SELECT j.id FROM analysis_jobs j JOIN tenants t ON t.id = j.tenant_id WHERE t.name = '$name' AND j.name = 'b1'")
+for i in $(seq 1 12); do api GET "/api/v1/runs/$b1"; done # cached, failed
 out=$(assayctl runs retry --config "$conf" --status failed --tenant "$name" --since 1h --batch 3)
 check "assayctl runs retry: exit 0" "$?" 0
 check "assayctl runs retry: what it did" "$out" "$name/default: 9 run(s) retried, 3 left dead: its queue is full (pro_max_queued 10)
@@ -113,6 +120,10 @@ check "the queue is full, not over" \
   "$(sql "SELECT count(*) FROM analysis_jobs j JOIN tenants t ON t.id = j.tenant_id WHERE t.name = '$name' AND j.status IN ('created', 'pending')")" 10
 check "each retried run has its event" \
   "$(sql "SELECT count(*) FROM job_events e JOIN analysis_jobs j ON j.id = e.job_id JOIN tenants t ON t.id = j.tenant_id WHERE t.name = '$name' AND e.type = 'retried' AND e.data->>'by' = 'assayctl'")" 9
+seen=
+for i in $(seq 1 12); do api GET "/api/v1/runs/$b1"; seen="$seen $(json .run.max_attempts)"; done
+check "the API forgot what it had cached of a run assayctl retried" "$seen" \
+  "$(printf ' 2%.0s' $(seq 1 12))"
 check "assayctl retried them oldest first" \
   "$(sql "SELECT string_agg(j.name, ',' ORDER BY j.name) FROM analysis_jobs j JOIN tenants t ON t.id = j.tenant_id WHERE t.name = '$name' AND j.status = 'failed'")" "b10,b11,b12"
 out=$(assayctl runs retry --config "$conf" --status failed --analysis "$never" --tenant "$name")
