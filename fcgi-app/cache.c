@@ -10,12 +10,15 @@
  * and reads store with add, which a tombstone refuses: a read that
  * fetched the old row before the write committed cannot put it back.
  *
- * Final values (a finished run, its result) change only when the run is
- * retried, which forgets them: they are kept for ttl_long, runs in
- * progress for ttl_short. Never in a worker's own memory past a second:
- * a retry made through another worker, another host or assayctl could
- * not reach it. While memcached is unreachable each worker keeps what it
- * read in a small LRU of its own for that second.
+ * Final values (a completed run, its result) never change again: they
+ * are kept for ttl_long, and each worker also keeps those it has read in
+ * a small LRU of its own, so that a repeated read costs no round trip at
+ * all. Everything else for ttl_short: runs in progress, and failed or
+ * canceled runs, which a retry (through any worker, any host, assayctl)
+ * revives and forgets, which no worker's own memory would hear of. While
+ * memcached is unreachable the LRU stands in for it; other workers and
+ * the executor cannot tell it about their writes, so those entries live
+ * one second.
  */
 #include "config.h"
 
@@ -142,8 +145,10 @@ cache_query(struct req *r, const char *name, enum ttl_class ttl, const char *sql
 	case MC_OK:
 		if (len > 0) {
 			stat_add(&shm->cache_hits);
-			if (**text == FINAL_MARK)
+			if (**text == FINAL_MARK) { /* final: keep it here too */
 				memmove(*text, *text + 1, len);
+				local_put(key, *text, (uint64_t)final_s * 1000000u);
+			}
 			return CACHE_FOUND;
 		}
 		free(*text); /* a tombstone: just written, read the database */
@@ -165,6 +170,8 @@ cache_query(struct req *r, const char *name, enum ttl_class ttl, const char *sql
 	*text = xstrdup(PQgetvalue(res, 0, 0));
 	final = PQnfields(res) > 1 && strcmp(PQgetvalue(res, 0, 1), "t") == 0;
 	PQclear(res);
+	if (final)
+		local_put(key, *text, (uint64_t)final_s * 1000000u);
 	if (tombstone)
 		return CACHE_FOUND;
 	if (final) {

@@ -303,9 +303,7 @@ enum {
 	QF__MAX
 };
 extern const struct vfield list_query[QF__MAX];
-/* A run's statuses, the finished ones (it never changes again) from
- * RUN_FINAL_FIRST on; NULL-terminated. */
-#define RUN_FINAL_FIRST 3
+/* A run's statuses; NULL-terminated. */
 extern const char *const run_statuses[];
 /* body.c: the request body as a JSON object, or NULL after answering 4xx.
  * body_take, for the dispatcher: the body of a route with fields, checked

@@ -337,18 +337,15 @@ runs_path_params(struct req *r, char days[16], const char *params[3])
 	return false;
 }
 
-/* Is the run (its JSON) finished, so that it never changes again? */
+/* Can the run (its JSON) never change again? Completed: a failed or
+ * canceled run may still be retried. */
 static bool
 run_final(const char *run_json)
 {
 	struct json_object *o = json_tokener_parse(run_json), *st;
-	bool final = false;
-	size_t i;
+	bool final = o != NULL && json_object_object_get_ex(o, "status", &st) &&
+	             strcmp(json_object_get_string(st), "completed") == 0;
 
-	if (o != NULL && json_object_object_get_ex(o, "status", &st))
-		for (i = RUN_FINAL_FIRST; run_statuses[i] != NULL; i++)
-			final = final ||
-			        strcmp(json_object_get_string(st), run_statuses[i]) == 0;
 	json_object_put(o);
 	return final;
 }
@@ -361,13 +358,13 @@ runs_get(struct req *r)
 
 	if (!runs_path_params(r, days, params))
 		return;
-	/* Runs in progress briefly (the executor forgets them when it changes
-	 * them), finished runs for long: they never change again. */
+	/* Runs that may change briefly (the executor forgets them when it
+	 * changes them, a retry when it revives them), completed runs for long:
+	 * they never change again. */
 	mc_run_name(name, MC_RUN, params[0]);
 	cache_answer(
 	    r, name, TTL_SHORT, "run", runs_not_found, run_final,
-	    "SELECT assay_run_json(j), j.status IN ('completed', 'failed', "
-	    "'canceled')"
+	    "SELECT assay_run_json(j), j.status = 'completed'"
 	    " FROM analysis_jobs j WHERE j.id = $1 AND j.project_id = $2" WITHIN_HISTORY(
 	        "j.created_at", "$3"),
 	    3, params);
@@ -508,7 +505,7 @@ runs_result(struct req *r)
 	    "  'status', status, 'error_message', error_message, 'finished_at',"
 	    "  assay_ts(finished_at), 'result_size', result_size, 'result_sha256',"
 	    "  result_sha256, 'attempt', attempts)) END"
-	    " ELSE to_jsonb(status) END, status IN ('completed', 'failed', 'canceled')"
+	    " ELSE to_jsonb(status) END, status = 'completed'"
 	    " FROM analysis_jobs WHERE id = $1 AND project_id = $2" WITHIN_HISTORY(
 	        "created_at", "$3"),
 	    3, params, &text)) {

@@ -132,9 +132,11 @@ wait_refuse(struct conn *c, int status, const char *code, const char *headers,
 	conn_answer(c, status, code, headers, detail);
 }
 
-/* Answer c with the run (its JSON as assay_run_json renders it). */
+/* Answer c with the run (its JSON as assay_run_json renders it): final
+ * when it has ended, kept when it can never change again (completed: a
+ * failed or canceled run may be retried), which the client may keep. */
 static void
-wait_answer(struct conn *c, const char *run_json, bool final)
+wait_answer(struct conn *c, const char *run_json, bool final, bool kept)
 {
 	char *members = xasprintf("\"run\":%s", run_json), *body, *head, etag[35],
 	     log[400];
@@ -152,7 +154,7 @@ wait_answer(struct conn *c, const char *run_json, bool final)
 	              "Content-Length: %zu\r\nX-Request-ID: %s\r\nCache-Control: %s\r\n"
 	              "%sETag: %s\r\n\r\n",
 	              status, match ? "Not Modified" : "OK", strlen(body), c->request_id,
-	              final ? "private, max-age=86400" : "no-store", conn_cors(c), etag);
+	              kept ? "private, max-age=86400" : "no-store", conn_cors(c), etag);
 	conn_write(c, head, strlen(head));
 	if (!c->head && !match)
 		conn_write(c, body, strlen(body));
@@ -193,7 +195,8 @@ wait_checked(struct query *q, PGresult *res)
 	}
 	if (topic_terminal(PQgetvalue(res, 0, 3)) || util_now_us() >= c->due_us) {
 		wait_answer(c, PQgetvalue(res, 0, 4),
-		            topic_terminal(PQgetvalue(res, 0, 3)));
+		            topic_terminal(PQgetvalue(res, 0, 3)),
+		            strcmp(PQgetvalue(res, 0, 3), "completed") == 0);
 		return;
 	}
 	c->state = C_WAIT;
@@ -218,7 +221,8 @@ wait_result(struct conn *c, PGresult *res, int row)
 	}
 	final = topic_terminal(PQgetvalue(res, row, 2));
 	if (final || due)
-		wait_answer(c, PQgetvalue(res, row, 1), final);
+		wait_answer(c, PQgetvalue(res, row, 1), final,
+		            strcmp(PQgetvalue(res, row, 2), "completed") == 0);
 }
 
 int

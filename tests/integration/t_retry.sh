@@ -18,6 +18,8 @@ eventually "the run fails its one attempt" 300 finished "$run"
 api GET "/api/v1/runs/$run"
 check "failed" "$(json .run.status) $(json .run.attempts)/$(json .run.max_attempts)" "failed 1/1"
 check_match "with why" "$(json .run.error_message)" "404"
+check "a failed run may be retried: clients are not told to keep it" \
+  "$(header Cache-Control | grep -c max-age)" 0
 # now cached, as a finished run is (read often: most API workers read it)
 for i in $(seq 1 12); do api GET "/api/v1/runs/$run"; done
 printf 'ready\n' >"$tmp/flag"
