@@ -170,19 +170,17 @@ cache_query(struct req *r, const char *name, enum ttl_class ttl, const char *sql
 	*text = xstrdup(PQgetvalue(res, 0, 0));
 	final = PQnfields(res) > 1 && strcmp(PQgetvalue(res, 0, 1), "t") == 0;
 	PQclear(res);
-	if (final)
-		local_put(key, *text, (uint64_t)final_s * 1000000u);
-	if (tombstone)
-		return CACHE_FOUND;
 	if (final) {
-		stored = xasprintf("%c%s", FINAL_MARK, *text);
-		rc = mc_add(r->app->mc, key, stored, strlen(stored), final_s);
-		free(stored);
-	} else {
-		rc = mc_add(r->app->mc, key, *text, strlen(*text), ttl_s);
-	}
-	if (rc == MC_DOWN)
+		local_put(key, *text, (uint64_t)final_s * 1000000u);
+		if (!tombstone) {
+			stored = xasprintf("%c%s", FINAL_MARK, *text);
+			mc_add(r->app->mc, key, stored, strlen(stored), final_s);
+			free(stored);
+		}
+	} else if (!tombstone &&
+	           mc_add(r->app->mc, key, *text, strlen(*text), ttl_s) == MC_DOWN) {
 		local_put(key, *text, LOCAL_TTL_US);
+	}
 	return CACHE_FOUND;
 }
 
