@@ -127,8 +127,8 @@ retry_all(PGconn *conn, const struct cfg *cfg, const struct choice *c)
 		fprintf(
 		    stderr,
 		    "assayctl: memcached (%s) could not be told of the runs retried: the "
-		    "API may show them as they were until they start, or for up to "
-		    "[cache] ttl_long\n",
+		    "API may show them as they were for up to [cache] ttl_short "
+		    "(or until they start)\n",
 		    cfg_str(cfg, API_MEMCACHED_SERVERS));
 	return status;
 }
